@@ -1,0 +1,155 @@
+/*
+ * profile.h - memsnap's in-memory profile, and reading/writing it as a pprof file.
+ *
+ * The model mirrors google/pprof's Profile message but is index-based and flat, so that a
+ * profile of a million samples costs a handful of allocations: every reference is an index
+ * into another array (pprof's ids are index + 1 on the wire), strings live once in a string
+ * table whose entry 0 is "", and per-sample arrays are slices of shared flat arrays.
+ *
+ * Contract of profile_read*(): the returned profile is fully validated. Every string index,
+ * function index, line slice, location index and sample slice is in range, the value matrix
+ * has n_samples * n_sample_types entries, and sizes are bounded (PROFILE_MAX_*). Consumers
+ * (render/, stats) may index without checking. Anything else is a one-sentence error.
+ *
+ * Contract of profile_write(): the file appears complete or not at all (written to a
+ * temporary name in the same directory, fsync'd, renamed); a full disk is an error that
+ * leaves any existing file untouched.
+ *
+ * memsnap's own data (struct profile_meta, the timeline) is written in Profile field numbers
+ * that pprof readers skip as unknown (see proto/profile.proto), so `go tool pprof`,
+ * speedscope and Pyroscope read our files, and we read theirs (meta then stays zero).
+ */
+#ifndef MEMSNAP_PROFILE_H
+#define MEMSNAP_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Upper bounds a reader accepts; past them the file is refused, not truncated. */
+#define PROFILE_MAX_FILE_BYTES (1ull << 31) /* decompressed */
+#define PROFILE_MAX_STACK_DEPTH 8192
+
+struct profile_value_type {
+    uint32_t type; /* string index, e.g. "inuse_space" */
+    uint32_t unit; /* string index, e.g. "bytes" */
+};
+
+struct profile_function {
+    uint32_t name;     /* string index: co_qualname (3.11+) else co_name */
+    uint32_t filename; /* string index */
+    int64_t start_line;
+};
+
+struct profile_line {
+    uint32_t function; /* index into functions */
+    int64_t line;
+};
+
+/* A location is a slice of lines; with several lines the LAST one is the caller (pprof). */
+struct profile_location {
+    uint32_t first_line; /* index into lines */
+    uint32_t n_lines;
+    uint64_t address;
+};
+
+/* A sample: a stack (slice of stack_locs, leaf first) and n_sample_types values. */
+struct profile_sample {
+    uint32_t first_loc; /* index into stack_locs */
+    uint32_t n_locs;
+    uint32_t thread;     /* string index of the "thread" label, 0 when none */
+    int64_t block_bytes; /* numeric label "bytes" (average block size), 0 when none */
+};
+
+/* One point of the memory-over-time chart. */
+struct profile_point {
+    int64_t t_ns; /* since the start of recording */
+    int64_t rss;  /* bytes, from /proc/PID/status VmRSS */
+    int64_t heap; /* bytes live in the Python allocators (exact, or the unbiased estimate) */
+};
+
+/* memsnap's metadata; all zero for profiles written by other tools. */
+struct profile_meta {
+    int64_t pid;
+    uint32_t command;        /* string index: the target's command line, spaces between args */
+    uint32_t python_version; /* string index, e.g. "3.11.2" */
+    uint32_t mode;           /* string index: "attach" or "run" */
+    int64_t start_unix_ns;
+    int64_t duration_ns;
+    int64_t rate;            /* mean sampling interval in bytes; 1 = every allocation */
+    int64_t dropped_events;
+    int64_t dropped_bytes;
+    int64_t peak_rss;        /* bytes (VmHWM for run, max sampled VmRSS for attach) */
+    int64_t peak_heap;       /* bytes */
+    int64_t peak_time_ns;    /* since start */
+    int64_t total_alloc_bytes;  /* every allocation seen by the hook, sampled or not */
+    int64_t total_alloc_count;
+    uint32_t native_thread_names; /* reserved, 0 */
+};
+
+struct profile {
+    char **strings; /* strings[0] == "" */
+    size_t n_strings;
+
+    struct profile_value_type *sample_types;
+    size_t n_sample_types;
+    size_t default_sample_type; /* index into sample_types */
+    struct profile_value_type period_type;
+    int64_t period;
+    int64_t time_nanos;
+    int64_t duration_nanos;
+
+    struct profile_function *functions;
+    size_t n_functions;
+    struct profile_line *lines;
+    size_t n_lines;
+    struct profile_location *locations;
+    size_t n_locations;
+    uint32_t *stack_locs; /* flat: each sample's locations, leaf first */
+    size_t n_stack_locs;
+    struct profile_sample *samples;
+    size_t n_samples;
+    int64_t *values; /* n_samples * n_sample_types, row-major */
+
+    struct profile_meta meta;
+    struct profile_point *timeline;
+    size_t n_timeline;
+
+    struct profile_intern *intern; /* builder's dedup tables; NULL on profiles that were read */
+};
+
+/* --- building (the collector) --- */
+
+/* An empty profile with strings[0] == "" and the builder's dedup tables. NULL on ENOMEM. */
+struct profile *profile_new(void);
+
+/* Each returns the index of an existing equal entry or of the one appended.
+ * On allocation failure they return UINT32_MAX and the profile stays consistent. */
+uint32_t profile_intern(struct profile *p, const char *s);
+uint32_t profile_add_sample_type(struct profile *p, const char *type, const char *unit);
+uint32_t profile_add_function(struct profile *p, const char *name, const char *filename,
+                              int64_t start_line);
+uint32_t profile_add_location(struct profile *p, const struct profile_line *lines,
+                              uint32_t n_lines);
+
+/* Appends a sample; values has n_sample_types entries. Returns 0, or -1 on ENOMEM. */
+int profile_add_sample(struct profile *p, const uint32_t *locs, uint32_t n_locs,
+                       const int64_t *values, uint32_t thread, int64_t block_bytes);
+int profile_add_point(struct profile *p, int64_t t_ns, int64_t rss, int64_t heap);
+
+/* --- files --- */
+
+/* Writes gzip-compressed pprof when gzip != 0, else raw protobuf. Atomic (see above). */
+int profile_write(const struct profile *p, const char *path, int gzip, ms_error *err);
+
+/* Reads gzip or raw pprof from a file ("-" = stdin) or from memory; validates everything. */
+int profile_read(const char *path, struct profile **out, ms_error *err);
+int profile_read_mem(const uint8_t *buf, size_t len, struct profile **out, ms_error *err);
+
+/* Index of the sample type named `type`, or -1. */
+int profile_find_sample_type(const struct profile *p, const char *type);
+
+void profile_free(struct profile *p);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * commands.h - one entry point per subcommand, git-style (sampler/cmd_*.c, render/cmd_*.c).
+ *
+ * Each receives argv with argv[0] == the subcommand name, parses its own options, and returns
+ * the process exit status: 0 ok, 1 the operation failed (after printing one sentence to
+ * stderr), 2 usage error. main.c only dispatches.
+ */
+#ifndef MEMSNAP_COMMANDS_H
+#define MEMSNAP_COMMANDS_H
+
+#define MS_EXIT_OK 0
+#define MS_EXIT_FAIL 1
+#define MS_EXIT_USAGE 2
+
+int cmd_attach(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+/* Prints "memsnap: <msg>\n" to stderr: the single place errors reach the user. */
+void ms_report(const char *msg);
+
+#endif

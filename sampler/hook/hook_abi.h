@@ -1,0 +1,162 @@
+/*
+ * hook_abi.h - the contract between memsnap and libmemsnap_hook.so inside the target.
+ *
+ * Included by both sides; plain fixed-width types only, little-endian x86_64.
+ *
+ * Life of a session:
+ *   1. memsnap writes a struct mshook_config into the target's memory and calls
+ *      memsnap_hook_start(cfg) in a hijacked thread (see sampler/inject.c). The function
+ *      copies the config, creates the shared region in a memfd, starts the hook's control
+ *      thread and returns the memfd's descriptor number (>= 0) or a negative errno
+ *      (-EBUSY: another session is live). It never takes the GIL and never blocks.
+ *   2. memsnap opens /proc/PID/fd/N, maps the region, checks magic/abi/sizes, and sets
+ *      `mapped`; the control thread then closes its descriptor (so the target keeps no fd).
+ *   3. The control thread takes the GIL (PyGILState_Ensure), wraps the allocator domains
+ *      named in config.domains with PyMem_SetAllocator, and sets state = RECORDING.
+ *   4. Allocations go through the wrappers; sampled ones append records to the ring.
+ *      memsnap keeps heartbeat_ns fresh (CLOCK_MONOTONIC) and drains the ring.
+ *   5. memsnap sets stop_request, or its heartbeat goes stale for heartbeat_timeout_ms
+ *      (memsnap died): the control thread takes the GIL, restores the original allocators if
+ *      ours are still on top (else leaves ours as pass-through), sets state = STOPPED after the
+ *      last record is published, and releases its memory. The library stays loaded; a later
+ *      session calls memsnap_hook_start again.
+ *
+ * Trust: the target may be hostile while memsnap runs as root. memsnap treats every byte of
+ * the region as untrusted (ring positions, record lengths and types, frame counts): see
+ * sampler/ring_reader.c. The hook trusts its config (memsnap is the one attaching).
+ *
+ * The ring: ring_bytes (a power of two) of records after header_bytes. The hook is the only
+ * producer (a try-lock inside the hook serialises producers; a contended event is dropped and
+ * counted, never waited for). ring_head and ring_tail are monotonic byte counts; the
+ * producer publishes ring_head with release order after writing a record, the consumer
+ * publishes ring_tail after reading. A record never wraps: when it does not fit before the
+ * end of the ring, the producer writes an MSHOOK_REC_PAD record covering the rest and starts
+ * at offset 0. When the free space is too small the event is dropped and counted.
+ */
+#ifndef MEMSNAP_HOOK_ABI_H
+#define MEMSNAP_HOOK_ABI_H
+
+#include <stdint.h>
+
+#define MSHOOK_MAGIC 0x4b4f4f48504e534dull /* "MSNPHOOK" */
+#define MSHOOK_ABI 1
+#define MSHOOK_START_SYMBOL "memsnap_hook_start"
+#define MSHOOK_MEMFD_NAME "memsnap-ring"
+#define MSHOOK_LIB_MEMFD_NAME "libmemsnap_hook.so"
+#define MSHOOK_MAX_FRAMES 128
+#define MSHOOK_DEFAULT_RING_BYTES (4u << 20)
+
+/* config.domains */
+#define MSHOOK_DOMAIN_MEM 1u
+#define MSHOOK_DOMAIN_OBJ 2u
+
+/* shared.state */
+enum mshook_state {
+    MSHOOK_STATE_STARTING = 1, /* region exists, allocators not wrapped yet */
+    MSHOOK_STATE_RECORDING = 2,
+    MSHOOK_STATE_STOPPING = 3,
+    MSHOOK_STATE_STOPPED = 4, /* final: no more records; the region may be unmapped */
+    MSHOOK_STATE_FAILED = 5,  /* final: see shared.error */
+};
+
+/* Written by memsnap into the target; read once by memsnap_hook_start. */
+struct mshook_config {
+    uint64_t magic;
+    uint32_t abi;
+    uint32_t size; /* sizeof(struct mshook_config) */
+    uint64_t rate; /* mean bytes between samples (Poisson); 1 = every allocation */
+    uint64_t ring_bytes; /* power of two, >= 64 KiB */
+    uint32_t domains;    /* MSHOOK_DOMAIN_* */
+    uint32_t heartbeat_timeout_ms;
+    uint32_t py_version_hex;
+    uint32_t max_frames; /* <= MSHOOK_MAX_FRAMES */
+    uint64_t seed;       /* for the sampling PRNG */
+
+    /* In-process stack capture for this version (from struct py_offsets). */
+    uint32_t frame_model; /* enum py_frame_model */
+    uint32_t lasti_model; /* enum py_lasti_model: int32 field (1, 2) or pointer (3, 4) */
+    int32_t tstate_frame; /* tstate.frame | tstate.cframe | tstate.current_frame */
+    int32_t cframe_current_frame; /* PY_FRAME_CFRAME only */
+    int32_t frame_back;   /* f_back | previous */
+    int32_t frame_code;   /* f_code | f_executable */
+    int32_t frame_lasti;  /* f_lasti | prev_instr | instr_ptr */
+    int32_t frame_owner;  /* -1 when the version has no owner field */
+    int32_t owner_cstack; /* owner value of shim frames to skip, -1 for none */
+    int32_t object_type;  /* ob_type, to check f_executable is a code object */
+};
+
+/* At offset 0 of the shared region. */
+struct mshook_shared {
+    uint64_t magic;
+    uint32_t abi;
+    uint32_t header_bytes; /* the ring starts here; a multiple of 4096 */
+    uint64_t ring_bytes;
+    int32_t hook_pid; /* getpid() in the target when the session started */
+    uint32_t _pad0;
+    struct mshook_config config;
+
+    uint32_t state;        /* enum mshook_state; hook writes (release) */
+    uint32_t stop_request; /* memsnap writes 1 */
+    uint32_t mapped;       /* memsnap writes 1 once it has mapped the region */
+    uint32_t _pad1;
+    uint64_t heartbeat_ns; /* memsnap writes CLOCK_MONOTONIC at least every 250 ms */
+    uint64_t start_ns;     /* hook: CLOCK_MONOTONIC when recording began */
+    uint64_t stop_ns;      /* hook: CLOCK_MONOTONIC when recording ended */
+
+    /* Counters, written by the hook (relaxed). */
+    uint64_t alloc_count; /* every allocation through the wrappers, sampled or not */
+    uint64_t alloc_bytes;
+    uint64_t free_count;
+    uint64_t sampled_allocs;
+    uint64_t sampled_frees;
+    uint64_t live_sampled_bytes; /* bytes of sampled blocks still live (exact heap at rate 1) */
+    uint64_t dropped_events;     /* ring full, producer contention, or live table full */
+    uint64_t dropped_bytes;      /* size of dropped sampled allocations */
+    uint64_t truncated_stacks;   /* stacks cut at max_frames */
+
+    uint64_t ring_head; /* bytes ever written; hook publishes with release */
+    uint64_t ring_tail; /* bytes ever consumed; memsnap publishes with release */
+
+    char error[256]; /* NUL-terminated sentence when state == FAILED */
+};
+
+/* Records. Every record starts with this header; len is the whole record in bytes,
+ * a multiple of 8, at least sizeof(struct mshook_rec). */
+struct mshook_rec {
+    uint32_t type; /* enum mshook_rec_type */
+    uint32_t len;
+};
+
+enum mshook_rec_type {
+    MSHOOK_REC_PAD = 1,   /* skip to the end of the ring */
+    MSHOOK_REC_ALLOC = 2, /* struct mshook_alloc + nframes struct mshook_frame */
+    MSHOOK_REC_FREE = 3,  /* struct mshook_free: a sampled block was freed */
+};
+
+struct mshook_frame {
+    uint64_t code;  /* PyCodeObject address in the target */
+    uint64_t lasti; /* raw field: f_lasti (int, sign-extended) or instruction pointer */
+};
+
+struct mshook_alloc {
+    struct mshook_rec hdr;
+    uint64_t addr;
+    uint64_t size;   /* requested size */
+    uint64_t tstate; /* PyThreadState * of the allocating thread (thread label) */
+    uint32_t nframes; /* frames that follow, innermost first */
+    uint32_t flags;   /* MSHOOK_ALLOC_* */
+    /* struct mshook_frame frames[nframes]; */
+};
+
+#define MSHOOK_ALLOC_TRUNCATED 1u /* the stack had more than max_frames frames */
+#define MSHOOK_ALLOC_REALLOC 2u   /* the block came from realloc */
+
+struct mshook_free {
+    struct mshook_rec hdr;
+    uint64_t addr;
+};
+
+/* The start function's signature. */
+typedef int (*mshook_start_fn)(const struct mshook_config *cfg);
+
+#endif
