@@ -103,20 +103,20 @@ integration: deps $(BUILD)/memsnap $(INTEG_BIN)
 # browser test of the SVG and a short fuzzing pass over the profile reader.
 test: deps $(BUILD)/memsnap $(UNIT_BIN) $(INTEG_BIN)
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) bash scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
-	@bash scripts/test-extra.sh $(abspath $(BUILD)/memsnap)
+	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) bash scripts/run-parts.sh test-extra $(abspath $(BUILD)/memsnap)
 
 asan: deps
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined" test
 
 fuzz: deps
-	@bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) bash scripts/run-parts.sh fuzz
 
 stress: deps $(BUILD)/memsnap
-	@MEMSNAP=$(abspath $(BUILD)/memsnap) bash scripts/stress.sh
+	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) bash scripts/run-parts.sh stress $(abspath $(BUILD)/memsnap)
 
 bench: deps $(BUILD)/memsnap
-	@MEMSNAP=$(abspath $(BUILD)/memsnap) bash scripts/bench.sh
+	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) bash scripts/run-parts.sh bench $(abspath $(BUILD)/memsnap)
 
 demo: deps $(BUILD)/memsnap
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) bash scripts/demo.sh
