@@ -50,6 +50,11 @@
 #define MSHOOK_DOMAIN_MEM 1u
 #define MSHOOK_DOMAIN_OBJ 2u
 
+/* config.flags */
+#define MSHOOK_F_SYNC_INSTALL 1u /* the caller of memsnap_hook_start holds the GIL (memsnap run
+                                  * stops the main thread at Py_RunMain): wrap the allocators
+                                  * before returning instead of from the control thread */
+
 /* shared.state */
 enum mshook_state {
     MSHOOK_STATE_STARTING = 1, /* region exists, allocators not wrapped yet */
@@ -71,6 +76,8 @@ struct mshook_config {
     uint32_t py_version_hex;
     uint32_t max_frames; /* <= MSHOOK_MAX_FRAMES */
     uint64_t seed;       /* for the sampling PRNG */
+    int32_t memsnap_pid; /* the attaching memsnap, named in -EBUSY diagnostics */
+    uint32_t flags;      /* MSHOOK_F_* */
 
     /* In-process stack capture for this version (from struct py_offsets). */
     uint32_t frame_model; /* enum py_frame_model */
@@ -92,7 +99,7 @@ struct mshook_shared {
     uint32_t header_bytes; /* the ring starts here; a multiple of 4096 */
     uint64_t ring_bytes;
     int32_t hook_pid; /* getpid() in the target when the session started */
-    uint32_t _pad0;
+    int32_t memsnap_pid;
     struct mshook_config config;
 
     uint32_t state;        /* enum mshook_state; hook writes (release) */
