@@ -1,0 +1,47 @@
+/*
+ * remote.h - reading and writing another process's memory.
+ *
+ * Reads use process_vm_readv (no ptrace stop needed, many ranges per syscall), falling back
+ * to /proc/PID/mem when that syscall is not permitted (seccomp profiles of containers often
+ * deny it). Writes go through /proc/PID/mem, which the kernel lets a ptrace-capable writer
+ * apply even to read-only text pages (the injector patches code this way).
+ *
+ * A read or write is all or nothing: a partial transfer is an error naming the first address
+ * that could not be read. On failure errno is left at one of:
+ *   ESRCH  the process no longer exists (exited, or a zombie without memory),
+ *   EFAULT the address (or part of the range) is not mapped in the target,
+ *   EPERM  the kernel refused access (ptrace permission), the message says how to allow it,
+ *   other  unexpected errors, with strerror in the message.
+ * so callers that walk volatile structures can tell "torn pointer" from "process gone".
+ */
+#ifndef MEMSNAP_REMOTE_H
+#define MEMSNAP_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct remote_iov {
+    uint64_t addr; /* address in the target */
+    void *buf;     /* local destination of len bytes */
+    size_t len;
+};
+
+/* Reads len bytes at addr of pid into buf. 0, or -1 with err and errno (see above). */
+int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len, ms_error *err);
+
+/* Reads n ranges with as few syscalls as possible (IOV_MAX ranges per call). Every range must
+ * be read completely; the error names the first that was not. Ranges of length 0 are
+ * allowed. 0, or -1 with err and errno. */
+int remote_readv(pid_t pid, const struct remote_iov *iov, int n, ms_error *err);
+
+/* Writes len bytes from buf to addr of pid through /proc/PID/mem (works on read-only
+ * mappings). The caller normally has the process stopped under ptrace. 0, or -1. */
+int remote_write(pid_t pid, uint64_t addr, const void *buf, size_t len, ms_error *err);
+
+/* The sentence memsnap uses to explain how to allow ptrace access to pid (for EPERM). */
+const char *remote_permission_hint(void);
+
+#endif
