@@ -124,4 +124,33 @@ const struct py_offsets *py_offsets_find(int major, int minor);
 extern const struct py_offsets py_offsets_table[];
 extern const int py_offsets_count;
 
+/* 3.13+: the interpreter describes its own layout in a _Py_DebugOffsets struct at
+ * _PyRuntime + runtime_debug_offsets. These describe where things sit inside that struct (as
+ * compiled from the 3.13 headers) so the reader can validate a live process before trusting
+ * the 3.13 row: cookie must equal `cookie`, the uint64 at version_pos must be a 3.13
+ * PY_VERSION_HEX, free_threaded must be 0. */
+struct py_debug_layout {
+    int32_t size;       /* sizeof(_Py_DebugOffsets): read this many bytes */
+    const char *cookie; /* "xdebugpy" */
+    int32_t cookie_pos; /* byte position of char cookie[cookie_size] */
+    int32_t cookie_size;
+    int32_t version_pos;       /* uint64 PY_VERSION_HEX */
+    int32_t free_threaded_pos; /* uint64, 0 on GIL builds */
+};
+
+/* One field our table and _Py_DebugOffsets both state: the uint64 at byte debug_pos of
+ * _Py_DebugOffsets must equal the int32_t at byte `field` of struct py_offsets (use
+ * memcpy from (const char *)row + field). `name` is the _Py_DebugOffsets path, e.g.
+ * "thread_state.current_frame". The generator verified each pairing against the header's
+ * own initializer. */
+struct py_debug_check {
+    const char *name;
+    int32_t debug_pos;
+    uint32_t field;
+};
+
+extern const struct py_debug_layout py_debug_layout_313;
+extern const struct py_debug_check py_debug_checks_313[];
+extern const int py_debug_checks_313_count;
+
 #endif
