@@ -1,0 +1,328 @@
+/*
+ * collector.c - per-stack totals, the live table and the lazy peak tracker (see collector.h).
+ *
+ * The live table is open addressing with linear probing keyed by block address (0 never
+ * occurs: it marks empty slots and such events are ignored); deletion shifts later entries
+ * back instead of leaving tombstones, so a long recording with heavy churn keeps probe
+ * lengths short.
+ */
+#include "collector.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unbias.h"
+
+struct stack_totals {
+    uint64_t alloc_count, alloc_bytes;
+    uint64_t live_count, live_bytes;
+    /* Peak tracker, valid when peak_gen equals the collector's generation. */
+    uint64_t peak_gen;
+    uint64_t since_alloc_count, since_alloc_bytes; /* allocated after the peak, still live */
+    uint64_t since_freed_count, since_freed_bytes; /* allocated before it, freed after */
+};
+
+struct live_entry {
+    uint64_t addr; /* 0 = empty */
+    uint64_t size;
+    uint64_t seq;
+    uint32_t stack;
+};
+
+struct collector {
+    struct profile *p;
+    struct stacks *stacks;
+    struct collector_options opt;
+
+    struct stack_totals *totals;
+    uint32_t totals_cap;
+
+    struct live_entry *live;
+    uint32_t live_cap; /* power of two */
+    uint32_t live_used;
+
+    uint64_t seq;      /* allocations so far */
+    uint64_t peak_gen; /* bumped at every new peak */
+    struct collector_stats st;
+};
+
+static uint32_t addr_slot(uint64_t addr, uint32_t cap)
+{
+    addr ^= addr >> 29;
+    addr *= 0xbf58476d1ce4e5b9ull;
+    addr ^= addr >> 32;
+    return (uint32_t)addr & (cap - 1);
+}
+
+struct collector *collector_new(struct profile *p, const struct stacks_resolver *r,
+                                const struct collector_options *opt)
+{
+    if (!opt->rate)
+        return NULL;
+    struct collector *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->p = p;
+    c->opt = *opt;
+    c->stacks = stacks_new(p, r);
+    c->live_cap = 4096;
+    c->live = calloc(c->live_cap, sizeof *c->live);
+    if (!c->stacks || !c->live) {
+        collector_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void collector_free(struct collector *c)
+{
+    if (!c)
+        return;
+    stacks_free(c->stacks);
+    free(c->totals);
+    free(c->live);
+    free(c);
+}
+
+void collector_epoch(struct collector *c)
+{
+    stacks_epoch(c->stacks);
+}
+
+void collector_stats(const struct collector *c, struct collector_stats *out)
+{
+    *out = c->st;
+    if (c->opt.rate <= 1)
+        out->heap_estimate = (double)c->st.live_bytes;
+    else if (out->heap_estimate < 0) /* floating drift after many adds and subtracts */
+        out->heap_estimate = 0;
+}
+
+/* The stack's totals, its "since the peak" counters reset if a peak happened since it was
+ * last touched: at that peak nothing had happened since, by definition. */
+static struct stack_totals *totals_touch(struct collector *c, uint32_t stack)
+{
+    struct stack_totals *t = &c->totals[stack];
+    if (t->peak_gen != c->peak_gen) {
+        t->peak_gen = c->peak_gen;
+        t->since_alloc_count = t->since_alloc_bytes = 0;
+        t->since_freed_count = t->since_freed_bytes = 0;
+    }
+    return t;
+}
+
+static int totals_reserve(struct collector *c, uint32_t stack)
+{
+    if (stack < c->totals_cap)
+        return 0;
+    uint32_t cap = c->totals_cap ? c->totals_cap : 256;
+    while (cap <= stack)
+        cap *= 2;
+    struct stack_totals *t = realloc(c->totals, (size_t)cap * sizeof *t);
+    if (!t)
+        return -1;
+    memset(t + c->totals_cap, 0, (size_t)(cap - c->totals_cap) * sizeof *t);
+    c->totals = t;
+    c->totals_cap = cap;
+    return 0;
+}
+
+static int live_grow(struct collector *c)
+{
+    uint32_t cap = c->live_cap * 2;
+    struct live_entry *t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    for (uint32_t i = 0; i < c->live_cap; i++) {
+        if (!c->live[i].addr)
+            continue;
+        uint32_t j = addr_slot(c->live[i].addr, cap);
+        while (t[j].addr)
+            j = (j + 1) & (cap - 1);
+        t[j] = c->live[i];
+    }
+    free(c->live);
+    c->live = t;
+    c->live_cap = cap;
+    return 0;
+}
+
+/* Removes slot i, shifting back the entries of its probe run that could live earlier. */
+static void live_remove_slot(struct collector *c, uint32_t i)
+{
+    uint32_t mask = c->live_cap - 1;
+    uint32_t j = i;
+    for (;;) {
+        c->live[i].addr = 0;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!c->live[j].addr)
+                return;
+            uint32_t home = addr_slot(c->live[j].addr, c->live_cap);
+            /* Entry j may move to i when its home is not cyclically within (i, j]. */
+            if (i <= j ? (home <= i || home > j) : (home <= i && home > j))
+                break;
+        }
+        c->live[i] = c->live[j];
+        i = j;
+    }
+}
+
+static void block_retire(struct collector *c, uint32_t slot)
+{
+    struct live_entry e = c->live[slot];
+    live_remove_slot(c, slot);
+    c->live_used--;
+    struct stack_totals *t = totals_touch(c, e.stack);
+    t->live_count--;
+    t->live_bytes -= e.size;
+    if (c->opt.track_peak) {
+        if (e.seq > c->st.peak_seq) {
+            t->since_alloc_count--;
+            t->since_alloc_bytes -= e.size;
+        } else {
+            t->since_freed_count++;
+            t->since_freed_bytes += e.size;
+        }
+    }
+    c->st.live_blocks--;
+    c->st.live_bytes -= e.size;
+    c->st.heap_estimate -= unbias_block_bytes(e.size, c->opt.rate);
+    c->st.free_events++;
+}
+
+static uint32_t live_find(const struct collector *c, uint64_t addr)
+{
+    uint32_t mask = c->live_cap - 1;
+    for (uint32_t j = addr_slot(addr, c->live_cap); c->live[j].addr; j = (j + 1) & mask)
+        if (c->live[j].addr == addr)
+            return j;
+    return UINT32_MAX;
+}
+
+void collector_release(struct collector *c, uint64_t addr)
+{
+    uint32_t slot = addr ? live_find(c, addr) : UINT32_MAX;
+    if (slot == UINT32_MAX) {
+        c->st.ignored_frees++;
+        return;
+    }
+    block_retire(c, slot);
+}
+
+int collector_alloc(struct collector *c, uint64_t addr, uint64_t size, uint64_t tstate,
+                    const struct mshook_frame *frames, uint32_t nframes, uint32_t flags,
+                    ms_error *err)
+{
+    uint32_t stack;
+    if (stacks_intern(c->stacks, tstate, frames, nframes, flags & MSHOOK_ALLOC_TRUNCATED, &stack,
+                      err) < 0)
+        return -1;
+    if (totals_reserve(c, stack) < 0)
+        return ms_error_errno(err, ENOMEM, "recording an allocation");
+    c->st.alloc_events++;
+    struct stack_totals *t = totals_touch(c, stack);
+    t->alloc_count++;
+    t->alloc_bytes += size;
+
+    if (addr) {
+        uint32_t old = live_find(c, addr);
+        if (old != UINT32_MAX) /* its FREE was dropped: the block is gone */
+            block_retire(c, old);
+    }
+    if (!addr || c->live_used >= COLLECTOR_MAX_LIVE) {
+        c->st.untracked++;
+        return 0;
+    }
+    if ((c->live_used + 1) * 4 > c->live_cap * 3 && live_grow(c) < 0) {
+        c->st.untracked++;
+        return 0;
+    }
+    uint32_t mask = c->live_cap - 1;
+    uint32_t j = addr_slot(addr, c->live_cap);
+    while (c->live[j].addr)
+        j = (j + 1) & mask;
+    c->seq++;
+    c->live[j] = (struct live_entry){addr, size, c->seq, stack};
+    c->live_used++;
+    t = totals_touch(c, stack);
+    t->live_count++;
+    t->live_bytes += size;
+    c->st.live_blocks++;
+    c->st.live_bytes += size;
+    c->st.heap_estimate += unbias_block_bytes(size, c->opt.rate);
+    if (!c->opt.track_peak)
+        return 0;
+    if (c->st.live_bytes > c->st.peak_live_bytes) {
+        /* A new peak: everything live now is the peak set; counters restart lazily. */
+        c->st.peak_live_bytes = c->st.live_bytes;
+        c->st.peak_seq = c->seq;
+        c->peak_gen++;
+    } else {
+        t->since_alloc_count++;
+        t->since_alloc_bytes += size;
+    }
+    return 0;
+}
+
+/* Live-at-peak (raw sampled) of one stack; see collector.h for the identity used. */
+static void totals_at_peak(const struct collector *c, const struct stack_totals *t, uint64_t *count,
+                           uint64_t *bytes)
+{
+    *count = t->live_count;
+    *bytes = t->live_bytes;
+    if (t->peak_gen != c->peak_gen)
+        return;
+    *count = *count - t->since_alloc_count + t->since_freed_count;
+    *bytes = *bytes - t->since_alloc_bytes + t->since_freed_bytes;
+}
+
+int collector_finish(struct collector *c, ms_error *err)
+{
+    static const char *const types[][2] = {
+        {"alloc_objects", "count"}, {"alloc_space", "bytes"},  {"inuse_objects", "count"},
+        {"inuse_space", "bytes"},   {"peak_objects", "count"}, {"peak_space", "bytes"},
+    };
+    uint32_t n_types = c->opt.track_peak ? 6 : 4;
+    for (uint32_t i = 0; i < n_types; i++)
+        if (profile_add_sample_type(c->p, types[i][0], types[i][1]) == UINT32_MAX)
+            return ms_error_errno(err, ENOMEM, "building the profile");
+    uint32_t space = profile_intern(c->p, "space");
+    uint32_t bytes_unit = profile_intern(c->p, "bytes");
+    if (space == UINT32_MAX || bytes_unit == UINT32_MAX)
+        return ms_error_errno(err, ENOMEM, "building the profile");
+    c->p->period_type.type = space;
+    c->p->period_type.unit = bytes_unit;
+    c->p->period = (int64_t)(c->opt.rate > INT64_MAX ? INT64_MAX : c->opt.rate);
+    int def = profile_find_sample_type(c->p, "inuse_space");
+    c->p->default_sample_type = def < 0 ? 0 : (size_t)def;
+
+    uint32_t n = stacks_count(c->stacks);
+    for (uint32_t id = 0; id < n; id++) {
+        const struct stack_totals *t = &c->totals[id];
+        if (!t->alloc_count)
+            continue;
+        int64_t v[6];
+        struct unbias_totals a = unbias_scale(t->alloc_count, t->alloc_bytes, c->opt.rate);
+        struct unbias_totals l = unbias_scale(t->live_count, t->live_bytes, c->opt.rate);
+        v[0] = a.count;
+        v[1] = a.bytes;
+        v[2] = l.count;
+        v[3] = l.bytes;
+        if (c->opt.track_peak) {
+            uint64_t pc, pb;
+            totals_at_peak(c, t, &pc, &pb);
+            struct unbias_totals pk = unbias_scale(pc, pb, c->opt.rate);
+            v[4] = pk.count;
+            v[5] = pk.bytes;
+        }
+        const uint32_t *locs;
+        uint32_t nlocs, thread;
+        stacks_get(c->stacks, id, &locs, &nlocs, &thread);
+        int64_t avg = (int64_t)(t->alloc_bytes / t->alloc_count);
+        if (profile_add_sample(c->p, locs, nlocs, v, thread, avg) < 0)
+            return ms_error_errno(err, ENOMEM, "building the profile");
+    }
+    return 0;
+}

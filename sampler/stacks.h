@@ -1,0 +1,77 @@
+/*
+ * stacks.h - interning the raw stacks the hook records into profile locations and stack ids.
+ *
+ * The hook captures a stack as raw (code object address, raw lasti) pairs, innermost first.
+ * Those addresses are only meaningful while the code objects live: the collector resolves
+ * each new pair promptly (at drain time) into a profile location (function, line) and
+ * interns stacks by their resolved locations plus their thread label, so two different code
+ * objects that reused one address never share a stack.
+ *
+ * Resolution goes through a caller-supplied resolver (the session wires it to pycode and
+ * pythreads; unit tests use a table). A cache maps (code, lasti) to its location; after
+ * stacks_epoch() each cached pair is revalidated on its next use by asking the resolver for
+ * the code object's identity again (cheap when the resolver caches too), because the target
+ * may have freed the code object and reused its address.
+ *
+ * Bounds: at most STACKS_MAX distinct stacks; past that, new stacks collapse into a single
+ * "<stack table full>" stack so a hostile or pathological target cannot grow memsnap
+ * without limit. Frames whose code object cannot be read become one "<unknown>" location.
+ * A stack the hook truncated gets a "<truncated>" caller frame.
+ *
+ * Not thread-safe; one instance per profiled process.
+ */
+#ifndef MEMSNAP_STACKS_H
+#define MEMSNAP_STACKS_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "hook/hook_abi.h"
+#include "profile.h"
+
+#define STACKS_MAX (1u << 20)
+
+/* What the resolver says about one code object. `identity` is any pointer that stays the
+ * same while the address holds the same code object, and changes when it is reused (pycode:
+ * the struct pycode_info pointer). Strings must stay valid for the resolver's lifetime. */
+struct stacks_code {
+    const void *identity;
+    const char *name;
+    const char *filename;
+    int firstlineno;
+};
+
+struct stacks_resolver {
+    void *ctx;
+    /* 0 and *out filled, or -1 when the address is not a readable code object. */
+    int (*code)(void *ctx, uint64_t code_addr, struct stacks_code *out);
+    /* The line of the frame, or -1 when unknown (the function's first line is used). */
+    int (*line)(void *ctx, const struct stacks_code *code, uint64_t code_addr, uint64_t raw_lasti);
+    /* The "thread" label of a thread state ("MainThread", "thread 1234"); NULL = no label. */
+    const char *(*thread)(void *ctx, uint64_t tstate);
+};
+
+struct stacks;
+
+/* A new interner adding functions, locations and strings to `p` (borrowed; must outlive the
+ * interner). The resolver is copied. NULL on ENOMEM. */
+struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r);
+void stacks_free(struct stacks *s);
+
+/* Marks every cached (code, lasti) and thread label as needing revalidation. O(1). */
+void stacks_epoch(struct stacks *s);
+
+/* Resolves and interns one stack; *stack_id is a dense index (0, 1, ...). frames are
+ * innermost first; nframes may be 0 (an allocation outside any Python frame). Returns 0, or
+ * -1 on ENOMEM with err filled. */
+int stacks_intern(struct stacks *s, uint64_t tstate, const struct mshook_frame *frames,
+                  uint32_t nframes, int truncated, uint32_t *stack_id, ms_error *err);
+
+uint32_t stacks_count(const struct stacks *s);
+
+/* The profile location indexes (leaf first) and thread label string index (0 = none) of a
+ * stack. The pointer is valid until the next stacks_intern. */
+void stacks_get(const struct stacks *s, uint32_t stack_id, const uint32_t **locs, uint32_t *nlocs,
+                uint32_t *thread);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * timeline.c - RSS/heap sampling with bounded memory (see timeline.h).
+ */
+#include "timeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int timeline_open(struct timeline *tl, pid_t pid, ms_error *err)
+{
+    *tl = (struct timeline){.statm_fd = -1};
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    tl->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (tl->statm_fd < 0)
+        return ms_error_errno(err, errno, "opening %s", path);
+    tl->page_bytes = sysconf(_SC_PAGESIZE);
+    tl->interval_ns = TIMELINE_INTERVAL_NS;
+    tl->points = malloc(TIMELINE_MAX_POINTS * sizeof *tl->points);
+    if (!tl->points) {
+        timeline_close(tl);
+        return ms_error_errno(err, ENOMEM, "allocating the timeline");
+    }
+    return 0;
+}
+
+void timeline_close(struct timeline *tl)
+{
+    if (tl->statm_fd >= 0)
+        close(tl->statm_fd);
+    tl->statm_fd = -1;
+    free(tl->points);
+    tl->points = NULL;
+    tl->n_points = 0;
+}
+
+/* statm: "size resident shared text lib data dt", in pages. */
+static int64_t statm_resident_pages(int fd)
+{
+    char buf[256];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return -1;
+    return (int64_t)resident;
+}
+
+int64_t timeline_rss_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int64_t pages = statm_resident_pages(fd);
+    close(fd);
+    return pages < 0 ? -1 : pages * sysconf(_SC_PAGESIZE);
+}
+
+/* Halves the number of points, keeping each pair's maxima at the first one's time. */
+static void timeline_decimate(struct timeline *tl)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < tl->n_points; i += 2, out++) {
+        struct profile_point pt = tl->points[i];
+        if (i + 1 < tl->n_points) {
+            const struct profile_point *b = &tl->points[i + 1];
+            if (b->rss > pt.rss)
+                pt.rss = b->rss;
+            if (b->heap > pt.heap)
+                pt.heap = b->heap;
+        }
+        tl->points[out] = pt;
+    }
+    tl->n_points = out;
+    tl->interval_ns *= 2;
+}
+
+int timeline_sample(struct timeline *tl, int64_t t_ns, int64_t heap, ms_error *err)
+{
+    int64_t pages = statm_resident_pages(tl->statm_fd);
+    if (pages < 0)
+        return ms_error_set(err, "the process has exited (its RSS can no longer be read)");
+    tl->rss = pages * tl->page_bytes;
+    if (tl->rss > tl->peak_rss) {
+        tl->peak_rss = tl->rss;
+        tl->peak_rss_ns = t_ns;
+    }
+    if (heap > tl->peak_heap) {
+        tl->peak_heap = heap;
+        tl->peak_heap_ns = t_ns;
+    }
+    if (t_ns < tl->next_ns)
+        return 0;
+    if (tl->n_points == TIMELINE_MAX_POINTS)
+        timeline_decimate(tl);
+    tl->points[tl->n_points++] = (struct profile_point){t_ns, tl->rss, heap};
+    tl->next_ns = t_ns + tl->interval_ns;
+    return 0;
+}
+
+int timeline_to_profile(const struct timeline *tl, struct profile *p, ms_error *err)
+{
+    for (size_t i = 0; i < tl->n_points; i++)
+        if (profile_add_point(p, tl->points[i].t_ns, tl->points[i].rss, tl->points[i].heap) < 0)
+            return ms_error_errno(err, ENOMEM, "adding the timeline to the profile");
+    return 0;
+}
