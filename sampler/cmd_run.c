@@ -1,12 +1,224 @@
 /*
- * cmd_run.c - placeholder until `memsnap run` lands; replaced by its implementation.
+ * cmd_run.c - `memsnap run [-o FILE] [--rate BYTES] -- <command> [args...]`: profile a Python
+ * command from its first line.
+ *
+ * memsnap is a transparent wrapper here: the command keeps memsnap's stdin, stdout, stderr,
+ * process group and environment, and memsnap exits with the command's status (re-raising
+ * the signal that killed it, so a shell sees the same). memsnap's own output is at most a
+ * line or two on stderr.
+ *
+ * Signals: the terminal sends SIGINT/SIGQUIT/SIGTSTP to the whole foreground process group,
+ * so the command gets them directly; memsnap ignores them while the command runs. SIGTERM and
+ * SIGHUP sent to memsnap alone are forwarded to the command. Before launch_start returns (the
+ * traced startup window, tens of milliseconds) memsnap still has its default dispositions;
+ * a signal that kills it then also kills the command (PTRACE_O_EXITKILL), which is what the
+ * sender wanted.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "commands.h"
+#include "error.h"
+#include "launch.h"
+
+static const char run_usage[] =
+    "usage: memsnap run [-o FILE] [--rate BYTES] -- <command> [args...]\n"
+    "\n"
+    "Runs a Python command and records every allocation from its first line (the hook is\n"
+    "installed when the interpreter is initialised, before the main module runs).\n"
+    "\n"
+    "  -o, --output FILE  where to write the profile (default memsnap-<pid>-<time>.pb)\n"
+    "  --rate BYTES       sample one allocation per BYTES on average instead of recording\n"
+    "                     every allocation (1, the default, is exact)\n"
+    "\n"
+    "The command's stdin, stdout, stderr, signals and exit status pass through.\n";
+
+struct run_opts {
+    const char *output; /* NULL: memsnap-<pid>-<time>.pb */
+    uint64_t rate;
+    char **command; /* NULL-terminated */
+};
+
+/* Returns 0 when the command should run, or -1 when memsnap must exit at once with
+ * *status (after --help, or a usage error already reported). */
+static int parse_args(int argc, char **argv, struct run_opts *o, int *status)
+{
+    *status = MS_EXIT_USAGE;
+    o->output = NULL;
+    o->rate = 1;
+    o->command = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(run_usage, stdout);
+            *status = MS_EXIT_OK;
+            return -1;
+        }
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) {
+                ms_report("run: -o needs a file name; see 'memsnap run --help'.");
+                return -1;
+            }
+            o->output = argv[++i];
+            continue;
+        }
+        if (!strcmp(a, "--rate")) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = i + 1 < argc ? strtoull(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || errno || end == argv[i + 1] || *end || v == 0 ||
+                argv[i + 1][0] == '-' || v > (1ull << 40)) {
+                ms_report("run: --rate needs a number of bytes between 1 and 2^40.");
+                return -1;
+            }
+            o->rate = v;
+            i++;
+            continue;
+        }
+        if (a[0] == '-') {
+            char msg[256];
+            snprintf(msg, sizeof msg, "run: unknown option '%.100s'; see 'memsnap run --help'.", a);
+            ms_report(msg);
+            return -1;
+        }
+        break; /* the command starts here (the "--" is optional) */
+    }
+    if (i >= argc) {
+        ms_report("run: no command given; usage: memsnap run [-o FILE] [--rate BYTES] -- "
+                  "<command> [args...]");
+        return -1;
+    }
+    o->command = argv + i;
+    return 0;
+}
+
+/* ---- signals while the command runs ---- */
+
+static volatile sig_atomic_t forward_pid;
+
+static void forward_signal(int sig)
+{
+    int saved = errno;
+    if (forward_pid > 0)
+        kill((pid_t)forward_pid, sig);
+    errno = saved;
+}
+
+static void signals_while_running(pid_t child)
+{
+    forward_pid = child;
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGQUIT, &ign, NULL);
+    sigaction(SIGTSTP, &ign, NULL);
+    /* SA_RESTART: memsnap's own reads and waits carry on after forwarding. */
+    struct sigaction fwd = {.sa_handler = forward_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&fwd.sa_mask);
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
+}
+
+/* Waits for the child (blocking), retrying on EINTR. Returns 0 or -1. */
+static int child_wait(pid_t pid, int *status, struct rusage *ru)
+{
+    while (wait4(pid, status, 0, ru) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return 0;
+}
+
+/* memsnap's exit status for the child's wait status: the same code, or the same signal
+ * re-raised on memsnap with its default disposition (no core file of memsnap's own). */
+static int exit_like(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (!WIFSIGNALED(status))
+        return MS_EXIT_FAIL;
+    int sig = WTERMSIG(status);
+    forward_pid = 0;
+    fflush(NULL);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
+    /* Still here: a signal whose default is to ignore. Report it as a shell would. */
+    return 128 + sig;
+}
+
+/* Lets the command run unprofiled to its end and mirrors its status. */
+static int run_unprofiled(pid_t pid)
+{
+    int status;
+    struct rusage ru;
+    if (child_wait(pid, &status, &ru) < 0) {
+        ms_report("run: lost track of the command (wait failed).");
+        return MS_EXIT_FAIL;
+    }
+    return exit_like(status);
+}
 
 int cmd_run(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    ms_report("'run' is not built yet.");
-    return MS_EXIT_FAIL;
+    struct run_opts o;
+    int status;
+    if (parse_args(argc, argv, &o, &status) < 0)
+        return status;
+
+    struct launch l;
+    ms_error err;
+    if (launch_start(o.command, &l, &err) < 0) {
+        ms_report(err.msg);
+        return MS_EXIT_FAIL;
+    }
+    signals_while_running(l.pid);
+    char msg[PATH_MAX + 128];
+    switch (l.outcome) {
+    case LAUNCH_EXITED:
+        /* An exec failure was reported by the child itself. */
+        if (l.exe[0] && l.py_runmain)
+            snprintf(msg, sizeof msg,
+                     "%s ended before its Python program started; nothing was profiled.",
+                     o.command[0]);
+        else if (l.exe[0])
+            snprintf(msg, sizeof msg, "%s is not a supported CPython; nothing was profiled.",
+                     o.command[0]);
+        if (l.exe[0])
+            ms_report(msg);
+        return exit_like(l.wait_status);
+    case LAUNCH_NOT_PYTHON:
+        snprintf(msg, sizeof msg, "%s is not a supported CPython; running it without profiling.",
+                 o.command[0]);
+        ms_report(msg);
+        return run_unprofiled(l.pid);
+    case LAUNCH_AT_PY_RUNMAIN:
+        break;
+    }
+    if (launch_detach(&l, &err) < 0) {
+        ms_report(err.msg);
+        return run_unprofiled(l.pid);
+    }
+    snprintf(msg, sizeof msg, "the allocation hook is not built yet; %s runs without profiling.",
+             o.command[0]);
+    ms_report(msg);
+    return run_unprofiled(l.pid);
 }
