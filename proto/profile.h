@@ -28,7 +28,7 @@
 #include "error.h"
 
 /* Upper bounds a reader accepts; past them the file is refused, not truncated. */
-#define PROFILE_MAX_FILE_BYTES (1ull << 31) /* decompressed */
+#define PROFILE_MAX_FILE_BYTES  (1ull << 31) /* decompressed */
 #define PROFILE_MAX_STACK_DEPTH 8192
 
 struct profile_value_type {
@@ -77,13 +77,13 @@ struct profile_meta {
     uint32_t mode;           /* string index: "attach" or "run" */
     int64_t start_unix_ns;
     int64_t duration_ns;
-    int64_t rate;            /* mean sampling interval in bytes; 1 = every allocation */
+    int64_t rate; /* mean sampling interval in bytes; 1 = every allocation */
     int64_t dropped_events;
     int64_t dropped_bytes;
-    int64_t peak_rss;        /* bytes (VmHWM for run, max sampled VmRSS for attach) */
-    int64_t peak_heap;       /* bytes */
-    int64_t peak_time_ns;    /* since start */
-    int64_t total_alloc_bytes;  /* every allocation seen by the hook, sampled or not */
+    int64_t peak_rss;          /* bytes (VmHWM for run, max sampled VmRSS for attach) */
+    int64_t peak_heap;         /* bytes */
+    int64_t peak_time_ns;      /* since start */
+    int64_t total_alloc_bytes; /* every allocation seen by the hook, sampled or not */
     int64_t total_alloc_count;
     uint32_t native_thread_names; /* reserved, 0 */
 };

@@ -1,0 +1,68 @@
+/*
+ * profile_internal.h - what the builder, the writer and the reader of proto/ share and nobody
+ * else may use: the builder's dedup tables and capacities, the string ownership rule, and the
+ * UTF-8 repair every string goes through.
+ *
+ * String ownership: every byte of every string lives in a few large blocks, never in one
+ * allocation per string. A profile that was read keeps them all in ONE block that starts with
+ * the empty string, so strings[0] is that block and profile_free() frees it. A built profile
+ * (intern != NULL) keeps a list of blocks in the intern tables, which free them all.
+ */
+#ifndef MEMSNAP_PROFILE_INTERNAL_H
+#define MEMSNAP_PROFILE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.h"
+
+/* An empty hash slot; also the builder's "failed" return value. */
+#define PROFILE_NO_INDEX UINT32_MAX
+
+struct profile_intern {
+    /* Open-addressing tables of indexes (PROFILE_NO_INDEX = empty), sized to a power of two
+     * and kept at most half full. */
+    uint32_t *str_slots;
+    size_t str_mask;
+    uint32_t *fn_slots;
+    size_t fn_mask;
+    uint32_t *loc_slots;
+    size_t loc_mask;
+
+    uint64_t *str_hash; /* hash of strings[i], parallel to strings (cap_strings entries) */
+    uint32_t *str_len;  /* strlen(strings[i]) */
+
+    /* String bytes: blocks[] own the memory; the last one is being filled. */
+    char **blocks;
+    size_t n_blocks, cap_blocks;
+    size_t block_used, block_size;
+
+    /* Allocated entries of each array of struct profile (values: cap_samples rows). */
+    size_t cap_strings, cap_sample_types, cap_functions, cap_lines, cap_locations;
+    size_t cap_stack_locs, cap_samples, cap_timeline;
+};
+
+/* Makes room for `need` entries of `elem` bytes in *arr (capacity *cap, in entries),
+ * doubling so that n appends cost O(n). Returns 0, or -1 with errno ENOMEM and nothing
+ * changed. */
+int profile_array_reserve(void **arr, size_t *cap, size_t need, size_t elem);
+
+/* Length of s[0..len) once every invalid UTF-8 sequence and every NUL byte is replaced by
+ * U+FFFD (3 bytes). Equals len exactly when s is already clean. */
+size_t utf8_repaired_len(const uint8_t *s, size_t len);
+
+/* Writes the repaired form of s[0..len) (utf8_repaired_len(s, len) bytes, no terminator)
+ * to dst. */
+void utf8_repair(const uint8_t *s, size_t len, char *dst);
+
+/* Decodes and validates the raw (already gunzipped) Profile message buf[0..len); `what`
+ * names the input in errors ("leak.pb"), `gzipped` says byte offsets are of decompressed
+ * data. On success *out is a profile the caller frees; on failure *out is NULL. */
+int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped,
+                   struct profile **out, ms_error *err);
+
+/* profile_read_mem() with the input's name for error messages. */
+int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct profile **out,
+                       ms_error *err);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * profile_read.c - getting a profile's bytes: from a file or standard input, gunzipped when
+ * they start with the gzip magic, with every size capped at PROFILE_MAX_FILE_BYTES so that a
+ * hostile file (a gzip bomb, an endless pipe) costs bounded memory. Decoding and validation
+ * are profile_decode.c's.
+ */
+#include "profile_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* deflate cannot expand data more than about 1032 times; beyond that a size hint lies. */
+#define DEFLATE_MAX_RATIO 1032
+
+static int is_gzip(const uint8_t *buf, size_t len)
+{
+    return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+}
+
+/* Gunzips buf (one or more concatenated gzip members) into a new buffer of at most
+ * PROFILE_MAX_FILE_BYTES. */
+static int gunzip(const uint8_t *buf, size_t len, const char *what, uint8_t **out, size_t *out_len,
+                  ms_error *err)
+{
+    /* The trailer's ISIZE (size mod 2^32) is only a hint: the file may lie. */
+    size_t cap = 1 << 16;
+    if (len >= 18) {
+        uint32_t isize = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
+                         (uint32_t)buf[len - 2] << 16 | (uint32_t)buf[len - 1] << 24;
+        if (isize > cap && isize / DEFLATE_MAX_RATIO <= len)
+            cap = (size_t)isize + 1; /* +1: a full buffer then means "more is coming" */
+    }
+    if (cap > PROFILE_MAX_FILE_BYTES)
+        cap = PROFILE_MAX_FILE_BYTES;
+    uint8_t *dst = malloc(cap);
+    if (!dst)
+        return ms_error_set(err, "reading %s: out of memory", what);
+
+    z_stream z = {0};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
+        free(dst);
+        return ms_error_set(err, "reading %s: cannot start zlib", what);
+    }
+    z.next_in = (Bytef *)buf;
+    z.avail_in = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
+    size_t in_left = len - z.avail_in, used = 0;
+    int rc;
+    for (;;) {
+        if (used == cap) {
+            if (cap >= PROFILE_MAX_FILE_BYTES) {
+                rc = ms_error_set(err,
+                                  "%s decompresses to more than %llu bytes, too large "
+                                  "for a profile",
+                                  what, (unsigned long long)PROFILE_MAX_FILE_BYTES);
+                goto out;
+            }
+            size_t ncap = cap * 2 > PROFILE_MAX_FILE_BYTES ? PROFILE_MAX_FILE_BYTES : cap * 2;
+            uint8_t *n = realloc(dst, ncap);
+            if (!n) {
+                rc = ms_error_set(err, "reading %s: out of memory", what);
+                goto out;
+            }
+            dst = n;
+            cap = ncap;
+        }
+        size_t room = cap - used > UINT32_MAX ? UINT32_MAX : cap - used;
+        z.next_out = dst + used;
+        z.avail_out = (uInt)room;
+        int zr = inflate(&z, Z_NO_FLUSH);
+        used += room - z.avail_out;
+        if (z.avail_in == 0 && in_left) {
+            size_t more = in_left > UINT32_MAX ? UINT32_MAX : in_left;
+            z.avail_in = (uInt)more;
+            in_left -= more;
+        }
+        if (zr == Z_STREAM_END) {
+            if (z.avail_in == 0 && in_left == 0)
+                break;
+            /* Another gzip member follows (as `cat a.gz b.gz` makes), or trailing junk. */
+            if (!is_gzip(z.next_in, z.avail_in)) {
+                rc = ms_error_set(err,
+                                  "%s is not a pprof profile: data follows its gzip "
+                                  "stream at byte %zu",
+                                  what, (size_t)(z.next_in - buf));
+                goto out;
+            }
+            inflateReset(&z);
+            continue;
+        }
+        if (zr == Z_OK || (zr == Z_BUF_ERROR && z.avail_out == 0))
+            continue;
+        if (zr == Z_BUF_ERROR) /* no progress possible: the input ended mid-stream */
+            rc = ms_error_set(err, "%s is not a pprof profile: its gzip data is truncated", what);
+        else if (zr == Z_MEM_ERROR)
+            rc = ms_error_set(err, "reading %s: out of memory", what);
+        else
+            rc = ms_error_set(err, "%s is not a pprof profile: its gzip data is corrupt (%s)", what,
+                              z.msg ? z.msg : "bad data");
+        goto out;
+    }
+    inflateEnd(&z);
+    *out = dst;
+    *out_len = used;
+    return 0;
+out:
+    inflateEnd(&z);
+    free(dst);
+    return rc;
+}
+
+int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct profile **out,
+                       ms_error *err)
+{
+    *out = NULL;
+    if (len > PROFILE_MAX_FILE_BYTES)
+        return ms_error_set(err, "%s is larger than %llu bytes, too large for a profile", what,
+                            (unsigned long long)PROFILE_MAX_FILE_BYTES);
+    if (!is_gzip(buf, len))
+        return profile_decode(buf, len, what, 0, out, err);
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    if (gunzip(buf, len, what, &raw, &raw_len, err))
+        return -1;
+    int rc = profile_decode(raw, raw_len, what, 1, out, err);
+    free(raw);
+    return rc;
+}
+
+int profile_read_mem(const uint8_t *buf, size_t len, struct profile **out, ms_error *err)
+{
+    if (!out)
+        return ms_error_set(err, "profile_read_mem: nowhere to put the profile");
+    if (!buf && len)
+        return ms_error_set(err, "profile_read_mem: no buffer");
+    return profile_read_named(buf ? buf : (const uint8_t *)"", len, "the input", out, err);
+}
+
+/* Reads all of fd, up to PROFILE_MAX_FILE_BYTES. */
+static int read_all(int fd, const char *what, uint8_t **out, size_t *out_len, ms_error *err)
+{
+    struct stat st;
+    size_t cap = 1 << 16;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        if ((unsigned long long)st.st_size > PROFILE_MAX_FILE_BYTES)
+            return ms_error_set(err, "%s is larger than %llu bytes, too large for a profile", what,
+                                (unsigned long long)PROFILE_MAX_FILE_BYTES);
+        cap = (size_t)st.st_size + 1; /* +1 so that reading to EOF needs no growth */
+    }
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return ms_error_set(err, "reading %s: out of memory", what);
+    size_t len = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap > PROFILE_MAX_FILE_BYTES) {
+                free(buf);
+                return ms_error_set(err,
+                                    "%s is larger than %llu bytes, too large for a "
+                                    "profile",
+                                    what, (unsigned long long)PROFILE_MAX_FILE_BYTES);
+            }
+            uint8_t *n = realloc(buf, cap * 2);
+            if (!n) {
+                free(buf);
+                return ms_error_set(err, "reading %s: out of memory", what);
+            }
+            buf = n;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(buf);
+            return ms_error_errno(err, e, "reading %s", what);
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int profile_read(const char *path, struct profile **out, ms_error *err)
+{
+    if (!out)
+        return ms_error_set(err, "profile_read: nowhere to put the profile");
+    *out = NULL;
+    if (!path || !*path)
+        return ms_error_set(err, "no profile file given");
+    int from_stdin = strcmp(path, "-") == 0;
+    const char *what = from_stdin ? "standard input" : path;
+    int fd = from_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ms_error_errno(err, errno, "cannot open %s", path);
+    struct stat st;
+    if (!from_stdin && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return ms_error_set(err, "%s is a directory, not a profile", path);
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = read_all(fd, what, &buf, &len, err);
+    if (!from_stdin)
+        close(fd);
+    if (rc)
+        return -1;
+    rc = profile_read_named(buf, len, what, out, err);
+    free(buf);
+    return rc;
+}

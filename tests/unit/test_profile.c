@@ -1,0 +1,433 @@
+/*
+ * test_profile.c - the profile library: building (dedup, growth), writing (atomic, gzip or
+ * raw, full disks), reading (every field back, other tools' files) and refusing malformed
+ * files with one sentence instead of crashing.
+ *
+ * Files go to a private temporary directory. The independent-encoder test runs Debian's
+ * Python protobuf (tests/decode/pprof_encode.py) and is skipped with a SKIP line when that
+ * is not installed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "profile.h"
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name)
+{
+    static char path[4][512];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", tmpdir, name);
+    return p;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/memsnap-test-profile.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *str(const struct profile *p, uint32_t i)
+{
+    assert_true(i < p->n_strings);
+    return p->strings[i];
+}
+
+/* A profile using every field: two sample types, unicode names, a two-line location,
+ * thread and bytes labels, metadata and a timeline. */
+static struct profile *rich_profile(void)
+{
+    struct profile *p = profile_new();
+    assert_non_null(p);
+    assert_int_equal(profile_add_sample_type(p, "alloc_space", "bytes"), 0);
+    assert_int_equal(profile_add_sample_type(p, "inuse_space", "bytes"), 1);
+    p->default_sample_type = 1;
+    p->period_type.type = profile_intern(p, "space");
+    p->period_type.unit = profile_intern(p, "bytes");
+    p->period = 524288;
+    p->time_nanos = 1700000000123456789;
+    p->duration_nanos = 30000000000;
+
+    uint32_t f_main = profile_add_function(p, "<module>", "/srv/app/main.py", 1);
+    uint32_t f_load = profile_add_function(p, "Loader.load_données", "/srv/app/加载.py", 12);
+    uint32_t f_inl = profile_add_function(p, "inlined", "/srv/app/加载.py", 40);
+    struct profile_line l_main = {f_main, 7};
+    struct profile_line l_load = {f_load, 15};
+    struct profile_line l_two[2] = {{f_inl, 41}, {f_load, 17}}; /* inlined, then caller */
+    uint32_t loc_main = profile_add_location(p, &l_main, 1);
+    uint32_t loc_load = profile_add_location(p, &l_load, 1);
+    uint32_t loc_two = profile_add_location(p, l_two, 2);
+
+    uint32_t stack1[] = {loc_load, loc_main};
+    uint32_t stack2[] = {loc_two, loc_main};
+    int64_t v1[] = {1000, 400};
+    int64_t v2[] = {-5, 9000000000};
+    uint32_t t_main = profile_intern(p, "MainThread");
+    uint32_t t_work = profile_intern(p, "worker-🧵");
+    assert_int_equal(profile_add_sample(p, stack1, 2, v1, t_main, 256), 0);
+    assert_int_equal(profile_add_sample(p, stack2, 2, v2, t_work, 0), 0);
+    assert_int_equal(profile_add_sample(p, NULL, 0, v1, 0, -3), 0);
+
+    p->meta.pid = 4242;
+    p->meta.command = profile_intern(p, "python3 -m app --naïve");
+    p->meta.python_version = profile_intern(p, "3.11.2");
+    p->meta.mode = profile_intern(p, "attach");
+    p->meta.start_unix_ns = 1700000000000000000;
+    p->meta.duration_ns = 30000000001;
+    p->meta.rate = 524288;
+    p->meta.dropped_events = 3;
+    p->meta.dropped_bytes = 4096;
+    p->meta.peak_rss = 123456789;
+    p->meta.peak_heap = 98765432;
+    p->meta.peak_time_ns = 1500000000;
+    p->meta.total_alloc_bytes = 1ll << 40;
+    p->meta.total_alloc_count = 77777;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(profile_add_point(p, i * 100000000ll, 1000000 + i, 500000 - i), 0);
+    return p;
+}
+
+/* Compares two profiles by content (strings compared as text, not as indexes). */
+static void assert_same_profile(const struct profile *a, const struct profile *b)
+{
+    assert_int_equal(a->n_sample_types, b->n_sample_types);
+    for (size_t i = 0; i < a->n_sample_types; i++) {
+        assert_string_equal(str(a, a->sample_types[i].type), str(b, b->sample_types[i].type));
+        assert_string_equal(str(a, a->sample_types[i].unit), str(b, b->sample_types[i].unit));
+    }
+    assert_int_equal(a->default_sample_type, b->default_sample_type);
+    assert_string_equal(str(a, a->period_type.type), str(b, b->period_type.type));
+    assert_string_equal(str(a, a->period_type.unit), str(b, b->period_type.unit));
+    assert_int_equal(a->period, b->period);
+    assert_int_equal(a->time_nanos, b->time_nanos);
+    assert_int_equal(a->duration_nanos, b->duration_nanos);
+
+    assert_int_equal(a->n_functions, b->n_functions);
+    for (size_t i = 0; i < a->n_functions; i++) {
+        assert_string_equal(str(a, a->functions[i].name), str(b, b->functions[i].name));
+        assert_string_equal(str(a, a->functions[i].filename), str(b, b->functions[i].filename));
+        assert_int_equal(a->functions[i].start_line, b->functions[i].start_line);
+    }
+    assert_int_equal(a->n_locations, b->n_locations);
+    for (size_t i = 0; i < a->n_locations; i++) {
+        const struct profile_location *x = &a->locations[i], *y = &b->locations[i];
+        assert_int_equal(x->n_lines, y->n_lines);
+        assert_int_equal(x->address, y->address);
+        for (uint32_t k = 0; k < x->n_lines; k++) {
+            assert_int_equal(a->lines[x->first_line + k].function,
+                             b->lines[y->first_line + k].function);
+            assert_int_equal(a->lines[x->first_line + k].line, b->lines[y->first_line + k].line);
+        }
+    }
+    assert_int_equal(a->n_samples, b->n_samples);
+    for (size_t i = 0; i < a->n_samples; i++) {
+        const struct profile_sample *x = &a->samples[i], *y = &b->samples[i];
+        assert_int_equal(x->n_locs, y->n_locs);
+        assert_memory_equal(a->stack_locs + x->first_loc, b->stack_locs + y->first_loc,
+                            x->n_locs * sizeof(uint32_t));
+        assert_string_equal(str(a, x->thread), str(b, y->thread));
+        assert_int_equal(x->block_bytes, y->block_bytes);
+        assert_memory_equal(a->values + i * a->n_sample_types, b->values + i * b->n_sample_types,
+                            a->n_sample_types * sizeof(int64_t));
+    }
+    const struct profile_meta *m = &a->meta, *n = &b->meta;
+    assert_int_equal(m->pid, n->pid);
+    assert_string_equal(str(a, m->command), str(b, n->command));
+    assert_string_equal(str(a, m->python_version), str(b, n->python_version));
+    assert_string_equal(str(a, m->mode), str(b, n->mode));
+    assert_int_equal(m->start_unix_ns, n->start_unix_ns);
+    assert_int_equal(m->duration_ns, n->duration_ns);
+    assert_int_equal(m->rate, n->rate);
+    assert_int_equal(m->dropped_events, n->dropped_events);
+    assert_int_equal(m->dropped_bytes, n->dropped_bytes);
+    assert_int_equal(m->peak_rss, n->peak_rss);
+    assert_int_equal(m->peak_heap, n->peak_heap);
+    assert_int_equal(m->peak_time_ns, n->peak_time_ns);
+    assert_int_equal(m->total_alloc_bytes, n->total_alloc_bytes);
+    assert_int_equal(m->total_alloc_count, n->total_alloc_count);
+    assert_int_equal(a->n_timeline, b->n_timeline);
+    if (a->n_timeline)
+        assert_memory_equal(a->timeline, b->timeline, a->n_timeline * sizeof *a->timeline);
+}
+
+static uint8_t *file_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile();
+    ms_error err = {{0}};
+    for (int gz = 0; gz <= 1; gz++) {
+        const char *path = tmp_path(gz ? "rich.pb.gz" : "rich.pb");
+        assert_int_equal(profile_write(p, path, gz, &err), 0);
+        size_t len;
+        uint8_t *bytes = file_slurp(path, &len);
+        assert_int_equal(bytes[0] == 0x1f && bytes[1] == 0x8b, gz);
+        free(bytes);
+
+        struct profile *q = NULL;
+        if (profile_read(path, &q, &err))
+            fail_msg("%s", err.msg);
+        assert_null(q->intern);
+        assert_string_equal(q->strings[0], "");
+        assert_same_profile(p, q);
+        assert_string_equal(str(q, q->functions[1].name), "Loader.load_données");
+        assert_string_equal(str(q, q->samples[1].thread), "worker-🧵");
+        assert_int_equal(profile_find_sample_type(q, "inuse_space"), 1);
+        assert_int_equal(profile_find_sample_type(q, "nope"), -1);
+
+        /* A profile that was read can be extended: the builder adopts it. */
+        assert_int_equal(profile_add_function(q, "<module>", "/srv/app/main.py", 1), 0);
+        uint32_t f = profile_add_function(q, "new", "/x.py", 1);
+        assert_int_equal(f, q->n_functions - 1);
+        assert_int_equal(profile_intern(q, "MainThread"), p->samples[0].thread);
+        profile_free(q);
+    }
+    profile_free(p);
+}
+
+static void test_dedup_and_growth(void **state)
+{
+    (void)state;
+    struct profile *p = profile_new();
+    assert_non_null(p);
+    assert_int_equal(p->n_strings, 1);
+    assert_int_equal(profile_intern(p, ""), 0);
+    uint32_t a = profile_intern(p, "a");
+    assert_int_equal(profile_intern(p, "a"), a);
+    assert_int_not_equal(profile_intern(p, "b"), a);
+    /* Invalid UTF-8 is repaired on the way in, and dedups with its repaired form. */
+    uint32_t bad = profile_intern(p, "x\xff\xc0\xafy");
+    assert_string_equal(p->strings[bad], "x\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdy");
+    assert_int_equal(profile_intern(p, "x\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdy"), bad);
+
+    assert_int_equal(profile_add_sample_type(p, "t", "u"), 0);
+    assert_int_equal(profile_add_sample_type(p, "t", "u"), 0);
+    assert_int_equal(profile_add_sample_type(p, "t", "v"), 1);
+
+    uint32_t f = profile_add_function(p, "f", "file.py", 3);
+    assert_int_equal(profile_add_function(p, "f", "file.py", 3), f);
+    assert_int_not_equal(profile_add_function(p, "f", "file.py", 4), f);
+    assert_int_not_equal(profile_add_function(p, "f", "other.py", 3), f);
+    struct profile_line l1[2] = {{f, 10}, {f, 11}};
+    uint32_t loc = profile_add_location(p, l1, 2);
+    assert_int_equal(profile_add_location(p, l1, 2), loc);
+    assert_int_not_equal(profile_add_location(p, l1, 1), loc);
+    struct profile_line bogus = {999, 1};
+    assert_int_equal(profile_add_location(p, &bogus, 1), UINT32_MAX);
+
+    /* Many distinct entries: the tables grow and keep finding old ones. */
+    char name[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(name, sizeof name, "fn%d", i);
+        uint32_t fi = profile_add_function(p, name, "many.py", i);
+        struct profile_line ln = {fi, i};
+        assert_int_not_equal(profile_add_location(p, &ln, 1), UINT32_MAX);
+    }
+    size_t nf = p->n_functions, nl = p->n_locations, ns = p->n_strings;
+    for (int i = 0; i < 100000; i += 997) {
+        snprintf(name, sizeof name, "fn%d", i);
+        uint32_t fi = profile_add_function(p, name, "many.py", i);
+        assert_string_equal(p->strings[p->functions[fi].name], name);
+        struct profile_line ln = {fi, i};
+        profile_add_location(p, &ln, 1);
+    }
+    assert_int_equal(p->n_functions, nf);
+    assert_int_equal(p->n_locations, nl);
+    assert_int_equal(p->n_strings, ns);
+
+    int64_t v[2] = {1, 2};
+    uint32_t stack[1] = {loc};
+    assert_int_equal(profile_add_sample(p, stack, 1, v, 0, 0), 0);
+    /* After the first sample the value matrix is fixed: no new sample type. */
+    assert_int_equal(profile_add_sample_type(p, "late", "u"), UINT32_MAX);
+    uint32_t bad_stack[1] = {UINT32_MAX - 5};
+    assert_int_equal(profile_add_sample(p, bad_stack, 1, v, 0, 0), -1);
+    assert_int_equal(p->n_samples, 1);
+    profile_free(p);
+}
+
+/* A write that cannot complete leaves neither a partial file nor a changed old one. */
+static void test_atomic_full_disk(void **state)
+{
+    (void)state;
+    const char *mnt = tmp_path("tiny");
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k")) {
+        print_message("SKIP: cannot mount a tmpfs (%s); full-disk test skipped\n", strerror(errno));
+        return;
+    }
+    char dest[600];
+    snprintf(dest, sizeof dest, "%s/out.pb", mnt);
+    struct profile *small = rich_profile();
+    ms_error err = {{0}};
+    assert_int_equal(profile_write(small, dest, 0, &err), 0);
+    size_t old_len;
+    uint8_t *old = file_slurp(dest, &old_len);
+
+    /* Big enough to overflow 64 KiB even gzipped: random-looking values. */
+    struct profile *big = rich_profile();
+    uint32_t stack[2] = {0, 1};
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 40000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t v[2] = {(int64_t)x, (int64_t)(x >> 3)};
+        assert_int_equal(profile_add_sample(big, stack, 2, v, 0, 0), 0);
+    }
+    for (int gz = 0; gz <= 1; gz++) {
+        err.msg[0] = 0;
+        assert_int_equal(profile_write(big, dest, gz, &err), -1);
+        assert_non_null(strstr(err.msg, "No space left on device"));
+        size_t now_len;
+        uint8_t *now = file_slurp(dest, &now_len);
+        assert_int_equal(now_len, old_len);
+        assert_memory_equal(now, old, old_len);
+        free(now);
+        /* Nothing but out.pb is left in the directory. */
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "test \"$(ls -A '%s')\" = out.pb", mnt);
+        assert_int_equal(system(cmd), 0);
+    }
+    free(old);
+    profile_free(small);
+    profile_free(big);
+    umount(mnt);
+}
+
+static void test_write_errors(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile();
+    ms_error err = {{0}};
+    assert_int_equal(profile_write(p, "/nonexistent-dir/x.pb", 0, &err), -1);
+    assert_non_null(strstr(err.msg, "/nonexistent-dir"));
+    assert_int_equal(profile_write(p, tmpdir, 0, &err), -1); /* a directory */
+    /* An inconsistent model is refused, not written. */
+    p->stack_locs[0] = 77;
+    assert_int_equal(profile_write(p, tmp_path("bad.pb"), 0, &err), -1);
+    assert_non_null(strstr(err.msg, "inconsistent"));
+    assert_int_equal(access(tmp_path("bad.pb"), F_OK), -1);
+    profile_free(p);
+}
+
+/* Reading must fail with one sentence, never crash, on every prefix of a valid file. */
+static void test_truncation_everywhere(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile();
+    ms_error err = {{0}};
+    for (int gz = 0; gz <= 1; gz++) {
+        const char *path = tmp_path("trunc.pb");
+        assert_int_equal(profile_write(p, path, gz, &err), 0);
+        size_t len;
+        uint8_t *bytes = file_slurp(path, &len);
+        struct profile *q = NULL;
+        for (size_t n = 0; n < len; n++) {
+            err.msg[0] = 0;
+            int rc = profile_read_mem(bytes, n, &q, &err);
+            /* A raw prefix that ends exactly between top-level fields is a valid (smaller)
+             * profile; anything else must be refused. */
+            if (rc == 0) {
+                assert_false(gz);
+                profile_free(q);
+                continue;
+            }
+            assert_null(q);
+            assert_true(strlen(err.msg) > 10);
+            assert_null(strchr(err.msg, '\n'));
+        }
+        assert_int_equal(profile_read_mem(bytes, len, &q, &err), 0);
+        profile_free(q);
+        free(bytes);
+    }
+    profile_free(p);
+}
+
+static void test_bit_flips(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile();
+    ms_error err;
+    const char *path = tmp_path("flip.pb");
+    assert_int_equal(profile_write(p, path, 0, &err), 0);
+    size_t len;
+    uint8_t *bytes = file_slurp(path, &len);
+    uint8_t *copy = malloc(len);
+    srand(1234);
+    int refused = 0;
+    for (int round = 0; round < 20000; round++) {
+        memcpy(copy, bytes, len);
+        for (int k = 0; k < 1 + round % 4; k++)
+            copy[rand() % len] ^= (uint8_t)(1u << (rand() % 8));
+        struct profile *q = NULL;
+        if (profile_read_mem(copy, len, &q, &err) == 0) {
+            /* Accepted: it must honour the contract, so walk every reference. */
+            for (size_t i = 0; i < q->n_samples; i++)
+                for (uint32_t k = 0; k < q->samples[i].n_locs; k++) {
+                    const struct profile_location *l =
+                        &q->locations[q->stack_locs[q->samples[i].first_loc + k]];
+                    assert_true(l->n_lines >= 1);
+                    const struct profile_line *ln = &q->lines[l->first_line + l->n_lines - 1];
+                    assert_true(strlen(q->strings[q->functions[ln->function].name]) < len * 3);
+                }
+            profile_free(q);
+        } else {
+            refused++;
+        }
+    }
+    assert_true(refused > 0);
+    free(copy);
+    free(bytes);
+    profile_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_dedup_and_growth),
+        cmocka_unit_test(test_atomic_full_disk),
+        cmocka_unit_test(test_write_errors),
+        cmocka_unit_test(test_truncation_everywhere),
+        cmocka_unit_test(test_bit_flips),
+    };
+    return cmocka_run_group_tests_name("profile", tests, setup, teardown);
+}
