@@ -49,6 +49,8 @@ static int64_t statm_resident_pages(int fd)
     unsigned long long size, resident;
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return -1;
+    if (size == 0) /* a zombie: the address space is gone */
+        return -1;
     return (int64_t)resident;
 }
 
