@@ -12,8 +12,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +20,9 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "elf_symbols.h"
+#include "proc_maps.h"
 
 #define PY_RUNMAIN "Py_RunMain"
 
@@ -136,138 +137,65 @@ static int is_wrapper(const char *exe)
     return 0;
 }
 
-/* First mapping (lowest address) of a libpython3.X shared object: its path and the address
- * its file offset 0 is mapped at. Returns 1 found, 0 none, -1 error. */
-static int find_libpython(pid_t pid, char *path, size_t pathn, uint64_t *base, ms_error *err)
+/* Looks PY_RUNMAIN up in one mapped file. Returns 1 found (l->py_runmain, l->py_host set),
+ * 0 not there, -1 error. exe_entry: for the executable (opened through /proc/PID/exe), the
+ * kernel's AT_ENTRY, which gives its load bias exactly; 0 for a library. */
+static int lookup_in(struct launch *l, const struct proc_maps *maps, const struct proc_map *map,
+                     uint64_t at_entry, ms_error *err)
 {
-    char maps_path[64];
-    snprintf(maps_path, sizeof maps_path, "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(maps_path, "re");
-    if (!f)
-        return ms_error_errno(err, errno, "opening %s", maps_path);
-    char line[PATH_MAX + 128];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f)) {
-        unsigned long long start, end, off;
-        int pos = 0;
-        if (sscanf(line, "%llx-%llx %*4s %llx %*s %*s %n", &start, &end, &off, &pos) < 3 ||
-            pos <= 0 || off != 0)
-            continue;
-        char *p = line + pos;
-        p[strcspn(p, "\n")] = 0;
-        const char *name = strrchr(p, '/');
-        if (!name || strncmp(name + 1, "libpython3.", 11) || !strstr(name, ".so"))
-            continue;
-        snprintf(path, pathn, "%s", p);
-        *base = start;
-        found = 1;
-    }
-    fclose(f);
-    return found;
-}
-
-/* Looks up a defined function symbol in an ELF file (.symtab, then .dynsym) and the vaddr
- * of the first PT_LOAD's page. Returns 1 found, 0 not found (or not ELF), -1 error. */
-static int elf_find_function(int fd, const char *name, uint64_t *value, uint64_t *load_vaddr,
-                             uint64_t *file_entry)
-{
-    if (elf_version(EV_CURRENT) == EV_NONE)
+    int fd = map ? proc_maps_open(l->pid, map, err) : proc_maps_open_exe(l->pid, err);
+    struct elf_image *img = NULL;
+    if (fd < 0 || elf_image_open_fd(fd, map ? map->path : l->exe, &img, err) < 0)
         return -1;
-    Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-    if (!e)
-        return 0;
-    int found = 0;
-    GElf_Ehdr eh;
-    if (elf_kind(e) != ELF_K_ELF || !gelf_getehdr(e, &eh))
-        goto out;
-    *file_entry = eh.e_entry;
-    *load_vaddr = UINT64_MAX;
-    size_t nph = 0;
-    if (elf_getphdrnum(e, &nph) != 0)
-        goto out;
-    for (size_t i = 0; i < nph; i++) {
-        GElf_Phdr ph;
-        if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_vaddr < *load_vaddr)
-            *load_vaddr = ph.p_vaddr & ~(uint64_t)0xfff;
-    }
-    /* .symtab has every function when present; .dynsym is what a stripped file keeps. */
-    static const GElf_Word tables[] = {SHT_SYMTAB, SHT_DYNSYM};
-    for (size_t t = 0; t < 2 && !found; t++) {
-        Elf_Scn *scn = NULL;
-        while (!found && (scn = elf_nextscn(e, scn))) {
-            GElf_Shdr sh;
-            if (!gelf_getshdr(scn, &sh) || sh.sh_type != tables[t] || !sh.sh_entsize)
-                continue;
-            Elf_Data *data = elf_getdata(scn, NULL);
-            size_t count = sh.sh_size / sh.sh_entsize;
-            for (size_t i = 0; data && i < count; i++) {
-                GElf_Sym sym;
-                if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-                    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
-                    continue;
-                const char *s = elf_strptr(e, sh.sh_link, sym.st_name);
-                if (s && !strcmp(s, name)) {
-                    *value = sym.st_value;
-                    found = 1;
-                    break;
-                }
-            }
+    struct elf_symbol sym;
+    ms_error miss;
+    int found = elf_image_find_symbol(img, PY_RUNMAIN, &sym, &miss) == 0 && sym.type == STT_FUNC;
+    if (found && map) {
+        uint64_t vaddr = 0, off = 0;
+        if (elf_image_first_load(img, &vaddr, &off, err) < 0) {
+            elf_image_close(img);
+            return -1;
         }
+        l->py_runmain = sym.value + elf_load_bias(proc_maps_file_base(maps, map), vaddr);
+    } else if (found) {
+        l->py_runmain = sym.value + (at_entry - elf_image_entry(img));
     }
-out:
-    elf_end(e);
+    if (found)
+        snprintf(l->py_host, sizeof l->py_host, "%s", map ? map->path : l->exe);
+    elf_image_close(img);
     return found;
 }
 
 /* Finds Py_RunMain in the child, now stopped at its entry point: first in the executable
  * (Debian's python links libpython statically and exports it), else in libpython.
  * Returns 1 found, 0 not a CPython we know, -1 error. */
-static int find_py_runmain(pid_t pid, uint64_t at_entry, struct launch *l, ms_error *err)
+static int find_py_runmain(struct launch *l, uint64_t at_entry, ms_error *err)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ms_error_errno(err, errno, "opening %s", path);
-    uint64_t value = 0, load_vaddr = 0, file_entry = 0;
-    int r = elf_find_function(fd, PY_RUNMAIN, &value, &load_vaddr, &file_entry);
-    close(fd);
-    if (r < 0)
-        return ms_error_set(err, "libelf is unusable");
-    if (r > 0) {
-        /* The executable's load bias is exact from the kernel's own AT_ENTRY. */
-        l->py_runmain = value + (at_entry - file_entry);
-        snprintf(l->py_host, sizeof l->py_host, "%s", l->exe);
-        return 1;
-    }
-    uint64_t base = 0;
-    char libpath[PATH_MAX];
-    r = find_libpython(pid, libpath, sizeof libpath, &base, err);
-    if (r <= 0)
+    int r = lookup_in(l, NULL, NULL, at_entry, err);
+    if (r != 0)
         return r;
-    snprintf(path, sizeof path, "/proc/%d/root%s", (int)pid, libpath);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ms_error_errno(err, errno, "opening %s", libpath);
-    r = elf_find_function(fd, PY_RUNMAIN, &value, &load_vaddr, &file_entry);
-    close(fd);
-    if (r <= 0)
-        return r < 0 ? ms_error_set(err, "libelf is unusable") : 0;
-    l->py_runmain = value - load_vaddr + base;
-    snprintf(l->py_host, sizeof l->py_host, "%s", libpath);
-    return 1;
+    struct proc_maps maps;
+    if (proc_maps_read(l->pid, &maps, err) < 0)
+        return -1;
+    const struct proc_map *lib = proc_maps_find_libpython(&maps);
+    r = lib ? lookup_in(l, &maps, lib, 0, err) : 0;
+    proc_maps_free(&maps);
+    return r;
 }
 
 /* ---- the child side ---- */
 
-static void child_exec(char *const argv[])
+/* Runs in the forked child: waits until memsnap has seized it (one byte on the pipe), then
+ * execs. Without that byte (memsnap died first) it exits rather than run untraced. */
+static void child_exec(char *const argv[], int go_fd)
 {
-    if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0) {
-        dprintf(2, "memsnap: cannot trace '%s': %s\n", argv[0], strerror(errno));
+    char go;
+    ssize_t n;
+    while ((n = read(go_fd, &go, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
         _exit(126);
-    }
-    /* Wait here until the parent has set its ptrace options. */
-    raise(SIGSTOP);
+    close(go_fd);
     execvp(argv[0], argv);
     int e = errno;
     dprintf(2, "memsnap: cannot run '%s': %s\n", argv[0], strerror(e));
@@ -332,7 +260,7 @@ static int on_entry(struct launch *l, struct breakpoint *bp, ms_error *err)
     uint64_t entry = bp->addr;
     if (bp_remove_and_rewind(l->pid, bp, err) < 0)
         return -1;
-    int r = find_py_runmain(l->pid, entry, l, err);
+    int r = find_py_runmain(l, entry, err);
     if (r <= 0)
         return r;
     if (bp_insert(l->pid, bp, l->py_runmain, BP_RUNMAIN, err) < 0)
@@ -382,13 +310,9 @@ static int run_to_py_runmain(struct launch *l, ms_error *err)
             return detach_running(l, err);
         } else if (is_stop_signal(sig)) {
             l->held_stop_signal = sig;
-        } else {
-            siginfo_t si;
-            /* A group-stop (no siginfo) cannot be held with PTRACE_TRACEME; resuming is the
-             * only option, and stop signals are held above so none should arise. */
-            if (ptrace(PTRACE_GETSIGINFO, l->pid, NULL, &si) == 0)
-                deliver = sig;
-        }
+        } else if ((status >> 16) != PTRACE_EVENT_STOP) {
+            deliver = sig;
+        } /* else a group-stop: none can arise, stop signals are held above; resume */
         if (ptrace(PTRACE_CONT, l->pid, NULL, (void *)(long)deliver) < 0)
             return ms_error_errno(err, errno, "resuming the child %d", (int)l->pid);
     }
@@ -399,30 +323,39 @@ int launch_start(char *const argv[], struct launch *l, ms_error *err)
     memset(l, 0, sizeof *l);
     if (!argv || !argv[0])
         return ms_error_set(err, "no command to run");
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0)
+        return ms_error_errno(err, errno, "creating a pipe");
     fflush(NULL); /* nothing buffered may be written twice */
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        close(go[0]);
+        close(go[1]);
         return ms_error_errno(err, errno, "fork");
-    if (pid == 0)
-        child_exec(argv);
+    }
+    if (pid == 0) {
+        close(go[1]);
+        child_exec(argv, go[0]);
+    }
+    close(go[0]);
     l->pid = pid;
+    /* PTRACE_SEIZE (not TRACEME + SIGSTOP): no signal is involved in starting, and group
+     * stops and PTRACE_INTERRUPT keep their seize semantics for the injector. */
+    if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) <
+        0) {
+        ms_error_errno(err, errno, "tracing the child %d (ptrace)", (int)pid);
+        close(go[1]);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        goto fail;
+    }
     l->traced = 1;
-    int status;
-    if (wait_child(pid, &status, err) < 0)
-        goto fail;
-    if (!WIFSTOPPED(status)) {
-        /* PTRACE_TRACEME failed and the child reported it. */
-        l->traced = 0;
-        l->outcome = LAUNCH_EXITED;
-        l->wait_status = status;
-        return 0;
-    }
-    if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
-               (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) < 0) {
-        ms_error_errno(err, errno, "setting ptrace options on the child %d", (int)pid);
-        goto fail;
-    }
-    if (ptrace(PTRACE_CONT, pid, NULL, NULL) < 0) {
+    ssize_t n;
+    while ((n = write(go[1], "g", 1)) < 0 && errno == EINTR)
+        ;
+    close(go[1]);
+    if (n != 1) {
         ms_error_errno(err, errno, "starting the child %d", (int)pid);
         goto fail;
     }

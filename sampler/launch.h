@@ -7,12 +7,13 @@
  * (Py_BytesMain -> pymain_main -> Py_RunMain, measured out of line in Debian's static python
  * and in pyenv's shared builds). This module gets the command there:
  *
- *   fork; child: PTRACE_TRACEME, raise(SIGSTOP), execvp (PATH lookup as a shell does; stdio,
+ *   fork; child: wait for one byte on a pipe, execvp (PATH lookup as a shell does; stdio,
  *   environment, process group, signal mask and dispositions are memsnap's, untouched).
- *   parent: PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL, run to the exec stop, put a temporary
- *   int3 on the program's entry point (AT_ENTRY), run to it (ld.so has mapped libpython by
- *   then), restore it, find Py_RunMain (the executable's symbols for a static libpython,
- *   else libpython's), put an int3 there, run to it, restore it and rewind rip.
+ *   parent: PTRACE_SEIZE with PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL, send the byte, run to
+ *   the exec stop, put a temporary int3 on the program's entry point (AT_ENTRY), run to it
+ *   (ld.so has mapped libpython by then), restore it, find Py_RunMain (the executable's
+ *   symbols for a static libpython, else libpython's), put an int3 there, run to it, restore
+ *   it and rewind rip. The child is then in a ptrace signal-delivery-stop, seized by memsnap.
  *
  * Wrappers: a `#!/usr/bin/env python3` script execs env first, and pyenv's `python3` is a
  * bash shim that ends in `exec .../python3`. When the exec'd image is env, sh, bash or dash
@@ -25,7 +26,7 @@
  * in all): if memsnap died then, the child would resume on a broken instruction and die of
  * SIGTRAP or worse, later and confusingly. Before the first exec the child is still memsnap's
  * own code and is tied too. While a wrapper is followed, nothing ties them.
-
+ *
  * Signals that reach the child while it is traced are passed on at once, except stop
  * signals (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), which are held and delivered at detach, so a
  * Ctrl-Z during startup stops the untraced program as it would have stopped anyway (a wrapper
