@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# run.sh - what `memsnap run` costs the program it profiles, beside tracemalloc.
+#
+# Runs tests/py/run_workload.py (dicts, JSON round trips, string joins, lists; ~1.5 s plain)
+# with Debian's python3 in five ways, interleaved round by round so machine noise hits all
+# of them alike, and prints the median wall time of each and its ratio to the plain run:
+#   plain                     python3 run_workload.py
+#   memsnap run (exact)       every allocation recorded (rate 1, the default)
+#   memsnap run --rate R      sampled at attach's default rate (R, bytes)
+#   -X tracemalloc=1          tracemalloc, 1 frame per trace
+#   -X tracemalloc=25         tracemalloc, 25 frames per trace
+# Usage: run.sh MEMSNAP [ROUNDS]    env: PYTHON (default /usr/bin/python3), BENCH_RATE.
+set -euo pipefail
+memsnap="${1:?usage: run.sh MEMSNAP [ROUNDS]}"
+rounds="${2:-${BENCH_ROUNDS:-5}}"
+py="${PYTHON:-/usr/bin/python3}"
+rate="${BENCH_RATE:-524288}"
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$here/tests/py/run_workload.py"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+names=(plain exact sampled tm1 tm25)
+labels=("plain" "memsnap run (exact)" "memsnap run --rate $rate" "-X tracemalloc=1"
+        "-X tracemalloc=25")
+run_one() {
+  case "$1" in
+    plain) "$py" "$work" ;;
+    exact) "$memsnap" run -o "$tmp/exact.pb" -- "$py" "$work" ;;
+    sampled) "$memsnap" run --rate "$rate" -o "$tmp/sampled.pb" -- "$py" "$work" ;;
+    tm1) "$py" -X tracemalloc=1 "$work" ;;
+    tm25) "$py" -X tracemalloc=25 "$work" ;;
+  esac
+}
+
+expected="$("$py" "$work")"
+for ((r = 0; r < rounds; r++)); do
+  for ((k = 0; k < ${#names[@]}; k++)); do
+    n="${names[$(((k + r) % ${#names[@]}))]}"
+    t0=$(date +%s%N)
+    out="$(run_one "$n" 2>"$tmp/$n.err")" || { echo "run.sh: $n failed:"; cat "$tmp/$n.err"; exit 1; }
+    t1=$(date +%s%N)
+    if [ "$out" != "$expected" ]; then echo "run.sh: $n printed '$out', expected '$expected'"; exit 1; fi
+    echo $(((t1 - t0) / 1000000)) >>"$tmp/$n.ms"
+  done
+done
+
+median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+base=$(median "$tmp/plain.ms")
+printf '%-28s %10s %8s   (%s, %d rounds, median wall time)\n' "variant" "ms" "ratio" "$py" "$rounds"
+for ((k = 0; k < ${#names[@]}; k++)); do
+  m=$(median "$tmp/${names[$k]}.ms")
+  printf '%-28s %10d %8s\n' "${labels[$k]}" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.2fx", a / b}')"
+done
