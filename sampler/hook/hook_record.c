@@ -1,0 +1,166 @@
+/*
+ * hook_record.c - the sampled-event slow paths and the session's counters; see hook_record.h.
+ */
+#include "hook_record.h"
+
+#include <sched.h>
+#include <time.h>
+
+struct hook_recorder hook_recorder;
+
+static int lock_try(void)
+{
+    return __atomic_exchange_n(&hook_recorder.lock, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
+static void lock_release(void)
+{
+    __atomic_store_n(&hook_recorder.lock, 0, __ATOMIC_RELEASE);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t counter_get(const uint64_t *c)
+{
+    return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+/* Under the lock, with the region mapped. */
+static void counters_copy_out(void)
+{
+    const struct hook_counters *c = &hook_recorder.counters;
+    struct mshook_shared *s = hook_recorder.ring.shared;
+    __atomic_store_n(&s->alloc_count, counter_get(&c->alloc_count), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->alloc_bytes, counter_get(&c->alloc_bytes), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->free_count, counter_get(&c->free_count), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->sampled_allocs, counter_get(&c->sampled_allocs), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->sampled_frees, counter_get(&c->sampled_frees), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->live_sampled_bytes, counter_get(&c->live_sampled_bytes),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&s->dropped_events, counter_get(&c->dropped_events), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->dropped_bytes, counter_get(&c->dropped_bytes), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->truncated_stacks, counter_get(&c->truncated_stacks), __ATOMIC_RELAXED);
+}
+
+int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
+                        unsigned char *ring, const struct hook_stack_layout *layout,
+                        void *(*tstate_get)(void))
+{
+    struct hook_recorder *r = &hook_recorder;
+    if (hook_live_begin() != 0)
+        return -1;
+    r->counters = (struct hook_counters){0};
+    hook_sampler_init(&r->sampler, cfg->rate, cfg->seed);
+    r->max_frames = cfg->max_frames;
+    r->layout = *layout;
+    r->tstate_get = tstate_get;
+    hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes);
+    __atomic_store_n(&r->lock, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->active, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void hook_recorder_publish(void)
+{
+    if (!lock_try())
+        return;
+    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
+        counters_copy_out();
+    lock_release();
+}
+
+void hook_recorder_end(void)
+{
+    __atomic_store_n(&hook_recorder.active, 0, __ATOMIC_RELEASE);
+    /* A slow path that took the lock before `active` dropped may still be writing: wait for
+     * it (slow paths hold the lock for a bounded copy, never for a syscall). */
+    while (!lock_try())
+        sched_yield();
+    counters_copy_out();
+    __atomic_store_n(&hook_recorder.ring.shared->stop_ns, now_ns(), __ATOMIC_RELAXED);
+    hook_live_reset();
+    lock_release();
+}
+
+void hook_recorder_forget(void)
+{
+    __atomic_store_n(&hook_recorder.active, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hook_recorder.lock, 0, __ATOMIC_RELAXED);
+    hook_live_reset();
+}
+
+static void drop(size_t size)
+{
+    hook_counter_add(&hook_recorder.counters.dropped_events, 1);
+    hook_counter_add(&hook_recorder.counters.dropped_bytes, size);
+}
+
+/* Under the lock: a FREE record for addr if it is in the live table. */
+static void forget_block(uint64_t addr)
+{
+    struct hook_counters *c = &hook_recorder.counters;
+    uint64_t size;
+    if (hook_live_remove(addr, &size) != 0)
+        return;
+    hook_counter_add(&c->live_sampled_bytes, -size);
+    if (hook_ring_put_free(&hook_recorder.ring, addr) == 0)
+        hook_counter_add(&c->sampled_frees, 1);
+    else
+        drop(0);
+}
+
+void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
+{
+    struct hook_recorder *r = &hook_recorder;
+    struct mshook_frame frames[MSHOOK_MAX_FRAMES];
+    int truncated = 0;
+    const void *tstate = r->tstate_get();
+    uint32_t nframes = hook_stack_capture(&r->layout, tstate, frames, r->max_frames, &truncated);
+    if (truncated)
+        flags |= MSHOOK_ALLOC_TRUNCATED;
+
+    if (!lock_try()) {
+        drop(size);
+        return;
+    }
+    if (!__atomic_load_n(&r->active, __ATOMIC_ACQUIRE)) {
+        lock_release();
+        return;
+    }
+    uint64_t addr = (uint64_t)(uintptr_t)ptr;
+    /* Still in the table: its free went by unseen (another allocator freed it). */
+    forget_block(addr);
+    if (hook_live_insert(addr, size) != 0) {
+        drop(size);
+    } else if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags,
+                                   frames, nframes) != 0) {
+        uint64_t ignored;
+        hook_live_remove(addr, &ignored);
+        drop(size);
+    } else {
+        hook_counter_add(&r->counters.sampled_allocs, 1);
+        hook_counter_add(&r->counters.live_sampled_bytes, size);
+        if (truncated)
+            hook_counter_add(&r->counters.truncated_stacks, 1);
+    }
+    counters_copy_out();
+    lock_release();
+}
+
+void hook_record_sampled_free(void *ptr)
+{
+    if (!lock_try()) {
+        drop(0);
+        return;
+    }
+    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE)) {
+        forget_block((uint64_t)(uintptr_t)ptr);
+        counters_copy_out();
+    }
+    lock_release();
+}

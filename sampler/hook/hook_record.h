@@ -1,0 +1,99 @@
+/*
+ * hook_record.h - what happens to an allocation once a wrapper has seen it.
+ *
+ * The recorder owns one session's sampling state: the byte countdown, the counters, the stack
+ * layout, the ring producer, and the lock that serialises ring writes and live-table changes.
+ * The wrappers (hook_alloc.c) call the two inline functions below on every allocation and
+ * free; only sampled events reach the out-of-line slow paths.
+ *
+ * Locking: MEM and OBJ allocators are called with the GIL held, so the hot path needs no
+ * atomics of its own (counters use relaxed loads and stores only so the control thread may
+ * read them). The slow path takes a try-lock anyway, so a C extension that breaks the GIL rule
+ * makes us drop an event, never corrupt the ring; a contended lock drops and counts.
+ *
+ * After hook_recorder_end() returns, nothing in the recorder touches the shared region again
+ * (slow paths check `active` under the lock).
+ */
+#ifndef MEMSNAP_HOOK_RECORD_H
+#define MEMSNAP_HOOK_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hook_abi.h"
+#include "hook_live.h"
+#include "hook_ring.h"
+#include "hook_sample.h"
+#include "hook_stack.h"
+
+struct hook_counters {
+    uint64_t alloc_count;
+    uint64_t alloc_bytes;
+    uint64_t free_count;
+    uint64_t sampled_allocs;
+    uint64_t sampled_frees;
+    uint64_t live_sampled_bytes;
+    uint64_t dropped_events;
+    uint64_t dropped_bytes;
+    uint64_t truncated_stacks;
+};
+
+struct hook_recorder {
+    struct hook_sampler sampler; /* first: the hot path touches it on every allocation */
+    struct hook_counters counters;
+    uint32_t active; /* 1 while the ring may be written (read under the lock) */
+    uint32_t lock;   /* try-lock for ring + live table */
+    uint32_t max_frames;
+    struct hook_stack_layout layout;
+    struct hook_ring ring;
+    void *(*tstate_get)(void);
+};
+
+/* The one recorder (hidden inside the library). */
+extern struct hook_recorder hook_recorder;
+
+/* Starts a session: counters zeroed, sampler seeded from cfg, ring over the region, empty
+ * live table, active. cfg was validated. Returns 0, or -1 when the live table cannot be
+ * mapped. */
+int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
+                        unsigned char *ring, const struct hook_stack_layout *layout,
+                        void *(*tstate_get)(void));
+
+/* Copies the counters into the region when the lock is free (control thread, periodic). */
+void hook_recorder_publish(void);
+
+/* Ends the session: inactive, waits for an in-flight slow path, publishes the final counters
+ * and stop time, empties the live table. The region may be unmapped afterwards. */
+void hook_recorder_end(void);
+
+/* After fork, in the child: forget the session without touching the region (the parent owns
+ * it). */
+void hook_recorder_forget(void);
+
+/* Slow paths. */
+void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags);
+void hook_record_sampled_free(void *ptr);
+
+static inline void hook_counter_add(uint64_t *c, uint64_t v)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+/* Every successful allocation while recording. */
+static inline void hook_record_alloc(void *ptr, size_t size, uint32_t flags)
+{
+    hook_counter_add(&hook_recorder.counters.alloc_count, 1);
+    hook_counter_add(&hook_recorder.counters.alloc_bytes, size);
+    if (__builtin_expect(hook_sampler_take(&hook_recorder.sampler, size), 0))
+        hook_record_sampled_alloc(ptr, size, flags);
+}
+
+/* Every free of a non-NULL block while recording (before the block goes back). */
+static inline void hook_record_free(void *ptr)
+{
+    hook_counter_add(&hook_recorder.counters.free_count, 1);
+    if (__builtin_expect(hook_live_contains((uint64_t)(uintptr_t)ptr), 0))
+        hook_record_sampled_free(ptr);
+}
+
+#endif

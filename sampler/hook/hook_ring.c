@@ -1,0 +1,79 @@
+/*
+ * hook_ring.c - writes records into the shared ring; see hook_ring.h and hook_abi.h.
+ */
+#include "hook_ring.h"
+
+#include <string.h>
+
+void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned char *data,
+                    uint64_t size)
+{
+    r->shared = shared;
+    r->data = data;
+    r->size = size;
+    r->head = 0;
+}
+
+/* Room for len contiguous bytes (8-aligned, <= size / 2), writing a PAD record over the end of
+ * the ring when the record would not fit there. Returns where to write, or NULL. */
+static unsigned char *ring_reserve(struct hook_ring *r, uint32_t len)
+{
+    uint64_t tail = __atomic_load_n(&r->shared->ring_tail, __ATOMIC_ACQUIRE);
+    if (tail > r->head || r->head - tail > r->size)
+        return NULL; /* the consumer's tail is nonsense: never overwrite on its word */
+    uint64_t free_bytes = r->size - (r->head - tail);
+    uint64_t off = r->head & (r->size - 1);
+    uint64_t room_to_end = r->size - off;
+    if (len <= room_to_end) {
+        if (len > free_bytes)
+            return NULL;
+        return r->data + off;
+    }
+    if (room_to_end + len > free_bytes)
+        return NULL;
+    struct mshook_rec pad = {.type = MSHOOK_REC_PAD, .len = (uint32_t)room_to_end};
+    memcpy(r->data + off, &pad, sizeof pad);
+    r->head += room_to_end;
+    return r->data;
+}
+
+static void ring_commit(struct hook_ring *r, uint32_t len)
+{
+    r->head += len;
+    __atomic_store_n(&r->shared->ring_head, r->head, __ATOMIC_RELEASE);
+}
+
+int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint64_t tstate,
+                        uint32_t flags, const struct mshook_frame *frames, uint32_t nframes)
+{
+    if (nframes > MSHOOK_MAX_FRAMES)
+        nframes = MSHOOK_MAX_FRAMES;
+    uint32_t len = (uint32_t)(sizeof(struct mshook_alloc) + nframes * sizeof(struct mshook_frame));
+    unsigned char *p = ring_reserve(r, len);
+    if (!p)
+        return -1;
+    struct mshook_alloc rec = {
+        .hdr = {.type = MSHOOK_REC_ALLOC, .len = len},
+        .addr = addr,
+        .size = size,
+        .tstate = tstate,
+        .nframes = nframes,
+        .flags = flags,
+    };
+    memcpy(p, &rec, sizeof rec);
+    memcpy(p + sizeof rec, frames, nframes * sizeof(struct mshook_frame));
+    ring_commit(r, len);
+    return 0;
+}
+
+int hook_ring_put_free(struct hook_ring *r, uint64_t addr)
+{
+    uint32_t len = sizeof(struct mshook_free);
+    unsigned char *p = ring_reserve(r, len);
+    if (!p)
+        return -1;
+    struct mshook_free rec = {.hdr = {.type = MSHOOK_REC_FREE, .len = len}, .addr = addr};
+    memcpy(p, &rec, sizeof rec);
+    ring_commit(r, len);
+    return 0;
+}

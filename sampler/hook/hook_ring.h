@@ -1,0 +1,32 @@
+/*
+ * hook_ring.h - the producer side of the shared ring (format in hook_abi.h).
+ *
+ * Single producer: callers serialise with the recorder's try-lock (hook_alloc.c). The head
+ * lives here, in the hook's own memory, and is only published to the region; the tail comes
+ * from memsnap and is checked before use, so a consumer that writes nonsense makes the
+ * producer drop events rather than overwrite unread records or write out of bounds.
+ */
+#ifndef MEMSNAP_HOOK_RING_H
+#define MEMSNAP_HOOK_RING_H
+
+#include <stdint.h>
+
+#include "hook_abi.h"
+
+struct hook_ring {
+    struct mshook_shared *shared;
+    unsigned char *data; /* ring_bytes of records */
+    uint64_t size;       /* power of two */
+    uint64_t head;       /* bytes ever written (private copy of shared->ring_head) */
+};
+
+void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned char *data,
+                    uint64_t size);
+
+/* Append an ALLOC record with nframes frames (<= MSHOOK_MAX_FRAMES) / a FREE record and publish
+ * the new head. Return 0, or -1 when the ring has no room (nothing written). */
+int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint64_t tstate,
+                        uint32_t flags, const struct mshook_frame *frames, uint32_t nframes);
+int hook_ring_put_free(struct hook_ring *r, uint64_t addr);
+
+#endif

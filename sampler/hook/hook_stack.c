@@ -1,0 +1,108 @@
+/*
+ * hook_stack.c - the in-process frame walk; see hook_stack.h.
+ *
+ * Every pointer is checked for NULL and 8-byte alignment before it is followed, and the walk
+ * is bounded, so a frame chain caught mid-update (a C extension misusing the allocator
+ * without the GIL) ends the stack early instead of looping.
+ */
+#include "hook_stack.h"
+
+#include <stddef.h>
+
+/* A walk longer than this is a cycle or garbage, not a stack: stop. */
+#define STACK_WALK_LIMIT 4096
+
+void hook_stack_layout_from(struct hook_stack_layout *l, const struct mshook_config *cfg,
+                            const void *code_type)
+{
+    l->frame_model = cfg->frame_model;
+    l->lasti_model = cfg->lasti_model;
+    l->tstate_frame = cfg->tstate_frame;
+    l->cframe_current_frame = cfg->cframe_current_frame;
+    l->frame_back = cfg->frame_back;
+    l->frame_code = cfg->frame_code;
+    l->frame_lasti = cfg->frame_lasti;
+    l->frame_owner = cfg->frame_owner;
+    l->owner_cstack = cfg->owner_cstack;
+    l->object_type = cfg->object_type;
+    l->code_type = code_type;
+}
+
+static int offset_ok(int32_t off)
+{
+    return off >= 0 && off < 4096;
+}
+
+int hook_stack_layout_check(const struct hook_stack_layout *l)
+{
+    if (l->frame_model < 1 || l->frame_model > 3 || l->lasti_model < 1 || l->lasti_model > 4)
+        return -1;
+    if (!offset_ok(l->tstate_frame) || !offset_ok(l->frame_back) || !offset_ok(l->frame_code) ||
+        !offset_ok(l->frame_lasti) || !offset_ok(l->object_type))
+        return -1;
+    if (l->frame_model == 2 && !offset_ok(l->cframe_current_frame))
+        return -1;
+    if (l->frame_owner != -1 && !offset_ok(l->frame_owner))
+        return -1;
+    if (l->owner_cstack < -1 || l->owner_cstack > 255)
+        return -1;
+    if (!l->code_type)
+        return -1;
+    return 0;
+}
+
+static const void *pointer_at(const void *base, int32_t off)
+{
+    return *(const void *const *)((const char *)base + off);
+}
+
+static int pointer_plausible(const void *p)
+{
+    return p && ((uintptr_t)p & 7) == 0 && (uintptr_t)p >= 4096;
+}
+
+/* The first frame, or NULL. */
+static const void *frame_first(const struct hook_stack_layout *l, const void *tstate)
+{
+    const void *p = pointer_at(tstate, l->tstate_frame);
+    if (l->frame_model == 2) { /* tstate->cframe->current_frame */
+        if (!pointer_plausible(p))
+            return NULL;
+        p = pointer_at(p, l->cframe_current_frame);
+    }
+    return pointer_plausible(p) ? p : NULL;
+}
+
+uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstate,
+                            struct mshook_frame *out, uint32_t max, int *truncated)
+{
+    *truncated = 0;
+    if (!pointer_plausible(tstate))
+        return 0;
+    uint32_t n = 0;
+    const void *f = frame_first(l, tstate);
+    for (int steps = 0; f && steps < STACK_WALK_LIMIT; steps++) {
+        int keep = 1;
+        if (l->frame_owner >= 0 && l->owner_cstack >= 0 &&
+            *((const unsigned char *)f + l->frame_owner) == (unsigned char)l->owner_cstack)
+            keep = 0; /* the C entry shim (3.12+) has no Python code of its own */
+        const void *code = pointer_at(f, l->frame_code);
+        if (keep && (!pointer_plausible(code) || pointer_at(code, l->object_type) != l->code_type))
+            keep = 0;
+        if (keep) {
+            if (n == max) {
+                *truncated = 1;
+                break;
+            }
+            out[n].code = (uint64_t)(uintptr_t)code;
+            if (l->lasti_model <= 2)
+                out[n].lasti = (uint64_t)(int64_t) * (const int32_t *)((const char *)f + l->frame_lasti);
+            else
+                out[n].lasti = (uint64_t)(uintptr_t)pointer_at(f, l->frame_lasti);
+            n++;
+        }
+        const void *back = pointer_at(f, l->frame_back);
+        f = pointer_plausible(back) ? back : NULL;
+    }
+    return n;
+}

@@ -1,0 +1,294 @@
+/*
+ * ring_reader.c - validating consumer of the hook's ring; see ring_reader.h.
+ */
+#include "ring_reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_MIN_BYTES (64ull << 10)
+#define RING_MAX_BYTES (1ull << 30)
+#define HEADER_MAX_BYTES (1u << 20)
+/* Publish the tail at least this often during a long drain, so the hook gets room back. */
+#define TAIL_PUBLISH_BYTES (64u << 10)
+
+static void reader_reset(struct ring_reader *r)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+}
+
+/* Copies n bytes out of the shared mapping. The fence keeps the compiler from reading a field
+ * from the mapping again later instead of from the copy (the target may rewrite it between). */
+static void shared_copy(void *dst, const void *src, size_t n)
+{
+    memcpy(dst, src, n);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static int header_check(struct ring_reader *r, void *region, size_t bytes, ms_error *err)
+{
+    struct mshook_shared h;
+    if (bytes < sizeof h)
+        return ms_error_set(err, "hook region is %zu bytes, smaller than its header", bytes);
+    shared_copy(&h, region, sizeof h);
+    if (h.magic != MSHOOK_MAGIC)
+        return ms_error_set(err, "hook region has a bad magic number (not a memsnap ring)");
+    if (h.abi != MSHOOK_ABI)
+        return ms_error_set(err, "hook region speaks ABI %u, this memsnap speaks %u", h.abi,
+                            MSHOOK_ABI);
+    if (h.header_bytes < sizeof h || h.header_bytes % 4096 != 0 ||
+        h.header_bytes > HEADER_MAX_BYTES)
+        return ms_error_set(err, "hook region header size %u is invalid", h.header_bytes);
+    if (h.ring_bytes < RING_MIN_BYTES || h.ring_bytes > RING_MAX_BYTES ||
+        (h.ring_bytes & (h.ring_bytes - 1)) != 0)
+        return ms_error_set(err, "hook ring size %llu is not a power of two in [64 KiB, 1 GiB]",
+                            (unsigned long long)h.ring_bytes);
+    if ((uint64_t)h.header_bytes + h.ring_bytes > bytes)
+        return ms_error_set(err, "hook region is %zu bytes, its header claims %llu", bytes,
+                            (unsigned long long)(h.header_bytes + h.ring_bytes));
+    if (h.ring_tail % 8 != 0)
+        return ms_error_set(err, "hook ring tail %llu is not 8-byte aligned",
+                            (unsigned long long)h.ring_tail);
+    r->map = region;
+    r->map_bytes = (size_t)(h.header_bytes + h.ring_bytes);
+    r->shared = region;
+    r->ring = (const unsigned char *)region + h.header_bytes;
+    r->ring_bytes = h.ring_bytes;
+    r->tail = h.ring_tail;
+    return 0;
+}
+
+int ring_reader_attach(struct ring_reader *r, void *region, size_t bytes, ms_error *err)
+{
+    reader_reset(r);
+    if (!region)
+        return ms_error_set(err, "no hook region to read");
+    if (header_check(r, region, bytes, err) != 0) {
+        reader_reset(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* /proc/PID/fd/N must name the hook's memfd: refuse to open anything else (a FIFO, a device)
+ * that a hostile target put at that number. */
+static int fd_is_ring(pid_t pid, int remote_fd, ms_error *err)
+{
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, remote_fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0)
+        return ms_error_errno(err, errno, "reading %s", path);
+    target[n] = 0;
+    static const char want[] = "/memfd:" MSHOOK_MEMFD_NAME;
+    if (strncmp(target, want, sizeof want - 1) != 0)
+        return ms_error_set(err, "%s is not the hook's ring (it is %s)", path, target);
+    return 0;
+}
+
+int ring_reader_open(pid_t pid, int remote_fd, struct ring_reader *r, ms_error *err)
+{
+    reader_reset(r);
+    if (remote_fd < 0)
+        return ms_error_set(err, "hook returned no ring descriptor (%d)", remote_fd);
+    if (fd_is_ring(pid, remote_fd, err) != 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, remote_fd);
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return ms_error_errno(err, errno, "opening the hook's ring %s", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        ms_error_errno(err, errno, "fstat of %s", path);
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < (off_t)(4096 + RING_MIN_BYTES) ||
+        st.st_size > (off_t)(HEADER_MAX_BYTES + RING_MAX_BYTES)) {
+        ms_error_set(err, "%s is not a plausible hook ring (%lld bytes)", path,
+                     (long long)st.st_size);
+        close(fd);
+        return -1;
+    }
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        ms_error_set(err, "%s is not sealed against shrinking; refusing to map it", path);
+        close(fd);
+        return -1;
+    }
+    size_t bytes = (size_t)st.st_size;
+    void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        ms_error_errno(err, errno, "mapping %s", path);
+        close(fd);
+        return -1;
+    }
+    if (header_check(r, map, bytes, err) != 0) {
+        munmap(map, bytes);
+        close(fd);
+        reader_reset(r);
+        return ms_error_prefix(err, "pid %d", (int)pid);
+    }
+    r->map_bytes = bytes; /* unmap everything we mapped */
+    r->fd = fd;
+    __atomic_store_n(&r->shared->mapped, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static int corrupt(ms_error *err, const struct ring_reader *r, const char *what, uint64_t value)
+{
+    return ms_error_set(err, "hook ring is corrupt at byte %llu: %s (%llu)",
+                        (unsigned long long)r->tail, what, (unsigned long long)value);
+}
+
+static void tail_publish(struct ring_reader *r)
+{
+    __atomic_store_n(&r->shared->ring_tail, r->tail, __ATOMIC_RELEASE);
+}
+
+/* Copies and checks the record of len bytes at ring offset off into ev. */
+static int record_decode(struct ring_reader *r, uint32_t type, uint32_t len, uint64_t off,
+                         struct ring_event *ev, ms_error *err)
+{
+    const unsigned char *p = r->ring + off;
+    memset(ev, 0, offsetof(struct ring_event, frames));
+    if (type == MSHOOK_REC_FREE) {
+        struct mshook_free f;
+        if (len != sizeof f)
+            return corrupt(err, r, "FREE record of the wrong length", len);
+        shared_copy(&f, p, sizeof f);
+        ev->type = MSHOOK_REC_FREE;
+        ev->addr = f.addr;
+        return 0;
+    }
+    struct mshook_alloc a;
+    if (len < sizeof a)
+        return corrupt(err, r, "ALLOC record shorter than its header", len);
+    shared_copy(&a, p, sizeof a);
+    if (a.nframes > MSHOOK_MAX_FRAMES)
+        return corrupt(err, r, "ALLOC record with too many frames", a.nframes);
+    if (len != sizeof a + (uint64_t)a.nframes * sizeof(struct mshook_frame))
+        return corrupt(err, r, "ALLOC record length disagrees with its frame count", len);
+    if (a.flags & ~(uint32_t)(MSHOOK_ALLOC_TRUNCATED | MSHOOK_ALLOC_REALLOC))
+        return corrupt(err, r, "ALLOC record with unknown flags", a.flags);
+    ev->type = MSHOOK_REC_ALLOC;
+    ev->flags = a.flags;
+    ev->addr = a.addr;
+    ev->size = a.size;
+    ev->tstate = a.tstate;
+    ev->nframes = a.nframes;
+    shared_copy(ev->frames, p + sizeof a, (size_t)a.nframes * sizeof(struct mshook_frame));
+    return 0;
+}
+
+int ring_reader_drain(struct ring_reader *r, int (*on_event)(void *ctx, const struct ring_event *ev),
+                      void *ctx, ms_error *err)
+{
+    if (!r->shared)
+        return ms_error_set(err, "hook ring is not open");
+    uint64_t head = __atomic_load_n(&r->shared->ring_head, __ATOMIC_ACQUIRE);
+    if (head < r->tail)
+        return corrupt(err, r, "head behind the tail", head);
+    if (head - r->tail > r->ring_bytes)
+        return corrupt(err, r, "head more than a ring ahead", head);
+    if (head % 8 != 0)
+        return corrupt(err, r, "head not 8-byte aligned", head);
+
+    struct ring_event ev;
+    int count = 0;
+    uint64_t published = r->tail;
+    int rc = 0;
+    while (r->tail < head) {
+        uint64_t off = r->tail & (r->ring_bytes - 1);
+        uint64_t to_end = r->ring_bytes - off;
+        uint64_t avail = head - r->tail;
+        struct mshook_rec hdr;
+        shared_copy(&hdr, r->ring + off, sizeof hdr); /* off is 8-aligned: 8 bytes fit */
+        if (hdr.len < sizeof hdr || hdr.len % 8 != 0 || hdr.len > to_end || hdr.len > avail) {
+            rc = corrupt(err, r, "record length out of bounds", hdr.len);
+            break;
+        }
+        if (hdr.type == MSHOOK_REC_PAD) {
+            if (hdr.len != to_end) {
+                rc = corrupt(err, r, "PAD record that does not reach the end of the ring",
+                             hdr.len);
+                break;
+            }
+            r->tail += hdr.len;
+            r->pads++;
+            continue;
+        }
+        if (hdr.type != MSHOOK_REC_ALLOC && hdr.type != MSHOOK_REC_FREE) {
+            rc = corrupt(err, r, "unknown record type", hdr.type);
+            break;
+        }
+        if (record_decode(r, hdr.type, hdr.len, off, &ev, err) != 0) {
+            rc = -1;
+            break;
+        }
+        r->tail += hdr.len;
+        r->events++;
+        count++;
+        if (on_event(ctx, &ev) != 0) {
+            rc = ms_error_set(err, "the ring consumer stopped the drain");
+            break;
+        }
+        if (r->tail - published >= TAIL_PUBLISH_BYTES) {
+            tail_publish(r);
+            published = r->tail;
+        }
+    }
+    tail_publish(r);
+    return rc != 0 ? -1 : count;
+}
+
+void ring_reader_heartbeat(struct ring_reader *r)
+{
+    if (!r->shared)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    __atomic_store_n(&r->shared->heartbeat_ns, ns, __ATOMIC_RELEASE);
+}
+
+void ring_reader_request_stop(struct ring_reader *r)
+{
+    if (r->shared)
+        __atomic_store_n(&r->shared->stop_request, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t ring_reader_state(const struct ring_reader *r)
+{
+    if (!r->shared)
+        return 0;
+    return __atomic_load_n(&r->shared->state, __ATOMIC_ACQUIRE);
+}
+
+void ring_reader_counters(const struct ring_reader *r, struct mshook_shared *out)
+{
+    if (!r->shared) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    shared_copy(out, r->shared, sizeof *out);
+    out->error[sizeof out->error - 1] = 0;
+}
+
+void ring_reader_close(struct ring_reader *r)
+{
+    if (r->map && r->fd >= 0) {
+        munmap(r->map, r->map_bytes);
+        close(r->fd);
+    }
+    reader_reset(r);
+}

@@ -1,0 +1,81 @@
+/*
+ * ring_reader.h - memsnap's side of the hook's shared ring: map it, drain it, steer the hook.
+ *
+ * The region (layout in hook/hook_abi.h) belongs to a process that may be hostile while
+ * memsnap runs as root, and it changes under us while we read. So every record is copied out
+ * of the mapping before any field of it is looked at, every length, type, position and frame
+ * count is checked, and a ring that breaks a rule is reported as corrupt, never followed.
+ * The memfd must carry F_SEAL_SHRINK, so the target cannot truncate it and make our reads
+ * fault (SIGBUS).
+ *
+ * Ownership: struct ring_reader is the caller's; open/attach fill it, close releases the
+ * mapping and descriptor (attach'ed memory is not the reader's and is left alone).
+ * Not thread-safe: one thread drains.
+ */
+#ifndef MEMSNAP_RING_READER_H
+#define MEMSNAP_RING_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "hook/hook_abi.h"
+
+/* One record, copied out and validated. */
+struct ring_event {
+    uint32_t type;  /* MSHOOK_REC_ALLOC or MSHOOK_REC_FREE (PAD records are consumed) */
+    uint32_t flags; /* MSHOOK_ALLOC_* */
+    uint64_t addr, size, tstate;
+    uint32_t nframes; /* <= MSHOOK_MAX_FRAMES; frames[0] is the innermost */
+    struct mshook_frame frames[MSHOOK_MAX_FRAMES];
+};
+
+struct ring_reader {
+    int fd;                       /* -1 when attached to memory we do not own */
+    void *map;                    /* the whole region */
+    size_t map_bytes;             /* header_bytes + ring_bytes */
+    struct mshook_shared *shared; /* == map */
+    const unsigned char *ring;    /* map + header_bytes */
+    uint64_t ring_bytes;          /* power of two, validated at open */
+    uint64_t tail;                /* bytes consumed (ours; published to shared->ring_tail) */
+    uint64_t events;              /* ALLOC + FREE records delivered */
+    uint64_t pads;                /* PAD records skipped */
+};
+
+/* Opens /proc/PID/fd/REMOTE_FD (which must be the hook's sealed memfd), maps it, validates the
+ * header (magic, abi, header and ring sizes against the file size) and sets mapped = 1 so the
+ * hook closes its descriptor. Returns 0, or -1 with a sentence in err (r is then closed). */
+int ring_reader_open(pid_t pid, int remote_fd, struct ring_reader *r, ms_error *err);
+
+/* The same validation over a region already in memory (tests, fuzzing): r reads and writes
+ * region but does not own it. bytes is the region's size. Does not set mapped. */
+int ring_reader_attach(struct ring_reader *r, void *region, size_t bytes, ms_error *err);
+
+/* Delivers every complete record between our tail and the head read on entry to on_event,
+ * in order, then publishes the new tail. on_event returns 0 to go on, non-zero to stop (the
+ * tail then covers the records delivered so far and drain returns -1 with a generic sentence:
+ * callers keep their own reason in ctx). Returns the number of events delivered, or -1 with a
+ * sentence in err when the ring is corrupt (head behind the tail or more than a ring ahead, a
+ * bad record type, length, flag or frame count); the tail is left at the last good record. */
+int ring_reader_drain(struct ring_reader *r, int (*on_event)(void *ctx, const struct ring_event *ev),
+                      void *ctx, ms_error *err);
+
+/* Writes CLOCK_MONOTONIC now into heartbeat_ns. Call at least every 250 ms. */
+void ring_reader_heartbeat(struct ring_reader *r);
+
+/* Asks the hook to stop (it restores the allocators and ends in STOPPED). */
+void ring_reader_request_stop(struct ring_reader *r);
+
+/* The hook's state as written by the hook: untrusted, any value (compare with
+ * enum mshook_state). */
+uint32_t ring_reader_state(const struct ring_reader *r);
+
+/* A snapshot copy of the whole header (counters, state, error), taken once; out->error is
+ * NUL-terminated. */
+void ring_reader_counters(const struct ring_reader *r, struct mshook_shared *out);
+
+/* Unmaps and closes what the reader owns; safe on a zeroed or already closed reader. */
+void ring_reader_close(struct ring_reader *r);
+
+#endif
