@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_MIN_BYTES (64ull << 10)
-#define RING_MAX_BYTES (1ull << 30)
+#define RING_MIN_BYTES   (64ull << 10)
+#define RING_MAX_BYTES   (1ull << 30)
 #define HEADER_MAX_BYTES (1u << 20)
 /* Publish the tail at least this often during a long drain, so the hook gets room back. */
 #define TAIL_PUBLISH_BYTES (64u << 10)
@@ -190,8 +190,9 @@ static int record_decode(struct ring_reader *r, uint32_t type, uint32_t len, uin
     return 0;
 }
 
-int ring_reader_drain(struct ring_reader *r, int (*on_event)(void *ctx, const struct ring_event *ev),
-                      void *ctx, ms_error *err)
+int ring_reader_drain(struct ring_reader *r,
+                      int (*on_event)(void *ctx, const struct ring_event *ev), void *ctx,
+                      ms_error *err)
 {
     if (!r->shared)
         return ms_error_set(err, "hook ring is not open");
@@ -219,8 +220,7 @@ int ring_reader_drain(struct ring_reader *r, int (*on_event)(void *ctx, const st
         }
         if (hdr.type == MSHOOK_REC_PAD) {
             if (hdr.len != to_end) {
-                rc = corrupt(err, r, "PAD record that does not reach the end of the ring",
-                             hdr.len);
+                rc = corrupt(err, r, "PAD record that does not reach the end of the ring", hdr.len);
                 break;
             }
             r->tail += hdr.len;

@@ -58,8 +58,9 @@ int ring_reader_attach(struct ring_reader *r, void *region, size_t bytes, ms_err
  * callers keep their own reason in ctx). Returns the number of events delivered, or -1 with a
  * sentence in err when the ring is corrupt (head behind the tail or more than a ring ahead, a
  * bad record type, length, flag or frame count); the tail is left at the last good record. */
-int ring_reader_drain(struct ring_reader *r, int (*on_event)(void *ctx, const struct ring_event *ev),
-                      void *ctx, ms_error *err);
+int ring_reader_drain(struct ring_reader *r,
+                      int (*on_event)(void *ctx, const struct ring_event *ev), void *ctx,
+                      ms_error *err);
 
 /* Writes CLOCK_MONOTONIC now into heartbeat_ns. Call at least every 250 ms. */
 void ring_reader_heartbeat(struct ring_reader *r);

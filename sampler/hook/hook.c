@@ -34,10 +34,10 @@
 #include "hook_record.h"
 #include "hook_stack.h"
 
-#define HOOK_POLL_NS (50 * 1000000L)
+#define HOOK_POLL_NS      (50 * 1000000L)
 #define HOOK_HEADER_BYTES 4096u
-#define HOOK_RING_MIN (64u << 10)
-#define HOOK_RING_MAX (1ull << 30)
+#define HOOK_RING_MIN     (64u << 10)
+#define HOOK_RING_MAX     (1ull << 30)
 #define HOOK_THREAD_STACK (256u << 10)
 
 enum session_phase {
@@ -52,9 +52,9 @@ static struct {
     struct mshook_config cfg;
     struct mshook_shared *shared;
     size_t region_bytes;
-    int fd;                   /* the memfd until memsnap has mapped it, then -1 */
-    int installed;            /* our wrappers are in the allocator chain */
-    uint64_t heartbeat_ns;    /* last heartbeat the control thread saw (for -EBUSY) */
+    int fd;                /* the memfd until memsnap has mapped it, then -1 */
+    int installed;         /* our wrappers are in the allocator chain */
+    uint64_t heartbeat_ns; /* last heartbeat the control thread saw (for -EBUSY) */
     uint32_t timeout_ms;
     int atfork_registered;
 } session = {.fd = -1};

@@ -40,8 +40,7 @@ static void counters_copy_out(void)
     __atomic_store_n(&s->free_count, counter_get(&c->free_count), __ATOMIC_RELAXED);
     __atomic_store_n(&s->sampled_allocs, counter_get(&c->sampled_allocs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->sampled_frees, counter_get(&c->sampled_frees), __ATOMIC_RELAXED);
-    __atomic_store_n(&s->live_sampled_bytes, counter_get(&c->live_sampled_bytes),
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&s->live_sampled_bytes, counter_get(&c->live_sampled_bytes), __ATOMIC_RELAXED);
     __atomic_store_n(&s->dropped_events, counter_get(&c->dropped_events), __ATOMIC_RELAXED);
     __atomic_store_n(&s->dropped_bytes, counter_get(&c->dropped_bytes), __ATOMIC_RELAXED);
     __atomic_store_n(&s->truncated_stacks, counter_get(&c->truncated_stacks), __ATOMIC_RELAXED);
@@ -137,8 +136,8 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
     forget_block(addr);
     if (hook_live_insert(addr, size) != 0) {
         drop(size);
-    } else if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags,
-                                   frames, nframes) != 0) {
+    } else if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags, frames,
+                                   nframes) != 0) {
         uint64_t ignored;
         hook_live_remove(addr, &ignored);
         drop(size);

@@ -96,7 +96,8 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstat
             }
             out[n].code = (uint64_t)(uintptr_t)code;
             if (l->lasti_model <= 2)
-                out[n].lasti = (uint64_t)(int64_t) * (const int32_t *)((const char *)f + l->frame_lasti);
+                out[n].lasti =
+                    (uint64_t)(int64_t) * (const int32_t *)((const char *)f + l->frame_lasti);
             else
                 out[n].lasti = (uint64_t)(uintptr_t)pointer_at(f, l->frame_lasti);
             n++;

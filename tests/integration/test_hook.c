@@ -1,0 +1,487 @@
+/*
+ * test_hook.c - libmemsnap_hook.so inside real Python processes, without the injector.
+ *
+ * tests/py/hook_host.py loads the library with ctypes and calls memsnap_hook_start with a
+ * config this test builds from the offset table; the test maps the ring with ring_reader,
+ * heartbeats and drains it while the host runs workloads, and checks what the hook recorded
+ * against what the host did: the right code objects innermost first, a 10:1 hot/cold byte
+ * ratio, every allocation at rate 1, frees of sampled blocks, allocators restored at stop, the
+ * watchdog, silence from fork children, SIGINT reaching the main thread, synchronous install.
+ * Every installed Python (Debian's and pyenv's 3.8 - 3.13) runs every test.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hook/hook_abi.h"
+#include "py_offsets.h"
+#include "ring_reader.h"
+#include "testproc.h"
+
+#define MAX_PYTHONS 16
+#define CODE_HOT    0
+#define CODE_COLD   1
+#define CODE_OUTER  2
+#define CODE_EXACT  3
+#define CODE_CHILD  4
+
+/* What the drained events showed. */
+struct seen {
+    uint64_t code[5];
+    uint64_t allocs, frees;
+    uint64_t hot_n, cold_n, hot_bytes, cold_bytes;
+    uint64_t hot_caller_wrong; /* hot allocations whose next frame is not outer() */
+    uint64_t exact_size;       /* size of the blocks exact() keeps */
+    uint64_t *exact_addrs;     /* addresses of those blocks, in arrival order */
+    size_t exact_n, exact_cap;
+    int exact_sorted;
+    uint64_t exact_freed;  /* FREE events for those addresses */
+    uint64_t child_frames; /* events with child_work() anywhere on the stack */
+};
+
+struct host {
+    const struct test_python *py;
+    struct test_proc proc;
+    struct ring_reader ring;
+    int ring_open;
+    int beating; /* send heartbeats while pumping */
+    struct seen seen;
+};
+
+static const char *hook_library(void)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", test_memsnap());
+    char *slash = strrchr(path, '/');
+    snprintf(slash ? slash + 1 : path, sizeof path - (size_t)(slash ? slash + 1 - path : 0),
+             "libmemsnap_hook.so");
+    return path;
+}
+
+/* The config memsnap would build for this interpreter. */
+static void config_build(struct mshook_config *c, const struct test_python *py, uint64_t rate,
+                         uint32_t timeout_ms, uint32_t flags)
+{
+    const struct py_offsets *o = py_offsets_find(py->major, py->minor);
+    assert_non_null(o);
+    memset(c, 0, sizeof *c);
+    c->magic = MSHOOK_MAGIC;
+    c->abi = MSHOOK_ABI;
+    c->size = sizeof *c;
+    c->rate = rate;
+    c->ring_bytes = MSHOOK_DEFAULT_RING_BYTES;
+    c->domains = MSHOOK_DOMAIN_MEM | MSHOOK_DOMAIN_OBJ;
+    c->heartbeat_timeout_ms = timeout_ms;
+    c->py_version_hex = (uint32_t)py->major << 24 | (uint32_t)py->minor << 16;
+    c->max_frames = MSHOOK_MAX_FRAMES;
+    c->seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)py->minor << 32 ^ (uint64_t)py->debian;
+    c->memsnap_pid = getpid();
+    c->flags = flags;
+    c->frame_model = (uint32_t)o->frame_model;
+    c->lasti_model = (uint32_t)o->lasti_model;
+    c->object_type = o->object_type;
+    c->frame_owner = -1;
+    c->owner_cstack = -1;
+    if (o->frame_model == PY_FRAME_OBJECT) {
+        c->tstate_frame = o->tstate_frame;
+        c->frame_back = o->frame_back;
+        c->frame_code = o->frame_code;
+        c->frame_lasti = o->frame_lasti;
+    } else {
+        c->tstate_frame =
+            o->frame_model == PY_FRAME_CFRAME ? o->tstate_cframe : o->tstate_current_frame;
+        c->cframe_current_frame = o->cframe_current_frame;
+        c->frame_back = o->iframe_previous;
+        c->frame_code = o->iframe_code;
+        c->frame_lasti = o->iframe_instr;
+        c->frame_owner = o->iframe_owner;
+        c->owner_cstack = o->owner_cstack;
+    }
+}
+
+static void host_send(struct host *h, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    assert_int_equal(test_proc_send(&h->proc, buf), 0);
+}
+
+static int seen_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int on_event(void *ctx, const struct ring_event *ev)
+{
+    struct seen *s = ctx;
+    if (ev->type == MSHOOK_REC_FREE) {
+        s->frees++;
+        if (s->exact_sorted &&
+            bsearch(&ev->addr, s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp))
+            s->exact_freed++;
+        return 0;
+    }
+    s->allocs++;
+    for (uint32_t i = 0; i < ev->nframes; i++)
+        if (ev->frames[i].code == s->code[CODE_CHILD])
+            s->child_frames++;
+    if (ev->nframes == 0)
+        return 0;
+    uint64_t inner = ev->frames[0].code;
+    if (inner == s->code[CODE_HOT]) {
+        s->hot_n++;
+        s->hot_bytes += ev->size;
+        if (ev->nframes < 2 || ev->frames[1].code != s->code[CODE_OUTER])
+            s->hot_caller_wrong++;
+    } else if (inner == s->code[CODE_COLD]) {
+        s->cold_n++;
+        s->cold_bytes += ev->size;
+    } else if (inner == s->code[CODE_EXACT] && ev->size == s->exact_size && !s->exact_sorted) {
+        if (s->exact_n == s->exact_cap) {
+            s->exact_cap = s->exact_cap ? s->exact_cap * 2 : 1024;
+            s->exact_addrs = realloc(s->exact_addrs, s->exact_cap * sizeof(uint64_t));
+            assert_non_null(s->exact_addrs);
+        }
+        s->exact_addrs[s->exact_n++] = ev->addr;
+    }
+    return 0;
+}
+
+static void host_drain(struct host *h)
+{
+    if (!h->ring_open)
+        return;
+    if (h->beating)
+        ring_reader_heartbeat(&h->ring);
+    ms_error err = {{0}};
+    int n = ring_reader_drain(&h->ring, on_event, &h->seen, &err);
+    if (n < 0)
+        fail_msg("%s: %s", h->py->label, err.msg);
+}
+
+/* Waits for a line from the host, draining and heartbeating meanwhile. */
+static void host_expect(struct host *h, const char *prefix, char *line, size_t n, int timeout_ms)
+{
+    long long deadline = test_now_ms() + timeout_ms;
+    for (;;) {
+        host_drain(h);
+        if (test_proc_wait_line(&h->proc, prefix, line, n, 20) == 0) {
+            host_drain(h);
+            return;
+        }
+        if (test_now_ms() > deadline)
+            fail_msg("%s: no \"%s\" line from hook_host.py within %d ms", h->py->label, prefix,
+                     timeout_ms);
+    }
+}
+
+static void host_spawn(struct host *h, const struct test_python *py)
+{
+    memset(h, 0, sizeof *h);
+    h->py = py;
+    char *argv[] = {(char *)py->path, (char *)test_py_script("hook_host.py"),
+                    (char *)hook_library(), NULL};
+    assert_int_equal(test_proc_spawn(&h->proc, argv), 0);
+    char line[256];
+    host_expect(h, "ready", line, sizeof line, 10000);
+    host_send(h, "codes\n");
+    host_expect(h, "codes ", line, sizeof line, 5000);
+    unsigned long long c[5];
+    assert_int_equal(sscanf(line, "codes hot=%llu cold=%llu outer=%llu exact=%llu child=%llu",
+                            &c[0], &c[1], &c[2], &c[3], &c[4]),
+                     5);
+    for (int i = 0; i < 5; i++)
+        h->seen.code[i] = c[i];
+}
+
+/* Sends the config, checks the return value; with a ring, maps it and waits for RECORDING. */
+static int host_start(struct host *h, uint64_t rate, uint32_t timeout_ms, uint32_t flags)
+{
+    struct mshook_config cfg;
+    config_build(&cfg, h->py, rate, timeout_ms, flags);
+    char hex[2 * sizeof cfg + 1];
+    for (size_t i = 0; i < sizeof cfg; i++)
+        sprintf(hex + 2 * i, "%02x", ((const unsigned char *)&cfg)[i]);
+    host_send(h, "%s %s\n", flags & MSHOOK_F_SYNC_INSTALL ? "startsync" : "start", hex);
+    char line[256];
+    host_expect(h, "started ", line, sizeof line, 5000);
+    int rc = atoi(line + 8);
+    if (rc < 0)
+        return rc;
+    ms_error err = {{0}};
+    if (ring_reader_open(h->proc.pid, rc, &h->ring, &err) != 0)
+        fail_msg("%s: %s", h->py->label, err.msg);
+    h->ring_open = 1;
+    h->beating = 1;
+    if (flags & MSHOOK_F_SYNC_INSTALL)
+        assert_int_equal(ring_reader_state(&h->ring), MSHOOK_STATE_RECORDING);
+    long long deadline = test_now_ms() + 5000;
+    while (ring_reader_state(&h->ring) != MSHOOK_STATE_RECORDING) {
+        if (test_now_ms() > deadline)
+            fail_msg("%s: hook state %u, never RECORDING", h->py->label,
+                     ring_reader_state(&h->ring));
+        host_drain(h);
+        usleep(5000);
+    }
+    return rc;
+}
+
+/* Waits (draining, heartbeating or not) until the hook reaches STOPPED; returns the ms it
+ * took from the call. */
+static long long host_wait_stopped(struct host *h, int timeout_ms)
+{
+    long long t0 = test_now_ms();
+    while (ring_reader_state(&h->ring) != MSHOOK_STATE_STOPPED) {
+        if (test_now_ms() - t0 > timeout_ms)
+            fail_msg("%s: hook state %u, not STOPPED after %d ms", h->py->label,
+                     ring_reader_state(&h->ring), timeout_ms);
+        host_drain(h);
+        usleep(5000);
+    }
+    host_drain(h);
+    return test_now_ms() - t0;
+}
+
+static void host_stop(struct host *h)
+{
+    ring_reader_request_stop(&h->ring);
+    host_wait_stopped(h, 5000);
+    struct mshook_shared snap;
+    ring_reader_counters(&h->ring, &snap);
+    assert_int_equal(snap.ring_head, snap.ring_tail); /* everything published was read */
+    ring_reader_close(&h->ring);
+    h->ring_open = 0;
+}
+
+static void host_expect_allocators(struct host *h, int same)
+{
+    char line[64];
+    host_send(h, "allocators\n");
+    host_expect(h, "allocators ", line, sizeof line, 5000);
+    char want[32];
+    snprintf(want, sizeof want, "allocators same=%d", same);
+    if (strcmp(line, want) != 0)
+        fail_msg("%s: %s, expected %s", h->py->label, line, want);
+}
+
+static void host_quit(struct host *h)
+{
+    host_send(h, "quit\n");
+    int status = test_proc_wait_exit(&h->proc, 10000);
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        fail_msg("%s: hook_host.py ended with status %#x", h->py->label, status);
+    if (h->ring_open)
+        ring_reader_close(&h->ring);
+    test_proc_kill(&h->proc);
+    free(h->seen.exact_addrs);
+}
+
+static int pythons(struct test_python *out)
+{
+    int n = test_pythons(out, MAX_PYTHONS);
+    assert_true(n > 0);
+    return n;
+}
+
+/* Sampled bytes follow where the bytes were allocated: hot() allocates 10x cold(). */
+static void test_stacks_and_ratio(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        /* 64 KiB: each 2033-byte block is sampled with p = 3%, about 2000 hot samples. */
+        assert_true(host_start(&h, 64 << 10, 2000, 0) >= 0);
+        host_expect_allocators(&h, 0);
+        char line[64];
+        host_send(&h, "hotcold 6600\n");
+        host_expect(&h, "hotcold done", line, sizeof line, 30000);
+        host_stop(&h);
+        struct seen *s = &h.seen;
+        double ratio = s->cold_bytes ? (double)s->hot_bytes / (double)s->cold_bytes : 0;
+        /* The ratio of two Poisson counts: 5 standard deviations of tolerance. */
+        double sd = 10.0 * sqrt(1.0 / (double)(s->cold_n ? s->cold_n : 1) +
+                                1.0 / (double)(s->hot_n ? s->hot_n : 1));
+        printf("%s: hot %" PRIu64 " samples / %" PRIu64 " B, cold %" PRIu64 " / %" PRIu64
+               " B, ratio %.2f (+-%.2f)\n",
+               py[i].label, s->hot_n, s->hot_bytes, s->cold_n, s->cold_bytes, ratio, sd);
+        assert_true(s->hot_n > 1000);
+        assert_true(s->cold_n > 100);
+        assert_int_equal(s->hot_caller_wrong, 0);
+        if (fabs(ratio - 10.0) > 5 * sd)
+            fail_msg("%s: hot/cold ratio %.2f, expected 10 +- %.2f", py[i].label, ratio, 5 * sd);
+        host_expect_allocators(&h, 1);
+        host_quit(&h);
+    }
+}
+
+/* Rate 1 records every allocation and every free of a recorded block. */
+static void test_exact_and_frees(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    const int count = 3000, size = 3000;
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        h.seen.exact_size = (uint64_t)size + 33; /* PyBytesObject header + NUL */
+        assert_true(host_start(&h, 1, 2000, 0) >= 0);
+        char line[64];
+        host_send(&h, "exact %d %d\n", count, size);
+        host_expect(&h, "exact done", line, sizeof line, 30000);
+        struct seen *s = &h.seen;
+        qsort(s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp);
+        s->exact_sorted = 1;
+        host_send(&h, "release\n");
+        host_expect(&h, "release done", line, sizeof line, 30000);
+        struct mshook_shared snap;
+        ring_reader_counters(&h.ring, &snap);
+        host_stop(&h);
+        printf("%s: %zu of %d blocks recorded, %" PRIu64 " freed; %" PRIu64 " allocs, %" PRIu64
+               " sampled, %" PRIu64 " dropped\n",
+               py[i].label, s->exact_n, count, s->exact_freed, snap.alloc_count,
+               snap.sampled_allocs, snap.dropped_events);
+        assert_int_equal(snap.dropped_events, 0);
+        assert_int_equal(snap.alloc_count, snap.sampled_allocs);
+        assert_int_equal(s->exact_n, count);
+        assert_int_equal(s->exact_freed, count);
+        host_quit(&h);
+    }
+}
+
+/* Stop puts the original allocators back; a second session on the same library works; a
+ * start while a session is live is refused with -EBUSY; a synchronous install records from
+ * the moment start returns. */
+static void test_stop_restart_busy_sync(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        for (int round = 0; round < 3; round++) {
+            uint32_t flags = round == 2 ? MSHOOK_F_SYNC_INSTALL : 0;
+            assert_true(host_start(&h, 4096, 2000, flags) >= 0);
+            host_expect_allocators(&h, 0);
+            struct mshook_config cfg;
+            config_build(&cfg, &py[i], 4096, 2000, 0);
+            char hex[2 * sizeof cfg + 1], line[64];
+            for (size_t k = 0; k < sizeof cfg; k++)
+                sprintf(hex + 2 * k, "%02x", ((const unsigned char *)&cfg)[k]);
+            host_send(&h, "start %s\n", hex);
+            host_expect(&h, "started ", line, sizeof line, 5000);
+            assert_int_equal(atoi(line + 8), -EBUSY);
+            host_send(&h, "hotcold 200\n");
+            host_expect(&h, "hotcold done", line, sizeof line, 10000);
+            host_stop(&h);
+            assert_true(h.seen.hot_n > 0);
+            host_expect_allocators(&h, 1);
+        }
+        host_quit(&h);
+    }
+}
+
+/* memsnap vanishing (no more heartbeats) stops the session within 2 s. */
+static void test_watchdog(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        assert_true(host_start(&h, 4096, 500, 0) >= 0);
+        h.beating = 0;
+        long long ms = host_wait_stopped(&h, 2000);
+        printf("%s: watchdog stopped the session %lld ms after the last heartbeat\n", py[i].label,
+               ms);
+        host_expect_allocators(&h, 1);
+        ring_reader_close(&h.ring);
+        h.ring_open = 0;
+        host_quit(&h);
+    }
+}
+
+/* A fork child allocating at rate 1 writes nothing into the parent's ring, and survives. */
+static void test_fork_child_silent(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        assert_true(host_start(&h, 1, 2000, 0) >= 0);
+        char line[64];
+        host_send(&h, "fork 5000\n");
+        host_expect(&h, "fork status=", line, sizeof line, 20000);
+        assert_string_equal(line, "fork status=0");
+        host_stop(&h);
+        assert_true(h.seen.allocs > 0); /* the parent was recorded */
+        assert_int_equal(h.seen.child_frames, 0);
+        host_quit(&h);
+    }
+}
+
+/* SIGINT sent to the process interrupts the main thread's time.sleep while the hook's control
+ * thread is alive (it blocks every signal). */
+static void test_sigint_reaches_main_thread(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        assert_true(host_start(&h, 4096, 2000, 0) >= 0);
+        char line[64];
+        host_send(&h, "sleep 20\n");
+        long long until = test_now_ms() + 300;
+        while (test_now_ms() < until) { /* let the host enter the sleep */
+            host_drain(&h);
+            usleep(10000);
+        }
+        assert_int_equal(kill(h.proc.pid, SIGINT), 0);
+        host_expect(&h, "sleep ", line, sizeof line, 3000);
+        double secs = 0;
+        if (sscanf(line, "sleep interrupted=%lf", &secs) != 1)
+            fail_msg("%s: %s", py[i].label, line);
+        assert_true(secs < 2.0);
+        host_stop(&h);
+        host_quit(&h);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stacks_and_ratio),
+        cmocka_unit_test(test_exact_and_frees),
+        cmocka_unit_test(test_stop_restart_busy_sync),
+        cmocka_unit_test(test_watchdog),
+        cmocka_unit_test(test_fork_child_silent),
+        cmocka_unit_test(test_sigint_reaches_main_thread),
+    };
+    return cmocka_run_group_tests_name("hook", tests, NULL, NULL);
+}
