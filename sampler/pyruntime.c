@@ -1,0 +1,331 @@
+/*
+ * pyruntime.c - locating _PyRuntime, the version and the type objects of a live CPython; see
+ * pyruntime.h.
+ *
+ * Order of evidence for the version: the Py_Version symbol (3.11+, exact PY_VERSION_HEX), then
+ * the sys.version text that 3.8-3.10 keep in a static buffer in .bss (found from the section
+ * headers, because the tail of .bss is an anonymous mapping that maps files cannot name), then
+ * the file name (libpython3.X.so, python3.X). The first that answers wins; the later ones are
+ * only fallbacks because a renamed binary makes the file name lie.
+ */
+#include "pyruntime.h"
+
+#include <ctype.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elf_symbols.h"
+#include "proc_maps.h"
+#include "remote.h"
+
+/* Largest .bss we scan for the version text; CPython's is a few hundred KiB. */
+#define BSS_SCAN_MAX (16u << 20)
+
+static void read_comm(pid_t pid, char *out, size_t n)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    out[0] = 0;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    if (fgets(out, (int)n, f))
+        out[strcspn(out, "\n")] = 0;
+    fclose(f);
+    for (char *p = out; *p; p++) /* it is the target's choice: keep messages printable */
+        if (!isprint((unsigned char)*p))
+            *p = '?';
+}
+
+int pyruntime_parse_version(const char *s, size_t len, int *major, int *minor, int *micro)
+{
+    int v[3] = {0, 0, 0};
+    size_t i = 0;
+    for (int k = 0; k < 3; k++) {
+        if (i >= len || !isdigit((unsigned char)s[i]))
+            return -1;
+        int digits = 0;
+        while (i < len && isdigit((unsigned char)s[i])) {
+            if (++digits > 3)
+                return -1;
+            v[k] = v[k] * 10 + (s[i++] - '0');
+        }
+        if (k < 2) {
+            if (i >= len || s[i] != '.')
+                return -1;
+            i++;
+        }
+    }
+    /* "3.10.13 (main" or "3.13.0rc1+ (heads" */
+    while (i < len && (isalnum((unsigned char)s[i]) || s[i] == '+'))
+        i++;
+    if (i + 1 >= len || s[i] != ' ' || s[i + 1] != '(')
+        return -1;
+    *major = v[0];
+    *minor = v[1];
+    *micro = v[2];
+    return 0;
+}
+
+/* Scans the interpreter's .bss in the target for the sys.version text. */
+static int version_from_bss(const struct pyruntime *rt, struct elf_image *img, int *ma, int *mi,
+                            int *mc)
+{
+    struct elf_section bss;
+    if (elf_image_find_section(img, ".bss", &bss, NULL) || bss.size == 0 || bss.size > BSS_SCAN_MAX)
+        return -1;
+    char *buf = malloc(bss.size);
+    if (!buf)
+        return -1;
+    int rc = -1;
+    if (remote_read(rt->pid, bss.addr + rt->load_bias, buf, bss.size, NULL) == 0) {
+        for (size_t i = 0; i + 8 < bss.size && rc; i++) {
+            if (buf[i] != '3' || buf[i + 1] != '.' || (i > 0 && buf[i - 1] != 0))
+                continue;
+            rc = pyruntime_parse_version(buf + i, bss.size - i, ma, mi, mc);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* "libpython3.10.so.1.0" or "python3.10": the last "3.<digits>" in the file name. */
+static int version_from_name(const char *path, int *ma, int *mi)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    const char *p = strstr(b, "python");
+    if (!p)
+        return -1;
+    p += 6;
+    if (p[0] != '3' || p[1] != '.' || !isdigit((unsigned char)p[2]))
+        return -1;
+    *ma = 3;
+    *mi = atoi(p + 2);
+    return *mi < 100 ? 0 : -1;
+}
+
+static int not_python(const struct pyruntime *rt, ms_error *err)
+{
+    return ms_error_set(err,
+                        "process %d (%s) is not a CPython process: no libpython or _PyRuntime "
+                        "found",
+                        (int)rt->pid, rt->comm);
+}
+
+/* 3.13+: _Py_DebugOffsets must carry the cookie, our version and agree with our table. */
+static int check_debug_offsets(const struct pyruntime *rt, ms_error *err)
+{
+    const struct py_debug_layout *lay = &py_debug_layout_313;
+    if (rt->off->runtime_debug_offsets < 0 || lay->size <= 0 || lay->size > 65536)
+        return 0;
+    uint8_t *buf = malloc((size_t)lay->size);
+    if (!buf)
+        return ms_error_set(err, "out of memory reading _Py_DebugOffsets");
+    int rc = -1;
+    if (remote_read(rt->pid, rt->runtime_addr + (uint64_t)rt->off->runtime_debug_offsets, buf,
+                    (size_t)lay->size, err)) {
+        ms_error_prefix(err, "reading _Py_DebugOffsets");
+        goto out;
+    }
+    if (memcmp(buf + lay->cookie_pos, lay->cookie, (size_t)lay->cookie_size)) {
+        ms_error_set(err,
+                     "process %d: _PyRuntime does not start with the \"xdebugpy\" cookie; "
+                     "the interpreter was not found where expected",
+                     (int)rt->pid);
+        goto out;
+    }
+    uint64_t version, ft;
+    memcpy(&version, buf + lay->version_pos, 8);
+    memcpy(&ft, buf + lay->free_threaded_pos, 8);
+    if ((int)((version >> 24) & 0xff) != rt->major || (int)((version >> 16) & 0xff) != rt->minor) {
+        ms_error_set(err, "process %d: _Py_DebugOffsets says version 0x%" PRIx64 ", not %d.%d",
+                     (int)rt->pid, version, rt->major, rt->minor);
+        goto out;
+    }
+    if (ft) {
+        ms_error_set(err,
+                     "process %d runs a free-threaded CPython build, which memsnap does not "
+                     "support",
+                     (int)rt->pid);
+        goto out;
+    }
+    for (int i = 0; i < py_debug_checks_313_count; i++) {
+        const struct py_debug_check *c = &py_debug_checks_313[i];
+        uint64_t live;
+        int32_t ours;
+        if (c->debug_pos < 0 || c->debug_pos + 8 > lay->size)
+            continue;
+        memcpy(&live, buf + c->debug_pos, 8);
+        memcpy(&ours, (const char *)rt->off + c->field, sizeof ours);
+        if (ours >= 0 && live != (uint64_t)ours) {
+            ms_error_set(err,
+                         "process %d: CPython %d.%d.%d lays out %s at %" PRIu64
+                         ", memsnap's table says %d; this build is not supported",
+                         (int)rt->pid, rt->major, rt->minor, rt->micro, c->name, live, ours);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+static uint64_t symbol_addr(struct elf_image *img, const char *name, uint64_t bias, uint64_t *size)
+{
+    struct elf_symbol s;
+    if (elf_image_find_symbol(img, name, &s, NULL))
+        return 0;
+    if (size)
+        *size = s.size;
+    return s.value + bias;
+}
+
+int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->pid = pid;
+    struct proc_maps pm;
+    if (proc_maps_read(pid, &pm, err))
+        return -1;
+    read_comm(pid, rt->comm, sizeof rt->comm);
+
+    struct elf_image *img = NULL;
+    int rc = -1;
+    const struct proc_map *m = proc_maps_find_libpython(&pm);
+    rt->shared = m != NULL;
+    if (!m)
+        m = proc_maps_find_exe(&pm, pid);
+    if (!m) {
+        not_python(rt, err);
+        goto out;
+    }
+    snprintf(rt->path, sizeof rt->path, "%s", m->path);
+    int fd = proc_maps_open(pid, m, err);
+    if (fd < 0) {
+        ms_error_prefix(err, "process %d", (int)pid);
+        goto out;
+    }
+    if (elf_image_open_fd(fd, m->path, &img, err)) {
+        if (!rt->shared) /* a script interpreter or some other non-ELF exe */
+            not_python(rt, err);
+        goto out;
+    }
+    uint64_t vaddr;
+    uint64_t base = proc_maps_file_base(&pm, m);
+    if (elf_image_first_load(img, &vaddr, NULL, err))
+        goto out;
+    rt->load_bias = elf_image_type(img) == ET_EXEC ? 0 : elf_load_bias(base, vaddr);
+
+    rt->runtime_addr = symbol_addr(img, "_PyRuntime", rt->load_bias, &rt->runtime_size);
+    if (!rt->runtime_addr) {
+        struct elf_section sec;
+        if (elf_image_find_section(img, ".PyRuntime", &sec, NULL) == 0 && sec.addr) {
+            rt->runtime_addr = sec.addr + rt->load_bias;
+            rt->runtime_size = 0;
+        }
+    }
+
+    /* The version, before any check that depends on it, so a 3.7 gets the right message. */
+    uint64_t vsym = symbol_addr(img, "Py_Version", rt->load_bias, NULL);
+    uint64_t hex = 0;
+    if (vsym && remote_read(pid, vsym, &hex, sizeof hex, NULL) == 0 && (hex >> 24) == 3) {
+        rt->version_hex = (uint32_t)hex;
+        rt->major = 3;
+        rt->minor = (int)((hex >> 16) & 0xff);
+        rt->micro = (int)((hex >> 8) & 0xff);
+        snprintf(rt->version_source, sizeof rt->version_source, "Py_Version");
+    } else if (version_from_bss(rt, img, &rt->major, &rt->minor, &rt->micro) == 0) {
+        snprintf(rt->version_source, sizeof rt->version_source, "sys.version");
+    } else if (version_from_name(m->path, &rt->major, &rt->minor) == 0) {
+        snprintf(rt->version_source, sizeof rt->version_source, "file name");
+    } else if (!rt->runtime_addr) {
+        not_python(rt, err);
+        goto out;
+    } else {
+        ms_error_set(err, "process %d (%s): cannot tell which CPython version %s is", (int)pid,
+                     rt->comm, rt->path);
+        goto out;
+    }
+    if (!rt->version_hex)
+        rt->version_hex = (uint32_t)(rt->major << 24 | rt->minor << 16 | rt->micro << 8);
+
+    rt->off = py_offsets_find(rt->major, rt->minor);
+    if (!rt->off) {
+        ms_error_set(err,
+                     "process %d runs CPython %d.%d, which is not supported; memsnap supports "
+                     "3.8-3.13",
+                     (int)pid, rt->major, rt->minor);
+        goto out;
+    }
+    if (!rt->runtime_addr) {
+        not_python(rt, err);
+        goto out;
+    }
+    if (rt->runtime_size && rt->off->runtime_size > 0 &&
+        rt->runtime_size != (uint64_t)rt->off->runtime_size) {
+        ms_error_set(err,
+                     "process %d: this CPython %d.%d.%d build's _PyRuntime is %" PRIu64
+                     " bytes, memsnap's table expects %d; the build is not supported",
+                     (int)pid, rt->major, rt->minor, rt->micro, rt->runtime_size,
+                     rt->off->runtime_size);
+        goto out;
+    }
+    rt->pycode_type = symbol_addr(img, "PyCode_Type", rt->load_bias, NULL);
+    rt->unicode_type = symbol_addr(img, "PyUnicode_Type", rt->load_bias, NULL);
+    rt->bytes_type = symbol_addr(img, "PyBytes_Type", rt->load_bias, NULL);
+    if (check_debug_offsets(rt, err))
+        goto out;
+    /* One read proves the address is mapped and we are allowed to read it. */
+    uint8_t probe[8];
+    if (remote_read(pid, rt->runtime_addr, probe, sizeof probe, err)) {
+        ms_error_prefix(err, "reading _PyRuntime");
+        goto out;
+    }
+    rc = 0;
+out:
+    elf_image_close(img);
+    proc_maps_free(&pm);
+    return rc;
+}
+
+int pyruntime_main_interp(const struct pyruntime *rt, uint64_t *interp, ms_error *err)
+{
+    const struct py_offsets *o = rt->off;
+    uint64_t head = 0, mainp = 0;
+    struct remote_iov iov[2] = {
+        {rt->runtime_addr + (uint64_t)o->runtime_interpreters_head, &head, 8},
+        {rt->runtime_addr + (uint64_t)o->runtime_interpreters_main, &mainp, 8},
+    };
+    if (remote_readv(rt->pid, iov, 2, err))
+        return ms_error_prefix(err, "reading the interpreter list");
+    uint64_t cand = mainp ? mainp : head;
+    if (!cand)
+        return ms_error_set(err,
+                            "process %d has no Python interpreter yet (starting up or "
+                            "shutting down)",
+                            (int)rt->pid);
+    int32_t threads = o->interp_threads_head >= 0 ? o->interp_threads_head : o->interp_tstate_head;
+    uint64_t first = 0;
+    if (remote_read(rt->pid, cand + (uint64_t)threads, &first, 8, err))
+        return ms_error_prefix(err, "reading the main interpreter");
+    if (first) {
+        uint64_t back = 0;
+        if (remote_read(rt->pid, first + (uint64_t)o->tstate_interp, &back, 8, err))
+            return ms_error_prefix(err, "reading the first thread state");
+        if (back != cand)
+            return ms_error_set(err,
+                                "process %d: the interpreter state at 0x%" PRIx64
+                                " is inconsistent (its first thread belongs to 0x%" PRIx64 ")",
+                                (int)rt->pid, cand, back);
+    }
+    *interp = cand;
+    return 0;
+}
