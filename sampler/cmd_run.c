@@ -130,14 +130,37 @@ static void signals_while_running(pid_t child)
     sigaction(SIGHUP, &fwd, NULL);
 }
 
-/* Waits for the child (blocking), retrying on EINTR. Returns 0 or -1. */
-static int child_wait(pid_t pid, int *status, struct rusage *ru)
+/* Job control: when the terminal stops the command (Ctrl-Z: SIGTSTP to the foreground
+ * group, which memsnap ignores), memsnap stops too, so the shell sees its job stopped and
+ * gives the prompt back; `fg`/`bg` continue the whole group, memsnap included. A SIGSTOP
+ * sent to the command alone is not mirrored: whoever sent it may SIGCONT the command alone,
+ * and memsnap would then stay stopped. */
+static void mirror_stop(int status)
 {
-    while (wait4(pid, status, 0, ru) < 0) {
-        if (errno != EINTR)
+    int sig = WSTOPSIG(status);
+    if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+        raise(SIGSTOP);
+}
+
+/* Waits for the child's end (flags 0) or checks for it (WNOHANG), mirroring job-control
+ * stops. Returns 1 when it ended (*status, *ru filled), 0 when it is
+ * still running, -1 when it cannot be waited for. */
+static int child_poll(pid_t pid, int flags, int *status, struct rusage *ru)
+{
+    for (;;) {
+        pid_t r = wait4(pid, status, flags | WUNTRACED, ru);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
             return -1;
+        if (r == 0)
+            return 0;
+        if (WIFSTOPPED(*status)) {
+            mirror_stop(*status);
+            continue;
+        }
+        return 1;
     }
-    return 0;
 }
 
 /* memsnap's exit status for the child's wait status: the same code, or the same signal
@@ -170,7 +193,7 @@ static int run_unprofiled(pid_t pid)
 {
     int status;
     struct rusage ru;
-    if (child_wait(pid, &status, &ru) < 0) {
+    if (child_poll(pid, 0, &status, &ru) < 0) {
         ms_report("run: lost track of the command (wait failed).");
         return MS_EXIT_FAIL;
     }

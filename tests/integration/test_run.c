@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "profile.h"
 #include "testproc.h"
 
 #define RUN_TIMEOUT_MS 30000
@@ -44,6 +45,21 @@ static int memsnap_run(const char *output, char *const cmd[])
     if (st < 0)
         fail_msg("memsnap run %s did not finish (%d)", cmd[0], st);
     return st;
+}
+
+/* 1 while pid exists and is not a zombie (an orphan is reaped by whoever adopted it). */
+static int process_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
 static int count_lines(const char *s)
@@ -109,8 +125,9 @@ static void test_stdin_stdout_pass_through(void **state)
     }
 }
 
-/* Starts run_signals.py under memsnap in its own process group; waits for "ready". */
-static void start_signals(struct test_proc *p, const struct test_python *py)
+/* Starts run_signals.py under memsnap in its own process group; waits for "ready" and
+ * returns the python's pid. */
+static pid_t start_signals(struct test_proc *p, const struct test_python *py)
 {
     char *argv[] = {(char *)test_memsnap(),
                     "run",
@@ -123,7 +140,11 @@ static void start_signals(struct test_proc *p, const struct test_python *py)
     if (test_proc_wait_line(p, "ready", line, sizeof line, 20000) < 0)
         fail_msg("%s: run_signals.py never became ready", py->label);
     /* memsnap detached before the program ran: nobody traces it. */
-    assert_string_equal(line, "ready tracer=0");
+    int tracer = -1, pid = -1;
+    assert_int_equal(sscanf(line, "ready tracer=%d pid=%d", &tracer, &pid), 2);
+    assert_int_equal(tracer, 0);
+    assert_true(pid > 0 && pid != p->pid);
+    return (pid_t)pid;
 }
 
 /* Ctrl-C in a terminal: SIGINT to the whole foreground process group. */
@@ -156,6 +177,32 @@ static void test_sigterm_to_memsnap_is_forwarded(void **state)
     assert_int_equal(WTERMSIG(st), SIGTERM);
     assert_null(strstr(p.buf, "not interrupted"));
     test_proc_kill(&p);
+}
+
+/* memsnap SIGKILLed while the command runs: the command carries on, not stopped, not
+ * traced, and still answers signals. */
+static void test_memsnap_killed_command_survives(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_pythons; i++) {
+        struct test_proc p;
+        pid_t py = start_signals(&p, &pythons[i]);
+        kill(p.pid, SIGKILL);
+        int st = test_proc_wait_exit(&p, 20000);
+        assert_true(WIFSIGNALED(st));
+        usleep(100 * 1000);
+        assert_int_equal(kill(py, 0), 0);
+        assert_int_equal(test_pid_has_stopped_thread(py), 0);
+        assert_int_equal(test_pid_is_traced(py), 0);
+        kill(py, SIGINT);
+        char line[128];
+        assert_int_equal(test_proc_wait_line(&p, "KeyboardInterrupt", line, sizeof line, 20000), 0);
+        long long deadline = test_now_ms() + 20000;
+        while (process_alive(py) && test_now_ms() < deadline)
+            usleep(10 * 1000);
+        assert_false(process_alive(py));
+        test_proc_kill(&p);
+    }
 }
 
 static void test_module_and_shebang_forms(void **state)
@@ -240,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_stdin_stdout_pass_through),
         cmocka_unit_test(test_sigint_is_keyboard_interrupt),
         cmocka_unit_test(test_sigterm_to_memsnap_is_forwarded),
+        cmocka_unit_test(test_memsnap_killed_command_survives),
         cmocka_unit_test(test_module_and_shebang_forms),
         cmocka_unit_test(test_not_python_runs_unprofiled),
         cmocka_unit_test(test_usage_errors),

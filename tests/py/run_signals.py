@@ -2,7 +2,7 @@
 # be interrupted. Prints whether the SIGINT it got surfaced as KeyboardInterrupt (then lets it
 # propagate, so Python ends the process by SIGINT as it would in a terminal) and whether
 # memsnap left it traced.
-import sys
+import os
 import time
 
 
@@ -15,7 +15,7 @@ def tracer_pid():
 
 
 try:
-    print("ready tracer=%d" % tracer_pid(), flush=True)
+    print("ready tracer=%d pid=%d" % (tracer_pid(), os.getpid()), flush=True)
     for _ in range(600):
         time.sleep(0.05)
 except KeyboardInterrupt:
