@@ -11,7 +11,8 @@ and emits one table row per version. The result is checked in so memsnap builds 
 For 3.13 it also emits py_debug_checks_313[]: for each of our fields that the interpreter's
 own _Py_DebugOffsets (at the start of _PyRuntime) also states, where that uint64 sits, so the
 reader can validate a live process against the table. The probe cross-checks those pairs
-against the header's _Py_DebugOffsets initializer, so a wrong pairing fails generation.
+against the header's _Py_DebugOffsets initializer, so a wrong pairing fails generation. It
+also checks that the str `state` bit fields sit where sampler/pystring.c's masks expect.
 
 Usage:
   gen-offsets.py [-o FILE]   regenerate (default: sampler/py_offsets_table.c)
@@ -147,6 +148,11 @@ DEBUG_PAIRS_313 = [
     ("unicode_object.asciiobject_size", "unicode_ascii_size"),
 ]
 
+# Bit fields of PyASCIIObject.state set to all ones, and the first byte of the state word
+# that sampler/pystring.c expects for each (its STATE_* masks; x86_64 is little-endian).
+STR_STATE_BITS = [("interned", 3), ("kind", 7), ("compact", 1), ("ascii", 1)]
+STR_STATE_MASKS = {"interned": 0x03, "kind": 0x1c, "compact": 0x20, "ascii": 0x40}
+
 # Internal headers that hold the structs above, in include order; absent ones are skipped.
 INTERNAL_HEADERS = ["pycore_pystate.h", "pycore_runtime.h", "pycore_interp.h", "pycore_gil.h",
                     "pycore_frame.h", "pycore_code.h"]
@@ -216,7 +222,7 @@ def probe_source(minor, include_dir):
     for h in INTERNAL_HEADERS:
         if os.path.exists(os.path.join(include_dir, "internal", h)):
             lines.append("#include <internal/%s>" % h)
-    lines += ["#include <stddef.h>", "#include <stdio.h>", "",
+    lines += ["#include <stddef.h>", "#include <stdio.h>", "#include <string.h>", "",
               "int main(void)", "{",
               '    printf("version %s\\n", PY_VERSION);',
               '    printf("major %d\\n", PY_MAJOR_VERSION);',
@@ -225,6 +231,13 @@ def probe_source(minor, include_dir):
         for lo, hi, expr in ranges:
             if lo <= minor <= hi:
                 lines.append('    printf("field %s %%ld\\n", (long)(%s));' % (name, expr))
+    # The str state bit fields: pystring.c decodes them with fixed masks, checked here.
+    lines.append("    PyASCIIObject s;")
+    for bit, value in STR_STATE_BITS:
+        lines += ["    memset(&s, 0, sizeof s);",
+                  "    s.state.%s = %d;" % (bit, value),
+                  '    printf("strbit %s %%u\\n", (unsigned)((unsigned char *)&s.state)[0]);'
+                  % bit]
     if minor == 13:
         lines += ['    printf("debug_size %zu\\n", sizeof(_Py_DebugOffsets));',
                   '    printf("debug_cookie_pos %zu\\n", offsetof(_Py_DebugOffsets, cookie));',
@@ -275,6 +288,10 @@ def run_probe(minor, include_dir, extra_includes=()):
             if same != "1":
                 fail("3.%d: _Py_DebugOffsets.%s disagrees with %s" % (minor, dname, field))
             debug.append((dname, pos, field))
+        elif parts[0] == "strbit":
+            if int(parts[2]) != STR_STATE_MASKS[parts[1]]:
+                fail("3.%d: str state bit %s is byte mask 0x%02x, sampler/pystring.c assumes "
+                     "0x%02x" % (minor, parts[1], int(parts[2]), STR_STATE_MASKS[parts[1]]))
         else:
             info[parts[0]] = parts[1]
     if info.get("major") != "3" or info.get("minor") != str(minor):
