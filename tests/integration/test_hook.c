@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "hook/hook_abi.h"
+#include "hook_config.h"
 #include "py_offsets.h"
 #include "ring_reader.h"
 #include "testproc.h"
@@ -75,41 +76,17 @@ static const char *hook_library(void)
 static void config_build(struct mshook_config *c, const struct test_python *py, uint64_t rate,
                          uint32_t timeout_ms, uint32_t flags)
 {
-    const struct py_offsets *o = py_offsets_find(py->major, py->minor);
-    assert_non_null(o);
-    memset(c, 0, sizeof *c);
-    c->magic = MSHOOK_MAGIC;
-    c->abi = MSHOOK_ABI;
-    c->size = sizeof *c;
-    c->rate = rate;
-    c->ring_bytes = MSHOOK_DEFAULT_RING_BYTES;
-    c->domains = MSHOOK_DOMAIN_MEM | MSHOOK_DOMAIN_OBJ;
-    c->heartbeat_timeout_ms = timeout_ms;
-    c->py_version_hex = (uint32_t)py->major << 24 | (uint32_t)py->minor << 16;
-    c->max_frames = MSHOOK_MAX_FRAMES;
-    c->seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)py->minor << 32 ^ (uint64_t)py->debian;
-    c->memsnap_pid = getpid();
-    c->flags = flags;
-    c->frame_model = (uint32_t)o->frame_model;
-    c->lasti_model = (uint32_t)o->lasti_model;
-    c->object_type = o->object_type;
-    c->frame_owner = -1;
-    c->owner_cstack = -1;
-    if (o->frame_model == PY_FRAME_OBJECT) {
-        c->tstate_frame = o->tstate_frame;
-        c->frame_back = o->frame_back;
-        c->frame_code = o->frame_code;
-        c->frame_lasti = o->frame_lasti;
-    } else {
-        c->tstate_frame =
-            o->frame_model == PY_FRAME_CFRAME ? o->tstate_cframe : o->tstate_current_frame;
-        c->cframe_current_frame = o->cframe_current_frame;
-        c->frame_back = o->iframe_previous;
-        c->frame_code = o->iframe_code;
-        c->frame_lasti = o->iframe_instr;
-        c->frame_owner = o->iframe_owner;
-        c->owner_cstack = o->owner_cstack;
-    }
+    struct hook_config_params p = {
+        .rate = rate,
+        .heartbeat_timeout_ms = timeout_ms,
+        .flags = flags,
+        .seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)py->minor << 32 ^ (uint64_t)py->debian,
+        .memsnap_pid = getpid(),
+    };
+    ms_error err = {{0}};
+    uint32_t hex = (uint32_t)py->major << 24 | (uint32_t)py->minor << 16;
+    if (hook_config_build(c, py_offsets_find(py->major, py->minor), hex, &p, &err) != 0)
+        fail_msg("%s: %s", py->label, err.msg);
 }
 
 static void host_send(struct host *h, const char *fmt, ...)

@@ -1,0 +1,74 @@
+/*
+ * hook_config.c - fills struct mshook_config from an offsets row; see hook_config.h.
+ *
+ * The default rate: measured with scripts/bench.d/hook.sh (tests/py/run_workload.py, the
+ * allocation-heavy workload, Debian's python3), see the numbers in that script's header.
+ */
+#include "hook_config.h"
+
+#include <string.h>
+
+int hook_config_build(struct mshook_config *cfg, const struct py_offsets *o,
+                      uint32_t py_version_hex, const struct hook_config_params *p, ms_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!o)
+        return ms_error_set(err, "no offsets for this Python version");
+    uint64_t ring = p->ring_bytes ? p->ring_bytes : MSHOOK_DEFAULT_RING_BYTES;
+    if (ring < (64u << 10) || ring > (1ull << 30) || (ring & (ring - 1)) != 0)
+        return ms_error_set(err, "ring size %llu is not a power of two in [64 KiB, 1 GiB]",
+                            (unsigned long long)ring);
+    if (p->rate == 0)
+        return ms_error_set(err, "sampling rate must be at least 1 byte");
+    uint32_t frames = p->max_frames ? p->max_frames : MSHOOK_MAX_FRAMES;
+    if (frames > MSHOOK_MAX_FRAMES)
+        return ms_error_set(err, "at most %d frames per stack", MSHOOK_MAX_FRAMES);
+
+    cfg->magic = MSHOOK_MAGIC;
+    cfg->abi = MSHOOK_ABI;
+    cfg->size = sizeof *cfg;
+    cfg->rate = p->rate;
+    cfg->ring_bytes = ring;
+    cfg->domains = p->domains ? p->domains : (MSHOOK_DOMAIN_MEM | MSHOOK_DOMAIN_OBJ);
+    cfg->heartbeat_timeout_ms =
+        p->heartbeat_timeout_ms ? p->heartbeat_timeout_ms : HOOK_CONFIG_DEFAULT_TIMEOUT_MS;
+    cfg->py_version_hex = py_version_hex;
+    cfg->max_frames = frames;
+    cfg->seed = p->seed;
+    cfg->memsnap_pid = p->memsnap_pid;
+    cfg->flags = p->flags;
+    cfg->frame_model = (uint32_t)o->frame_model;
+    cfg->lasti_model = (uint32_t)o->lasti_model;
+    cfg->object_type = o->object_type;
+    cfg->cframe_current_frame = -1;
+    cfg->frame_owner = -1;
+    cfg->owner_cstack = -1;
+    switch (o->frame_model) {
+    case PY_FRAME_OBJECT:
+        cfg->tstate_frame = o->tstate_frame;
+        cfg->frame_back = o->frame_back;
+        cfg->frame_code = o->frame_code;
+        cfg->frame_lasti = o->frame_lasti;
+        break;
+    case PY_FRAME_CFRAME:
+    case PY_FRAME_CURRENT:
+        cfg->tstate_frame =
+            o->frame_model == PY_FRAME_CFRAME ? o->tstate_cframe : o->tstate_current_frame;
+        cfg->cframe_current_frame = o->cframe_current_frame;
+        cfg->frame_back = o->iframe_previous;
+        cfg->frame_code = o->iframe_code;
+        cfg->frame_lasti = o->iframe_instr;
+        cfg->frame_owner = o->iframe_owner;
+        cfg->owner_cstack = o->owner_cstack;
+        break;
+    default:
+        return ms_error_set(err, "Python %d.%d: unknown frame model %d", o->major, o->minor,
+                            o->frame_model);
+    }
+    if (cfg->tstate_frame < 0 || cfg->frame_back < 0 || cfg->frame_code < 0 ||
+        cfg->frame_lasti < 0 || cfg->object_type < 0 ||
+        (o->frame_model == PY_FRAME_CFRAME && cfg->cframe_current_frame < 0))
+        return ms_error_set(err, "Python %d.%d: the offsets table lacks a frame field", o->major,
+                            o->minor);
+    return 0;
+}

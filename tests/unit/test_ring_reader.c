@@ -1,0 +1,497 @@
+/*
+ * test_ring_reader.c - the memsnap side of the hook's ring against crafted regions.
+ *
+ * Valid rings (records of every kind, wrapped with PAD, written by the hook's own producer
+ * code, which is compiled in here) must come out exactly as written; corrupt ones (bad
+ * lengths, types, flags, frame counts, heads) must be refused with a sentence, without
+ * delivering the bad record or reading outside the region. Opening checks the descriptor is
+ * the hook's sealed memfd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ring_reader.h"
+
+/* The producer, as built into libmemsnap_hook.so. */
+#include "hook/hook_ring.c"
+
+#define HEADER 4096u
+#define RING   (64u << 10)
+
+struct region {
+    unsigned char *mem;
+    size_t bytes;
+    struct mshook_shared *shared;
+    unsigned char *ring;
+};
+
+static void region_make(struct region *g, uint64_t ring_bytes)
+{
+    g->bytes = HEADER + ring_bytes;
+    g->mem = aligned_alloc(4096, g->bytes);
+    assert_non_null(g->mem);
+    memset(g->mem, 0, g->bytes);
+    g->shared = (struct mshook_shared *)g->mem;
+    g->ring = g->mem + HEADER;
+    g->shared->magic = MSHOOK_MAGIC;
+    g->shared->abi = MSHOOK_ABI;
+    g->shared->header_bytes = HEADER;
+    g->shared->ring_bytes = ring_bytes;
+    g->shared->state = MSHOOK_STATE_RECORDING;
+}
+
+static void region_free(struct region *g)
+{
+    free(g->mem);
+}
+
+/* Writes raw bytes at a ring offset. */
+static void ring_put(struct region *g, uint64_t off, const void *p, size_t n)
+{
+    memcpy(g->ring + off, p, n);
+}
+
+static void put_alloc(struct region *g, uint64_t off, uint64_t addr, uint32_t nframes, uint32_t len,
+                      uint32_t flags)
+{
+    struct mshook_alloc a = {
+        .hdr = {.type = MSHOOK_REC_ALLOC, .len = len},
+        .addr = addr,
+        .size = 100,
+        .tstate = 0x7000,
+        .nframes = nframes,
+        .flags = flags,
+    };
+    ring_put(g, off, &a, sizeof a);
+    for (uint32_t i = 0; i < nframes && off + sizeof a + (i + 1) * 16 <= g->shared->ring_bytes;
+         i++) {
+        struct mshook_frame f = {.code = 0x1000 + i, .lasti = i};
+        ring_put(g, off + sizeof a + i * sizeof f, &f, sizeof f);
+    }
+}
+
+static void put_free(struct region *g, uint64_t off, uint64_t addr, uint32_t len)
+{
+    struct mshook_free f = {.hdr = {.type = MSHOOK_REC_FREE, .len = len}, .addr = addr};
+    ring_put(g, off, &f, sizeof f);
+}
+
+struct got {
+    int n;
+    uint64_t addr[64];
+    uint32_t type[64], nframes[64], flags[64];
+    uint64_t frame_code_sum;
+    int stop_after; /* return non-zero after this many events (0: never) */
+};
+
+static int on_event(void *ctx, const struct ring_event *ev)
+{
+    struct got *g = ctx;
+    if (g->n < 64) {
+        g->addr[g->n] = ev->addr;
+        g->type[g->n] = ev->type;
+        g->nframes[g->n] = ev->nframes;
+        g->flags[g->n] = ev->flags;
+    }
+    for (uint32_t i = 0; i < ev->nframes; i++)
+        g->frame_code_sum += ev->frames[i].code;
+    g->n++;
+    return g->stop_after && g->n >= g->stop_after;
+}
+
+static void attach(struct ring_reader *r, struct region *g)
+{
+    ms_error err = {{0}};
+    if (ring_reader_attach(r, g->mem, g->bytes, &err) != 0)
+        fail_msg("%s", err.msg);
+}
+
+static void test_valid_records(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    uint32_t alen = sizeof(struct mshook_alloc) + 3 * sizeof(struct mshook_frame);
+    put_alloc(&g, 0, 0xaaa0, 3, alen, MSHOOK_ALLOC_REALLOC);
+    put_free(&g, alen, 0xaaa0, sizeof(struct mshook_free));
+    put_alloc(&g, alen + 16, 0xbbb0, 0, sizeof(struct mshook_alloc), 0);
+    g.shared->ring_head = alen + 16 + sizeof(struct mshook_alloc);
+
+    struct ring_reader r;
+    attach(&r, &g);
+    struct got got = {0};
+    ms_error err = {{0}};
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 3);
+    assert_int_equal(got.type[0], MSHOOK_REC_ALLOC);
+    assert_int_equal(got.addr[0], 0xaaa0);
+    assert_int_equal(got.nframes[0], 3);
+    assert_int_equal(got.flags[0], MSHOOK_ALLOC_REALLOC);
+    assert_int_equal(got.frame_code_sum, 0x1000 + 0x1001 + 0x1002);
+    assert_int_equal(got.type[1], MSHOOK_REC_FREE);
+    assert_int_equal(got.addr[1], 0xaaa0);
+    assert_int_equal(got.addr[2], 0xbbb0);
+    assert_int_equal(got.nframes[2], 0);
+    assert_int_equal(g.shared->ring_tail, g.shared->ring_head);
+    /* nothing new: nothing delivered */
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 0);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
+static void test_wrapped_with_pad(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    /* The consumer is at RING - 32; a 56-byte record did not fit, so PAD then offset 0. */
+    uint64_t start = 5 * (uint64_t)RING - 32;
+    g.shared->ring_tail = start;
+    struct mshook_rec pad = {.type = MSHOOK_REC_PAD, .len = 32};
+    ring_put(&g, RING - 32, &pad, sizeof pad);
+    uint32_t alen = sizeof(struct mshook_alloc) + sizeof(struct mshook_frame);
+    put_alloc(&g, 0, 0xccc0, 1, alen, 0);
+    g.shared->ring_head = start + 32 + alen;
+
+    struct ring_reader r;
+    attach(&r, &g);
+    struct got got = {0};
+    ms_error err = {{0}};
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 1);
+    assert_int_equal(got.addr[0], 0xccc0);
+    assert_int_equal(r.pads, 1);
+    assert_int_equal(g.shared->ring_tail, start + 32 + alen);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
+/* One corrupt ring: `good` valid FREE records at 0.., then whatever setup() writes. */
+static void expect_corrupt(void (*setup)(struct region *g), int good, const char *what)
+{
+    struct region g;
+    region_make(&g, RING);
+    for (int i = 0; i < good; i++)
+        put_free(&g, (uint64_t)i * 16, 0x100 + (uint64_t)i, 16);
+    g.shared->ring_head = (uint64_t)good * 16;
+    setup(&g);
+    uint64_t tail0 = g.shared->ring_tail;
+    struct ring_reader r;
+    attach(&r, &g);
+    struct got got = {0};
+    ms_error err = {{0}};
+    int rc = ring_reader_drain(&r, on_event, &got, &err);
+    if (rc != -1)
+        fail_msg("%s: drain returned %d", what, rc);
+    assert_true(strlen(err.msg) > 0);
+    assert_int_equal(got.n, good);
+    /* the tail covers the good records only, and a second drain refuses again */
+    assert_int_equal(g.shared->ring_tail, tail0 + (uint64_t)good * 16);
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), -1);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
+static void bad_type(struct region *g)
+{
+    struct mshook_rec h = {.type = 9, .len = 16};
+    ring_put(g, g->shared->ring_head, &h, sizeof h);
+    g->shared->ring_head += 16;
+}
+static void zero_len(struct region *g)
+{
+    struct mshook_rec h = {.type = MSHOOK_REC_FREE, .len = 0};
+    ring_put(g, g->shared->ring_head, &h, sizeof h);
+    g->shared->ring_head += 16;
+}
+static void odd_len(struct region *g)
+{
+    put_free(g, g->shared->ring_head, 1, 12);
+    g->shared->ring_head += 16;
+}
+static void len_past_head(struct region *g)
+{
+    put_free(g, g->shared->ring_head, 1, 64);
+    g->shared->ring_head += 16;
+}
+static void len_past_end(struct region *g)
+{
+    uint64_t off = RING - 16;
+    g->shared->ring_tail = 7 * (uint64_t)RING + off;
+    put_free(g, off, 1, 32);
+    g->shared->ring_head = g->shared->ring_tail + 64;
+}
+static void huge_len(struct region *g)
+{
+    put_free(g, g->shared->ring_head, 1, 0xfffffff8u);
+    g->shared->ring_head += 16;
+}
+static void free_wrong_len(struct region *g)
+{
+    put_free(g, g->shared->ring_head, 1, 24);
+    g->shared->ring_head += 24;
+}
+static void huge_nframes(struct region *g)
+{
+    put_alloc(g, g->shared->ring_head, 1, 0xffffffffu, 40 + 16 * 4, 0);
+    g->shared->ring_head += 40 + 16 * 4;
+}
+static void nframes_one_too_many(struct region *g)
+{
+    uint32_t len = 40 + 16 * (MSHOOK_MAX_FRAMES + 1);
+    put_alloc(g, g->shared->ring_head, 1, MSHOOK_MAX_FRAMES + 1, len, 0);
+    g->shared->ring_head += len;
+}
+static void nframes_len_mismatch(struct region *g)
+{
+    put_alloc(g, g->shared->ring_head, 1, 2, 40 + 16 * 3, 0);
+    g->shared->ring_head += 40 + 16 * 3;
+}
+static void alloc_too_short(struct region *g)
+{
+    put_alloc(g, g->shared->ring_head, 1, 0, 32, 0);
+    g->shared->ring_head += 32;
+}
+static void unknown_flags(struct region *g)
+{
+    put_alloc(g, g->shared->ring_head, 1, 0, 40, 0x80);
+    g->shared->ring_head += 40;
+}
+static void pad_short_of_end(struct region *g)
+{
+    struct mshook_rec h = {.type = MSHOOK_REC_PAD, .len = 16};
+    ring_put(g, g->shared->ring_head, &h, sizeof h);
+    g->shared->ring_head += 16;
+}
+static void head_behind_tail(struct region *g)
+{
+    g->shared->ring_tail = 4096;
+    g->shared->ring_head = 1024;
+}
+static void head_too_far(struct region *g)
+{
+    g->shared->ring_head = (uint64_t)RING + 16;
+}
+static void head_unaligned(struct region *g)
+{
+    g->shared->ring_head += 4;
+}
+
+static void test_corrupt_rings(void **state)
+{
+    (void)state;
+    expect_corrupt(bad_type, 2, "bad type");
+    expect_corrupt(zero_len, 1, "zero length");
+    expect_corrupt(odd_len, 1, "length not a multiple of 8");
+    expect_corrupt(len_past_head, 3, "length beyond the head");
+    expect_corrupt(len_past_end, 0, "length beyond the end of the ring");
+    expect_corrupt(huge_len, 0, "huge length");
+    expect_corrupt(free_wrong_len, 1, "FREE of the wrong length");
+    expect_corrupt(huge_nframes, 2, "nframes 2^32-1");
+    expect_corrupt(nframes_one_too_many, 0, "nframes MAX+1");
+    expect_corrupt(nframes_len_mismatch, 1, "length disagrees with nframes");
+    expect_corrupt(alloc_too_short, 1, "ALLOC shorter than its header");
+    expect_corrupt(unknown_flags, 1, "unknown flags");
+    expect_corrupt(pad_short_of_end, 1, "PAD not reaching the end");
+    expect_corrupt(head_behind_tail, 0, "head behind tail");
+    expect_corrupt(head_too_far, 0, "head more than a ring ahead");
+    expect_corrupt(head_unaligned, 0, "head unaligned");
+}
+
+static void test_bad_headers(void **state)
+{
+    (void)state;
+    struct region g;
+    struct ring_reader r;
+    ms_error err;
+    region_make(&g, RING);
+    g.shared->magic ^= 1;
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+    g.shared->magic = MSHOOK_MAGIC;
+    g.shared->abi = MSHOOK_ABI + 1;
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+    g.shared->abi = MSHOOK_ABI;
+    g.shared->ring_bytes = RING - 8; /* not a power of two */
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+    g.shared->ring_bytes = 2 * (uint64_t)RING; /* larger than the region */
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+    g.shared->ring_bytes = RING;
+    g.shared->header_bytes = 64; /* smaller than the header struct */
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+    g.shared->header_bytes = HEADER;
+    g.shared->ring_tail = 3;
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+    g.shared->ring_tail = 0;
+    assert_int_equal(ring_reader_attach(&r, g.mem, 100, &err), -1); /* truncated region */
+    assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), 0);
+    /* a closed or zeroed reader is inert */
+    ring_reader_close(&r);
+    ring_reader_close(&r);
+    assert_int_equal(ring_reader_state(&r), 0);
+    assert_int_equal(ring_reader_drain(&r, on_event, NULL, &err), -1);
+    region_free(&g);
+}
+
+/* The hook's producer writing a long stream with frame counts of every size, wrapping the
+ * ring many times, drained in random-sized bites: everything comes out, in order. */
+static int roundtrip_event(void *ctx, const struct ring_event *ev)
+{
+    uint64_t *next = ctx;
+    if (ev->addr != *next)
+        return 1;
+    if (ev->type == MSHOOK_REC_ALLOC) {
+        if (ev->nframes != (uint32_t)(ev->addr % (MSHOOK_MAX_FRAMES + 1)))
+            return 1;
+        for (uint32_t i = 0; i < ev->nframes; i++)
+            if (ev->frames[i].code != ev->addr + i || ev->frames[i].lasti != i)
+                return 1;
+    }
+    (*next)++;
+    return 0;
+}
+
+static void test_producer_roundtrip(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    struct hook_ring w;
+    hook_ring_init(&w, g.shared, g.ring, RING);
+    struct ring_reader r;
+    attach(&r, &g);
+    struct mshook_frame frames[MSHOOK_MAX_FRAMES];
+    uint64_t written = 0, next = 0, dropped = 0;
+    srand(7);
+    ms_error err = {{0}};
+    while (written < 20000) {
+        uint64_t id = written;
+        int rc;
+        if (id % 5 == 4) {
+            rc = hook_ring_put_free(&w, id);
+        } else {
+            uint32_t n = (uint32_t)(id % (MSHOOK_MAX_FRAMES + 1));
+            for (uint32_t i = 0; i < n; i++)
+                frames[i] = (struct mshook_frame){.code = id + i, .lasti = i};
+            rc = hook_ring_put_alloc(&w, id, 10, 0, 0, frames, n);
+        }
+        if (rc == 0) {
+            written++;
+        } else { /* full: the producer wrote nothing; the consumer catches up */
+            dropped++;
+            int got = ring_reader_drain(&r, roundtrip_event, &next, &err);
+            if (got < 0)
+                fail_msg("%s", err.msg);
+            continue;
+        }
+        if (rand() % 16 == 0 && ring_reader_drain(&r, roundtrip_event, &next, &err) < 0)
+            fail_msg("%s (next %llu)", err.msg, (unsigned long long)next);
+    }
+    assert_true(ring_reader_drain(&r, roundtrip_event, &next, &err) >= 0);
+    assert_int_equal(next, written);
+    assert_true(dropped > 0); /* the ring did fill up */
+    assert_true(r.pads > 10); /* and wrapped many times */
+    /* A consumer tail that is nonsense makes the producer refuse, not scribble. */
+    g.shared->ring_tail = w.head + 8;
+    assert_int_equal(hook_ring_put_free(&w, 1), -1);
+    g.shared->ring_tail = w.head - RING - 8;
+    assert_int_equal(hook_ring_put_free(&w, 1), -1);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
+static void test_stop_from_callback(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    for (int i = 0; i < 5; i++)
+        put_free(&g, (uint64_t)i * 16, 0x100 + (uint64_t)i, 16);
+    g.shared->ring_head = 80;
+    struct ring_reader r;
+    attach(&r, &g);
+    struct got got = {.stop_after = 2};
+    ms_error err = {{0}};
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), -1);
+    assert_int_equal(g.shared->ring_tail, 32); /* two consumed */
+    got.stop_after = 0;
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 3);
+    assert_int_equal(got.addr[2], 0x102);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
+/* A memfd shaped like the hook's; sealed or not. */
+static int memfd_ring(const char *name, int seal)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, HEADER + RING), 0);
+    struct mshook_shared h = {0};
+    h.magic = MSHOOK_MAGIC;
+    h.abi = MSHOOK_ABI;
+    h.header_bytes = HEADER;
+    h.ring_bytes = RING;
+    h.state = MSHOOK_STATE_STARTING;
+    snprintf(h.error, sizeof h.error, "%s", "no error");
+    assert_int_equal(pwrite(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    if (seal)
+        assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    return fd;
+}
+
+static void test_open_memfd(void **state)
+{
+    (void)state;
+    struct ring_reader r;
+    ms_error err = {{0}};
+    int fd = memfd_ring(MSHOOK_MEMFD_NAME, 1);
+    if (ring_reader_open(getpid(), fd, &r, &err) != 0)
+        fail_msg("%s", err.msg);
+    struct mshook_shared snap;
+    ring_reader_counters(&r, &snap);
+    assert_int_equal(snap.mapped, 1);
+    assert_string_equal(snap.error, "no error");
+    assert_int_equal(ring_reader_state(&r), MSHOOK_STATE_STARTING);
+    ring_reader_heartbeat(&r);
+    ring_reader_request_stop(&r);
+    ring_reader_counters(&r, &snap);
+    assert_true(snap.heartbeat_ns > 0);
+    assert_int_equal(snap.stop_request, 1);
+    ring_reader_close(&r);
+    close(fd);
+
+    fd = memfd_ring(MSHOOK_MEMFD_NAME, 0); /* could be truncated under us: refused */
+    assert_int_equal(ring_reader_open(getpid(), fd, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "sealed"));
+    close(fd);
+    fd = memfd_ring("something-else", 1); /* not the hook's */
+    assert_int_equal(ring_reader_open(getpid(), fd, &r, &err), -1);
+    close(fd);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(ring_reader_open(getpid(), p[0], &r, &err), -1);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(ring_reader_open(getpid(), 1000000, &r, &err), -1);
+    assert_int_equal(ring_reader_open(getpid(), -5, &r, &err), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_records),      cmocka_unit_test(test_wrapped_with_pad),
+        cmocka_unit_test(test_corrupt_rings),      cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_producer_roundtrip), cmocka_unit_test(test_stop_from_callback),
+        cmocka_unit_test(test_open_memfd),
+    };
+    return cmocka_run_group_tests_name("ring_reader", tests, NULL, NULL);
+}
