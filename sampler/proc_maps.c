@@ -6,6 +6,8 @@
  */
 #include "proc_maps.h"
 
+#include "remote.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -168,10 +170,7 @@ int proc_maps_read(pid_t pid, struct proc_maps *out, ms_error *err)
         if (errno == ENOENT)
             return ms_error_set(err, "no process with pid %d exists", (int)pid);
         if (errno == EACCES || errno == EPERM)
-            return ms_error_set(err,
-                                "not allowed to read %s: run memsnap as root or as the "
-                                "process's owner",
-                                path);
+            return ms_error_set(err, "not allowed to read %s: %s", path, remote_permission_hint());
         return ms_error_errno(err, errno, "opening %s", path);
     }
     size_t cap = 65536, len = 0;
@@ -206,10 +205,8 @@ int proc_maps_read(pid_t pid, struct proc_maps *out, ms_error *err)
             if (e == ESRCH)
                 return ms_error_set(err, "process %d exited", (int)pid);
             if (e == EACCES || e == EPERM)
-                return ms_error_set(err,
-                                    "not allowed to read %s: run memsnap as root or with "
-                                    "CAP_SYS_PTRACE",
-                                    path);
+                return ms_error_set(err, "not allowed to read %s: %s", path,
+                                    remote_permission_hint());
             return ms_error_errno(err, e, "reading %s", path);
         }
         if (k == 0)

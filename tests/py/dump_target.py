@@ -1,0 +1,84 @@
+# dump_target.py - a Python process parked in known call chains, for `memsnap dump` tests.
+#
+# The main thread parks in outer() -> middle() -> park() (blocked reading stdin); a worker
+# with non-ASCII function names (Latin-1, UCS-2 and UCS-4 kinds of str) parks in
+# größe_ändern() -> 日本() -> 𠀀() -> Event.wait(). A short-lived reporter thread waits
+# until both are parked, prints what the interpreter itself sees (sys._current_frames) in
+# memsnap's text format between EXPECT-BEGIN and EXPECT-END, then exits. Commands on stdin
+# (read by the parked main thread): "ping" -> "pong" (proves the process still runs), "quit".
+# Works on CPython 3.8-3.13.
+import sys
+import threading
+import time
+
+parked = threading.Event()
+release = threading.Event()
+
+
+def frame_name(f):
+    code = f.f_code
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def 𠀀():
+    parked.set()
+    release.wait()
+
+
+def 日本():
+    𠀀()
+
+
+def größe_ändern():
+    日本()
+
+
+def park():
+    return sys.stdin.readline()
+
+
+def middle():
+    return park()
+
+
+def outer():
+    return middle()
+
+
+def report(main_ident, worker):
+    # Wait until the main thread is blocked inside park() and the worker inside wait().
+    for _ in range(2000):
+        frames = sys._current_frames()
+        m = frames.get(main_ident)
+        if parked.is_set() and m is not None and m.f_code.co_name == "park":
+            break
+        time.sleep(0.005)
+    time.sleep(0.05)
+    frames = sys._current_frames()
+    out = ["EXPECT-BEGIN"]
+    for t, ident in ((threading.main_thread(), main_ident), (worker, worker.ident)):
+        out.append("Thread %d%s" % (t.native_id, " (main)" if ident == main_ident else ""))
+        f = frames[ident]
+        while f is not None:
+            out.append("    %s (%s:%d)" % (frame_name(f), f.f_code.co_filename, f.f_lineno))
+            f = f.f_back
+    out.append("EXPECT-END")
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    worker = threading.Thread(target=größe_ändern, daemon=True)
+    worker.start()
+    threading.Thread(target=report, args=(threading.get_ident(), worker), daemon=True).start()
+    while True:
+        line = outer()
+        if not line or line.strip() == "quit":
+            break
+        if line.strip() == "ping":
+            sys.stdout.write("pong\n")
+            sys.stdout.flush()
+    release.set()
+
+
+main()
