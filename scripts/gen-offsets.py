@@ -22,7 +22,7 @@ Usage:
                              difference. Also compares Debian's /usr/include/python3.11 (when
                              it has internal/) with the 3.11 row.
 
-Runs with any python3 >= 3.8, stdlib only.
+Runs with any python3 >= 3.8, stdlib only; needs a C compiler ($CC, default cc).
 """
 
 import argparse
