@@ -26,6 +26,10 @@
 
 #define PY_RUNMAIN "Py_RunMain"
 
+/* Options kept for the whole traced window. TRACESYSGOOD: the injector, which takes over the
+ * stopped thread at Py_RunMain, tells its marker syscall-stops from signals by it. */
+#define LAUNCH_PTRACE_OPTIONS (PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD)
+
 /* How many wrapper images (env, shells) in a row the launcher follows before giving up. */
 #define LAUNCH_MAX_WRAPPER_HOPS 8
 
@@ -233,7 +237,7 @@ static int detach_running(struct launch *l, ms_error *err)
  * flight): a wrapper followed while it waits for its exec must survive memsnap's death. */
 static int set_exitkill(pid_t pid, int on, ms_error *err)
 {
-    long opts = PTRACE_O_TRACEEXEC | (on ? PTRACE_O_EXITKILL : 0);
+    long opts = LAUNCH_PTRACE_OPTIONS | (on ? PTRACE_O_EXITKILL : 0);
     if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)opts) < 0)
         return ms_error_errno(err, errno, "setting ptrace options on the child %d", (int)pid);
     return 0;
@@ -341,7 +345,7 @@ int launch_start(char *const argv[], struct launch *l, ms_error *err)
     l->pid = pid;
     /* PTRACE_SEIZE (not TRACEME + SIGSTOP): no signal is involved in starting, and group
      * stops and PTRACE_INTERRUPT keep their seize semantics for the injector. */
-    if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) <
+    if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(LAUNCH_PTRACE_OPTIONS | PTRACE_O_EXITKILL)) <
         0) {
         ms_error_errno(err, errno, "tracing the child %d (ptrace)", (int)pid);
         close(go[1]);

@@ -13,7 +13,8 @@
  *   the exec stop, put a temporary int3 on the program's entry point (AT_ENTRY), run to it
  *   (ld.so has mapped libpython by then), restore it, find Py_RunMain (the executable's
  *   symbols for a static libpython, else libpython's), put an int3 there, run to it, restore
- *   it and rewind rip. The child is then in a ptrace signal-delivery-stop, seized by memsnap.
+ *   it and rewind rip. The child is then in a ptrace signal-delivery-stop, seized by memsnap
+ *   with PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL.
  *
  * Wrappers: a `#!/usr/bin/env python3` script execs env first, and pyenv's `python3` is a
  * bash shim that ends in `exec .../python3`. When the exec'd image is env, sh, bash or dash
