@@ -82,6 +82,8 @@ struct reader {
     size_t n_bare_done;   /* locations without lines synthesized so far */
     char *names_next;     /* where the next synthesized name goes in the string block */
     int64_t default_type; /* string index of Profile.default_sample_type */
+    uint32_t label_key;   /* the last label key seen, and what it is: */
+    int label_kind;       /* 1 "thread", 2 "bytes", 0 anything else */
     struct id_map functions, locations;
 };
 
@@ -120,14 +122,10 @@ static int nomem(struct reader *r)
 
 /* --- the wire format --- */
 
-static int varint_read(struct reader *r, struct cursor *c, uint64_t *v)
+/* The general case of varint_read: near the end of the input, or malformed. */
+static int varint_read_slow(struct reader *r, struct cursor *c, uint64_t *v)
 {
     const uint8_t *p = c->p;
-    if (p < c->end && *p < 0x80) {
-        *v = *p;
-        c->p = p + 1;
-        return 0;
-    }
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (p >= c->end)
@@ -143,10 +141,32 @@ static int varint_read(struct reader *r, struct cursor *c, uint64_t *v)
     return malformed(r, c->p, "a number longer than 10 bytes");
 }
 
-static int key_read(struct reader *r, struct cursor *c, uint32_t *field, unsigned *wt)
+/* Every number of the format goes through here: with ten bytes left the longest varint
+ * fits, and the loop needs no bounds check. */
+static inline int varint_read(struct reader *r, struct cursor *c, uint64_t *v)
+{
+    const uint8_t *p = c->p;
+    if (c->end - p < 10)
+        return varint_read_slow(r, c, v);
+    uint64_t x = 0;
+    for (unsigned i = 0; i < 10; i++) {
+        uint64_t b = p[i];
+        x |= (b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            *v = x;
+            c->p = p + i + 1;
+            return 0;
+        }
+    }
+    return malformed(r, p, "a number longer than 10 bytes");
+}
+
+static inline int key_read(struct reader *r, struct cursor *c, uint32_t *field, unsigned *wt)
 {
     const uint8_t *at = c->p;
     uint64_t k;
+    *field = 0; /* defined even on failure, which the compiler cannot see is always -1 */
+    *wt = 0;
     if (varint_read(r, c, &k))
         return -1;
     if ((k >> 3) == 0 || (k >> 3) > 0x1fffffff)
@@ -816,10 +836,15 @@ static int label_decode(struct reader *r, struct cursor c, struct profile_sample
     if (string_index(r, key, "a label key", &k) || string_index(r, str, "a label", &sv) ||
         string_index(r, unit, "a label unit", &ignored))
         return -1;
-    const char *name = r->p->strings[k];
-    if (sv && strcmp(name, "thread") == 0)
+    /* Every sample repeats the same few keys: classify each key index once. */
+    if (k != r->label_key) {
+        const char *name = r->p->strings[k];
+        r->label_key = k;
+        r->label_kind = strcmp(name, "thread") == 0 ? 1 : strcmp(name, "bytes") == 0 ? 2 : 0;
+    }
+    if (sv && r->label_kind == 1)
         s->thread = sv;
-    else if (!sv && strcmp(name, "bytes") == 0)
+    else if (!sv && r->label_kind == 2)
         s->block_bytes = (int64_t)num;
     return 0;
 }
@@ -833,6 +858,48 @@ static inline int stack_push(struct reader *r, uint64_t id, size_t sample)
         return invalid(r, "sample %zu refers to location id %" PRIu64 ", which is not defined",
                        sample + 1, id);
     p->stack_locs[p->n_stack_locs++] = (uint32_t)i;
+    return 0;
+}
+
+/* Appends a packed run of location ids to the sample's stack: the hot loop of a big profile
+ * (tens of millions of ids), so one- and two-byte ids are decoded inline and the depth limit
+ * is checked per id rather than after the run. */
+static int stack_run_decode(struct reader *r, struct cursor run, size_t sample, size_t first)
+{
+    struct profile *p = r->p;
+    /* Every id takes at least one byte, which bounds what this run can add. */
+    size_t most = (size_t)(run.end - run.p);
+    if (profile_array_reserve((void **)&p->stack_locs, &r->cap_stack_locs, p->n_stack_locs + most,
+                              sizeof *p->stack_locs))
+        return nomem(r);
+    uint32_t *locs = p->stack_locs;
+    size_t n = p->n_stack_locs, limit = first + PROFILE_MAX_STACK_DEPTH;
+    const struct id_map *m = &r->locations;
+    const uint8_t *q = run.p;
+    while (q < run.end) {
+        uint64_t id;
+        if (q[0] < 0x80) {
+            id = q[0];
+            q++;
+        } else if (q + 1 < run.end && q[1] < 0x80) {
+            id = (uint64_t)(q[0] & 0x7f) | (uint64_t)q[1] << 7;
+            q += 2;
+        } else {
+            struct cursor c = {q, run.end};
+            if (varint_read(r, &c, &id))
+                return -1;
+            q = c.p;
+        }
+        int64_t i = m->sequential ? (id - 1 < m->n ? (int64_t)(id - 1) : -1) : id_map_find(m, id);
+        if (i < 0)
+            return invalid(r, "sample %zu refers to location id %" PRIu64 ", which is not defined",
+                           sample + 1, id);
+        if (n == limit)
+            return invalid(r, "sample %zu is more than %d frames deep", sample + 1,
+                           PROFILE_MAX_STACK_DEPTH);
+        locs[n++] = (uint32_t)i;
+    }
+    p->n_stack_locs = n;
     return 0;
 }
 
@@ -860,10 +927,13 @@ static int sample_decode(struct reader *r, struct cursor c, size_t index)
             } else {
                 return malformed(r, c.p, "sample %zu has a field of wire type %u", index + 1, wt);
             }
-            /* Every number takes at least one byte, which bounds what this run can add. */
-            size_t most = wt == WT_LEN ? (size_t)(sub.end - sub.p) : 1;
+            if (field == 1 && wt == WT_LEN) {
+                if (stack_run_decode(r, sub, index, s->first_loc))
+                    return -1;
+                continue;
+            }
             if (field == 1 && profile_array_reserve((void **)&p->stack_locs, &r->cap_stack_locs,
-                                                    p->n_stack_locs + most, sizeof *p->stack_locs))
+                                                    p->n_stack_locs + 1, sizeof *p->stack_locs))
                 return nomem(r);
             do {
                 if (varint_read(r, &sub, &v))

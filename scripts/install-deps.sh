@@ -30,8 +30,12 @@ if ((${#missing[@]})); then
     "${missing[@]}" >/dev/null
 fi
 
-# playwright-core (no bundled browser; it drives Debian's chromium) for the SVG test.
+# Node packages the tests use, from their committed package-lock.json: playwright-core (no
+# bundled browser; it drives Debian's chromium) for the SVG test, pprof-format for the
+# independent check of the profiles we write.
 here="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules" ]; then
-  (cd "$here/tests/browser" && npm install --no-audit --no-fund --silent >/dev/null)
-fi
+for dir in tests/browser tests/decode; do
+  if [ -f "$here/$dir/package.json" ] && [ ! -d "$here/$dir/node_modules" ]; then
+    (cd "$here/$dir" && npm install --no-audit --no-fund --silent >/dev/null)
+  fi
+done

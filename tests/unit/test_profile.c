@@ -8,6 +8,7 @@
  * is not installed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "profile.h"
+#include "testproc.h"
 
 static char tmpdir[256];
 
@@ -202,6 +204,14 @@ static void test_round_trip(void **state)
         uint8_t *bytes = file_slurp(path, &len);
         assert_int_equal(bytes[0] == 0x1f && bytes[1] == 0x8b, gz);
         free(bytes);
+
+        /* MEMSNAP_FUZZ_SEEDS=tests/fuzz/corpus/profile refreshes the fuzzer's seeds. */
+        const char *seeds = getenv("MEMSNAP_FUZZ_SEEDS");
+        if (seeds) {
+            char seed[600];
+            snprintf(seed, sizeof seed, "%s/rich.%s", seeds, gz ? "gz" : "raw");
+            assert_int_equal(profile_write(p, seed, gz, &err), 0);
+        }
 
         struct profile *q = NULL;
         if (profile_read(path, &q, &err))
@@ -419,6 +429,161 @@ static void test_bit_flips(void **state)
     profile_free(p);
 }
 
+/* --- independent encoder and decoder --- */
+
+/* Absolute path of tests/decode/<name>, found from the working directory (make runs tests
+ * from the repository root) or above the test binary. */
+static const char *decode_file(const char *name)
+{
+    static char path[PATH_MAX + 64];
+    char root[PATH_MAX];
+    if (getcwd(root, sizeof root)) {
+        snprintf(path, sizeof path, "%s/tests/decode/%s", root, name);
+        if (access(path, F_OK) == 0)
+            return path;
+    }
+    ssize_t k = readlink("/proc/self/exe", root, sizeof root - 1);
+    root[k > 0 ? k : 0] = 0;
+    for (char *s; (s = strrchr(root, '/'));) {
+        *s = 0;
+        snprintf(path, sizeof path, "%s/tests/decode/%s", root, name);
+        if (access(path, F_OK) == 0)
+            return path;
+    }
+    return NULL;
+}
+
+/* Appends the canonical summary of p (see tests/decode/decode.js) to out. */
+static void summarize(const struct profile *p, char *out, size_t n)
+{
+    size_t len = 0;
+#define PUT(...) (len += (size_t)snprintf(out + len, len < n ? n - len : 0, __VA_ARGS__))
+    PUT("types ");
+    for (size_t i = 0; i < p->n_sample_types; i++)
+        PUT("%s%s/%s", i ? "," : "", p->strings[p->sample_types[i].type],
+            p->strings[p->sample_types[i].unit]);
+    PUT("\ndefault %s\n", p->strings[p->sample_types[p->default_sample_type].type]);
+    PUT("period %s/%s %lld\n", p->strings[p->period_type.type], p->strings[p->period_type.unit],
+        (long long)p->period);
+    PUT("time %lld %lld\n", (long long)p->time_nanos, (long long)p->duration_nanos);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const struct profile_sample *s = &p->samples[i];
+        PUT("sample ");
+        for (size_t t = 0; t < p->n_sample_types; t++)
+            PUT("%s%lld", t ? "," : "", (long long)p->values[i * p->n_sample_types + t]);
+        PUT(" thread=%s bytes=%lld stack=", p->strings[s->thread], (long long)s->block_bytes);
+        for (uint32_t k = 0; k < s->n_locs; k++) {
+            const struct profile_location *l = &p->locations[p->stack_locs[s->first_loc + k]];
+            PUT("%s", k ? ";" : "");
+            for (uint32_t j = 0; j < l->n_lines; j++) {
+                const struct profile_line *ln = &p->lines[l->first_line + j];
+                const struct profile_function *f = &p->functions[ln->function];
+                PUT("%s%s@%s:%lld", j ? "+" : "", p->strings[f->name], p->strings[f->filename],
+                    (long long)ln->line);
+            }
+        }
+        PUT("\n");
+    }
+#undef PUT
+    assert_true(len < n);
+}
+
+/* Fails at the first line where the two summaries differ. */
+static void assert_same_summary(const char *want, const char *got, const char *who)
+{
+    size_t line = 1;
+    const char *w = want, *g = got;
+    while (*w && *w == *g) {
+        line += *w == '\n';
+        w++, g++;
+    }
+    if (*w || *g) {
+        fail_msg("%s disagrees at line %zu:\n  expected: %.200s\n  got:      %.200s", who, line,
+                 w - (w > want ? 1 : 0), g - (g > got ? 1 : 0));
+    }
+}
+
+#define SUMMARY_BYTES (1 << 20)
+
+/* Reading what Google's Python protobuf wrote from the public schema. */
+static void test_independent_encoder(void **state)
+{
+    (void)state;
+    const char *script = decode_file("pprof_encode.py");
+    assert_non_null(script);
+    char check[64];
+    char *argv[] = {"/usr/bin/python3", "-c", "import google.protobuf", NULL};
+    if (access("/usr/bin/python3", X_OK) ||
+        test_run_capture(argv, check, sizeof check, check, sizeof check, 20000) != 0) {
+        print_message("SKIP: /usr/bin/python3 with python3-protobuf is not installed\n");
+        return;
+    }
+    char *want = malloc(SUMMARY_BYTES), *got = malloc(SUMMARY_BYTES), errs[4096];
+    assert_non_null(want);
+    assert_non_null(got);
+    for (int seed = 1; seed <= 3; seed++) {
+        char seed_s[16];
+        snprintf(seed_s, sizeof seed_s, "%d", seed);
+        const char *path = tmp_path("python.pb");
+        char *enc[] = {"/usr/bin/python3",
+                       (char *)script,
+                       (char *)path,
+                       seed_s,
+                       seed == 2 ? "--raw" : NULL,
+                       NULL};
+        int st = test_run_capture(enc, want, SUMMARY_BYTES, errs, sizeof errs, 60000);
+        if (st != 0)
+            fail_msg("pprof_encode.py failed (%d): %s", st, errs);
+        struct profile *q = NULL;
+        ms_error err = {{0}};
+        if (profile_read(path, &q, &err))
+            fail_msg("%s", err.msg);
+        summarize(q, got, SUMMARY_BYTES);
+        assert_same_summary(want, got, "memsnap's reader");
+        assert_int_equal(q->meta.pid, 0); /* another tool's profile: no memsnap metadata */
+        assert_int_equal(q->meta.command, 0);
+        assert_int_equal(q->n_timeline, 0);
+        profile_free(q);
+    }
+    free(want);
+    free(got);
+}
+
+/* Decoding what we write with pprof-format (npm), an independent JavaScript decoder. */
+static void test_independent_decoder(void **state)
+{
+    (void)state;
+    const char *script = decode_file("decode.js");
+    assert_non_null(script);
+    char mods[PATH_MAX + 64];
+    snprintf(mods, sizeof mods, "%s", script);
+    snprintf(strrchr(mods, '/'), sizeof mods - (size_t)(strrchr(mods, '/') - mods),
+             "/node_modules/pprof-format");
+    if (access("/usr/bin/node", X_OK) || access(mods, F_OK)) {
+        print_message("SKIP: node or tests/decode/node_modules (scripts/install-deps.sh) is "
+                      "missing\n");
+        return;
+    }
+    char *want = malloc(SUMMARY_BYTES), *got = malloc(SUMMARY_BYTES), errs[4096];
+    assert_non_null(want);
+    assert_non_null(got);
+    struct profile *p = rich_profile();
+    summarize(p, want, SUMMARY_BYTES);
+    ms_error err = {{0}};
+    for (int gz = 0; gz <= 1; gz++) {
+        const char *path = tmp_path("for-node.pb");
+        assert_int_equal(profile_write(p, path, gz, &err), 0);
+        char *argv[] = {"/usr/bin/node", (char *)script, (char *)path, NULL};
+        int st = test_run_capture(argv, got, SUMMARY_BYTES, errs, sizeof errs, 60000);
+        if (st != 0)
+            fail_msg("decode.js refused our file (%d): %s", st, errs);
+        assert_same_summary(want, got, "pprof-format");
+    }
+    profile_free(p);
+    free(want);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_truncation_everywhere),
         cmocka_unit_test(test_bit_flips),
+        cmocka_unit_test(test_independent_encoder),
+        cmocka_unit_test(test_independent_decoder),
     };
     return cmocka_run_group_tests_name("profile", tests, setup, teardown);
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# 05-pprof-decoder.sh - a profile that `memsnap run` really wrote, decoded by an independent
+# pprof decoder (the npm package pprof-format, through tests/decode/decode.js): it must decode,
+# every id it uses must be defined, and the leaking function must appear in a stack.
+# (tests/unit/test_profile.c does the field-by-field comparison on profiles built in memory.)
+set -uo pipefail
+memsnap="${1:-${MEMSNAP:-build/memsnap}}"
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+if ! command -v node >/dev/null 2>&1 || [ ! -d "$here/tests/decode/node_modules/pprof-format" ]; then
+  echo "SKIP: node or tests/decode/node_modules (scripts/install-deps.sh) is missing"
+  exit 0
+fi
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/leak.py" <<'PY'
+def grow_leak():
+    return [bytearray(4096) for _ in range(5000)]
+kept = grow_leak()
+PY
+timeout 120 "$memsnap" run -o "$tmp/run.pb" -- /usr/bin/python3 "$tmp/leak.py" >"$tmp/out" 2>"$tmp/err"
+if [ ! -s "$tmp/run.pb" ]; then
+  echo "SKIP: memsnap run wrote no profile yet: $(head -c 200 "$tmp/err")"
+  exit 0
+fi
+if ! node "$here/tests/decode/decode.js" "$tmp/run.pb" >"$tmp/summary" 2>"$tmp/decode.err"; then
+  echo "pprof-decoder: pprof-format refused the profile memsnap run wrote:" >&2
+  head -5 "$tmp/decode.err" >&2
+  exit 1
+fi
+if ! grep -q '^types .*inuse_space/bytes' "$tmp/summary"; then
+  echo "pprof-decoder: no inuse_space/bytes sample type: $(head -1 "$tmp/summary")" >&2
+  exit 1
+fi
+if ! grep -q 'stack=.*grow_leak@[^;]*leak\.py' "$tmp/summary"; then
+  echo "pprof-decoder: grow_leak (leak.py) is in no stack of $(grep -c '^sample' "$tmp/summary") samples" >&2
+  exit 1
+fi
+echo "pprof-decoder: pprof-format decoded $(grep -c '^sample' "$tmp/summary") samples of a memsnap run profile"
