@@ -38,7 +38,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
-TEST_SUPPORT := $(wildcard tests/support/*.c)
+# probe_lib.c is not support code: it becomes libprobe.so, which tests inject into targets.
+TEST_SUPPORT := $(filter-out tests/support/probe_lib.c,$(wildcard tests/support/*.c))
+PROBE_LIB := $(BUILD)/tests/libprobe.so
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps test unit integration asan fuzz stress bench demo install clean format \
@@ -86,10 +88,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(BUILD)/libmemsnap.a
 	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(TEST_SUPPORT) $(BUILD)/libmemsnap.a $(LIBS) \
 		-lcmocka
 
-$(BUILD)/tests/%: tests/integration/%.c $(TEST_SUPPORT) $(BUILD)/libmemsnap.a
+$(BUILD)/tests/%: tests/integration/%.c $(TEST_SUPPORT) $(BUILD)/libmemsnap.a | $(PROBE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(TEST_SUPPORT) $(BUILD)/libmemsnap.a $(LIBS) \
 		-lcmocka
+
+# The library the injector's tests load into live processes.
+$(PROBE_LIB): tests/support/probe_lib.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOOK_CFLAGS) -shared -Wl,-soname,libprobe.so -o $@ $<
 
 tools: $(BUILD)/memsnap $(BUILD)/libmemsnap_hook.so
 

@@ -1,0 +1,413 @@
+/*
+ * inject_lib.c - the sequence of injected libc calls that loads a library image into a live
+ * process through a memfd and calls its start function, or reuses a copy loaded earlier.
+ * The contract is in inject_lib.h; the call mechanism in inject.c; the choice of thread in
+ * safepoint.c.
+ */
+#include "inject_lib.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "elf_symbols.h"
+#include "inject.h"
+#include "proc_maps.h"
+#include "remote.h"
+#include "safepoint.h"
+
+#define SAFEPOINT_DEADLINE_MS   1000
+#define CALL_TIMEOUT_MS         1000
+#define DLOPEN_TIMEOUT_MS       3000
+#define SCRATCH_FIXED           512 /* strings: memfd name, /proc/self/fd/N, the start symbol */
+#define TARGET_RTLD_NOW         2
+#define TARGET_DLOPEN_MODE_FLAG 0x80000000 /* __RTLD_DLOPEN, for __libc_dlopen_mode */
+#define TARGET_MFD_CLOEXEC      1
+
+/* The libc functions the sequence calls, as addresses in the target. */
+struct libc_funcs {
+    uint64_t dlopen, dlsym, dlerror, memfd_create, close, errno_location;
+    int old_dlopen; /* __libc_dlopen_mode (glibc < 2.34) */
+    uint64_t stub_addr;
+    uint8_t stub_orig[INJECT_STUB_LEN];
+};
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A private memfd holding the image, so elf_symbols (which reads files) can parse it. */
+static int image_open(const void *image, size_t len, struct elf_image **img, ms_error *err)
+{
+    int fd = memfd_create("memsnap-image", MFD_CLOEXEC);
+    if (fd < 0)
+        return ms_error_errno(err, errno, "memfd_create");
+    const char *p = image;
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            return ms_error_errno(err, e, "copying the library image");
+        }
+        done += (size_t)w;
+    }
+    return elf_image_open_fd(fd, "the library image", img, err);
+}
+
+/* DT_SONAME of the image, which names its memfd in the target; "memsnap-lib.so" if none. */
+static void image_soname(const void *image, size_t len, char *out, size_t n)
+{
+    snprintf(out, n, "memsnap-lib.so");
+    elf_version(EV_CURRENT);
+    Elf *e = elf_memory((char *)image, len);
+    if (!e)
+        return;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(e, scn))) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC)
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        size_t count = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+        for (size_t i = 0; d && i < count; i++) {
+            GElf_Dyn dyn;
+            if (!gelf_getdyn(d, (int)i, &dyn) || dyn.d_tag != DT_SONAME)
+                continue;
+            const char *s = elf_strptr(e, sh.sh_link, dyn.d_un.d_val);
+            /* Only plain file names: it becomes a memfd name and a maps path. */
+            if (s && *s && strlen(s) < n &&
+                strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+") == strlen(s))
+                snprintf(out, n, "%s", s);
+        }
+    }
+    elf_end(e);
+}
+
+static int find_func(struct elf_image *libc, uint64_t bias, const char *name, uint64_t *out,
+                     ms_error *err)
+{
+    struct elf_symbol sym;
+    if (elf_image_find_symbol(libc, name, &sym, err) < 0)
+        return -1;
+    *out = sym.value + bias;
+    return 0;
+}
+
+/* Resolves the libc functions and the stub site; reads the site's original bytes from the
+ * file, so that a stub left by a killed memsnap is recognised rather than taken for code. */
+static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_funcs *f,
+                        ms_error *err)
+{
+    memset(f, 0, sizeof *f);
+    const struct proc_map *libc = proc_maps_find_libc(maps);
+    if (!libc)
+        return ms_error_set(err, "process %d has no glibc libc.so.6 mapped", (int)pid);
+    int fd = proc_maps_open(pid, libc, err);
+    if (fd < 0)
+        return -1;
+    int fd2 = dup(fd);
+    struct elf_image *img = NULL;
+    if (elf_image_open_fd(fd, libc->path, &img, err) < 0) {
+        close(fd2);
+        return -1;
+    }
+    int rc = -1;
+    uint64_t vaddr, off;
+    if (elf_image_first_load(img, &vaddr, &off, err) < 0)
+        goto out;
+    uint64_t bias = elf_load_bias(proc_maps_file_base(maps, libc), vaddr);
+    if (find_func(img, bias, "dlopen", &f->dlopen, NULL) == 0) {
+        if (find_func(img, bias, "dlsym", &f->dlsym, err) < 0)
+            goto out;
+        find_func(img, bias, "dlerror", &f->dlerror, NULL);
+    } else {
+        f->old_dlopen = 1;
+        if (find_func(img, bias, "__libc_dlopen_mode", &f->dlopen, err) < 0 ||
+            find_func(img, bias, "__libc_dlsym", &f->dlsym, err) < 0)
+            goto out;
+    }
+    if (find_func(img, bias, "memfd_create", &f->memfd_create, err) < 0 ||
+        find_func(img, bias, "close", &f->close, err) < 0 ||
+        find_func(img, bias, "__errno_location", &f->errno_location, err) < 0)
+        goto out;
+
+    /* The stub goes on libc's ELF entry point (it prints the version when libc.so.6 is run
+     * as a program; a running process never executes it). It must not run into a symbol. */
+    uint64_t entry = elf_image_entry(img);
+    for (uint64_t k = 1; k < INJECT_STUB_LEN; k++) {
+        struct elf_symbol sym;
+        if (elf_image_symbol_at(img, entry + k, &sym, NULL) == 0 && sym.value > entry) {
+            ms_error_set(err, "libc's entry point of process %d has no room for the call stub",
+                         (int)pid);
+            goto out;
+        }
+    }
+    f->stub_addr = entry + bias;
+    const struct proc_map *m = proc_maps_find_addr(maps, f->stub_addr);
+    if (!m || !(m->perms & PROC_MAP_EXEC) || f->stub_addr + INJECT_STUB_LEN > m->end) {
+        ms_error_set(err, "libc's entry point of process %d is not in its code", (int)pid);
+        goto out;
+    }
+    off_t file_off = (off_t)(m->offset + (f->stub_addr - m->start));
+    if (pread(fd2, f->stub_orig, INJECT_STUB_LEN, file_off) != INJECT_STUB_LEN) {
+        ms_error_errno(err, errno, "reading libc's entry point from %s", libc->path);
+        goto out;
+    }
+    rc = 0;
+out:
+    close(fd2);
+    elf_image_close(img);
+    return rc;
+}
+
+/* The mapping of an already-loaded identical copy, or NULL. */
+static const struct proc_map *find_loaded_copy(pid_t pid, const struct proc_maps *maps,
+                                               const char *name, const void *image, size_t len)
+{
+    char want[300];
+    snprintf(want, sizeof want, "/memfd:%s", name);
+    for (size_t i = 0; i < maps->count; i++) {
+        const struct proc_map *m = &maps->maps[i];
+        if (m->offset != 0 || strcmp(m->path, want) != 0)
+            continue;
+        int fd = proc_maps_open(pid, m, NULL);
+        if (fd < 0)
+            continue;
+        int same = 0;
+        char *buf = malloc(len + 1);
+        if (buf) {
+            ssize_t r = pread(fd, buf, len + 1, 0);
+            same = r == (ssize_t)len && memcmp(buf, image, len) == 0;
+            free(buf);
+        }
+        close(fd);
+        if (same)
+            return m;
+    }
+    return NULL;
+}
+
+static void seccomp_hint(pid_t pid, char *out, size_t n)
+{
+    char path[64], line[256];
+    out[0] = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Seccomp:", 8) == 0 && atoi(line + 8) == 2)
+            snprintf(out, n, " (process %d runs under a seccomp filter, which may forbid it)",
+                     (int)pid);
+    fclose(f);
+}
+
+/* Reads the target thread's errno (after a failed libc call) as text. */
+static const char *target_errno_text(pid_t pid, uint64_t errno_addr, char *buf, size_t n)
+{
+    int e = 0;
+    if (remote_read(pid, errno_addr, &e, sizeof e, NULL) < 0)
+        return "unknown error";
+    snprintf(buf, n, "%s", strerror(e));
+    return buf;
+}
+
+/* Copies the image into the target's memfd through /proc/PID/fd/N. */
+static int fill_memfd(pid_t pid, int remote_fd, const void *image, size_t len, ms_error *err)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, remote_fd);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ms_error_errno(err, errno, "opening %s", path);
+    const char *p = image;
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            return ms_error_errno(err, e, "writing the library into %s", path);
+        }
+        done += (size_t)w;
+    }
+    close(fd);
+    return 0;
+}
+
+/* The loading part of the session: memfd, dlopen, close, dlsym. Fills *start. */
+static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const char *name,
+                      const void *image, size_t len, const char *start_symbol, uint64_t errno_addr,
+                      uint64_t *start, ms_error *err)
+{
+    pid_t pid = t->pid;
+    char hint[160], etext[128];
+    uint64_t name_addr, ret, args[2];
+    if (inject_scratch_put(t, name, strlen(name) + 1, &name_addr, err) < 0)
+        return -1;
+    args[0] = name_addr;
+    args[1] = TARGET_MFD_CLOEXEC;
+    if (inject_call(t, "memfd_create", f->memfd_create, args, 2, CALL_TIMEOUT_MS, &ret, err) < 0)
+        return -1;
+    int rfd = (int)(int32_t)ret;
+    if (rfd < 0) {
+        seccomp_hint(pid, hint, sizeof hint);
+        return ms_error_set(err, "memfd_create failed in process %d: %s%s", (int)pid,
+                            target_errno_text(pid, errno_addr, etext, sizeof etext), hint);
+    }
+    char path[48];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", rfd);
+    uint64_t path_addr, handle = 0;
+    int rc = fill_memfd(pid, rfd, image, len, err);
+    if (rc == 0)
+        rc = inject_scratch_put(t, path, strlen(path) + 1, &path_addr, err);
+    if (rc == 0) {
+        args[0] = path_addr;
+        args[1] = f->old_dlopen ? (TARGET_RTLD_NOW | TARGET_DLOPEN_MODE_FLAG) : TARGET_RTLD_NOW;
+        rc = inject_call(t, "dlopen", f->dlopen, args, 2, DLOPEN_TIMEOUT_MS, &handle, err);
+        if (rc < 0)
+            return -1; /* the thread is gone from us; it closes nothing more */
+    }
+    /* The target keeps no descriptor: the mapping holds the memfd alive. */
+    args[0] = (uint64_t)rfd;
+    if (inject_call(t, "close", f->close, args, 1, CALL_TIMEOUT_MS, &ret, rc < 0 ? NULL : err) < 0)
+        return -1;
+    if (rc < 0)
+        return -1;
+    if (!handle) {
+        char msg[512] = "no dlerror text";
+        uint64_t s = 0;
+        if (f->dlerror &&
+            inject_call(t, "dlerror", f->dlerror, NULL, 0, CALL_TIMEOUT_MS, &s, NULL) == 0 && s) {
+            if (remote_read(pid, s, msg, sizeof msg - 1, NULL) < 0 &&
+                remote_read(pid, s, msg, 128, NULL) < 0)
+                snprintf(msg, sizeof msg, "unreadable dlerror text");
+            msg[sizeof msg - 1] = 0;
+        }
+        seccomp_hint(pid, hint, sizeof hint);
+        return ms_error_set(err, "dlopen of the library failed in process %d: %s%s", (int)pid, msg,
+                            hint);
+    }
+    uint64_t sym_addr;
+    if (inject_scratch_put(t, start_symbol, strlen(start_symbol) + 1, &sym_addr, err) < 0)
+        return -1;
+    args[0] = handle;
+    args[1] = sym_addr;
+    if (inject_call(t, "dlsym", f->dlsym, args, 2, CALL_TIMEOUT_MS, start, err) < 0)
+        return -1;
+    if (!*start)
+        return ms_error_set(err, "the loaded library has no symbol %s", start_symbol);
+    return 0;
+}
+
+int inject_library(pid_t pid, const void *image, size_t len, const char *start_symbol,
+                   const void *arg, size_t arg_len, struct inject_result *res, ms_error *err)
+{
+    struct inject_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    long long t0 = now_ns();
+    if (!image || len < 64 || !start_symbol)
+        return ms_error_set(err, "inject_library: no library image or start symbol");
+    if (inject_target_check(pid, err) < 0)
+        return -1;
+
+    char name[256];
+    image_soname(image, len, name, sizeof name);
+    struct elf_image *img = NULL;
+    struct elf_symbol start_sym;
+    uint64_t img_vaddr, img_off;
+    if (image_open(image, len, &img, err) < 0)
+        return ms_error_prefix(err, "reading the library to inject");
+    if (elf_image_find_symbol(img, start_symbol, &start_sym, err) < 0 ||
+        elf_image_first_load(img, &img_vaddr, &img_off, err) < 0) {
+        elf_image_close(img);
+        return ms_error_prefix(err, "reading the library to inject");
+    }
+    elf_image_close(img);
+
+    struct proc_maps maps;
+    if (proc_maps_read(pid, &maps, err) < 0)
+        return -1;
+    struct libc_funcs f;
+    if (libc_resolve(pid, &maps, &f, err) < 0) {
+        proc_maps_free(&maps);
+        return -1;
+    }
+    uint64_t start = 0;
+    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, image, len);
+    if (copy) {
+        res->reused = 1;
+        res->base = proc_maps_file_base(&maps, copy);
+        start = start_sym.value + elf_load_bias(res->base, img_vaddr);
+    }
+    proc_maps_free(&maps);
+
+    struct inject_thread t;
+    memset(&t, 0, sizeof t);
+    struct safepoint_stats sp;
+    long long s0 = now_ns();
+    int rc = safepoint_acquire(pid, &t, SAFEPOINT_DEADLINE_MS, &sp, err);
+    res->safepoint_ns = now_ns() - s0;
+    res->candidates_refused = sp.refused;
+    if (rc < 0) {
+        inject_thread_free(&t);
+        return -1;
+    }
+    res->tid = t.tid;
+    size_t scratch = SCRATCH_FIXED + strlen(start_symbol) + arg_len + 64;
+    if (inject_begin(&t, f.stub_addr, f.stub_orig, scratch, err) < 0) {
+        inject_thread_free(&t);
+        return -1;
+    }
+
+    /* errno is thread-local state the target may be about to read: keep it. */
+    uint64_t errno_addr = 0, ret = 0;
+    int saved_errno = 0, have_errno = 0;
+    rc = inject_call(&t, "__errno_location", f.errno_location, NULL, 0, CALL_TIMEOUT_MS,
+                     &errno_addr, err);
+    if (rc == 0 && remote_read(pid, errno_addr, &saved_errno, sizeof saved_errno, err) == 0)
+        have_errno = 1;
+    else if (rc == 0)
+        rc = ms_error_prefix(err, "reading errno of thread %d", (int)t.tid);
+    if (rc == 0 && !res->reused)
+        rc = load_fresh(&t, &f, name, image, len, start_symbol, errno_addr, &start, err);
+    if (rc == 0) {
+        uint64_t arg_addr = 0;
+        if (arg && arg_len)
+            rc = inject_scratch_put(&t, arg, arg_len, &arg_addr, err);
+        if (rc == 0) {
+            rc = inject_call(&t, start_symbol, start, &arg_addr, 1, CALL_TIMEOUT_MS, &ret, err);
+            res->start_result = (int)(int32_t)ret;
+        }
+    }
+    if (have_errno && t.seized)
+        remote_write(pid, errno_addr, &saved_errno, sizeof saved_errno, NULL);
+    ms_error finish_err;
+    if (inject_finish(&t, &finish_err) < 0 && rc == 0)
+        rc = ms_error_set(err, "%s", finish_err.msg);
+    res->stopped_ns = t.timing.stopped_ns;
+    res->longest_stop_ns = t.timing.longest_stop_ns;
+    inject_thread_free(&t);
+
+    if (rc == 0 && !res->reused && proc_maps_read(pid, &maps, NULL) == 0) {
+        const struct proc_map *m = find_loaded_copy(pid, &maps, name, image, len);
+        if (m)
+            res->base = proc_maps_file_base(&maps, m);
+        proc_maps_free(&maps);
+    }
+    res->wall_ns = now_ns() - t0;
+    return rc;
+}

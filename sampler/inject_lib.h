@@ -1,0 +1,49 @@
+/*
+ * inject_lib.h - load a shared library into a live process and call its start function.
+ *
+ * The library travels as bytes (memsnap embeds the hook), so nothing has to exist in the
+ * target's mount namespace: in one hijack session of one thread at a safe point
+ * (safepoint.h), memsnap calls the target's own libc memfd_create(name, MFD_CLOEXEC), writes
+ * the image into /proc/PID/fd/N, calls dlopen("/proc/self/fd/N", RTLD_NOW) (glibc >= 2.34
+ * exports dlopen from libc; older ones __libc_dlopen_mode), close(N), dlsym for the start
+ * function, and finally start(arg) with arg copied onto the hijacked thread's stack. The
+ * mapping then shows as "/memfd:<name> (deleted)", name being the library's DT_SONAME.
+ *
+ * A library already loaded by an earlier session (a mapping "/memfd:<name>" whose bytes equal
+ * the image) is reused: no second copy, only the start function is called.
+ *
+ * The thread's errno is saved before and restored after the calls, so the target cannot
+ * notice them through errno either.
+ */
+#ifndef MEMSNAP_INJECT_LIB_H
+#define MEMSNAP_INJECT_LIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct inject_result {
+    int start_result;          /* what the start function returned (an int) */
+    int reused;                /* 1 if an already-loaded copy was used */
+    pid_t tid;                 /* the hijacked thread */
+    uint64_t base;             /* load address of the library in the target */
+    long long wall_ns;         /* inject_library's whole duration */
+    long long stopped_ns;      /* how long the hijacked thread ran none of its own code */
+    long long longest_stop_ns; /* longest single ptrace-stop inside that (memsnap's work) */
+    long long safepoint_ns;    /* of wall_ns, spent choosing the thread */
+    int candidates_refused;    /* threads refused as not at a safe point */
+};
+
+/* Loads image (len bytes of a shared object) into process pid unless a copy is loaded, then
+ * calls start_symbol(arg) where arg points to a copy of arg_len bytes (arg may be NULL: the
+ * function then receives NULL). Fills *res (may be NULL). Returns 0 when the start function
+ * was called (whatever it returned), -1 with err otherwise: process absent, stopped or
+ * traced, no permission, no safe point, dlopen failed (with the target's dlerror text),
+ * seccomp, start symbol missing, the process exited meanwhile. The target is left running and
+ * untraced in every case. */
+int inject_library(pid_t pid, const void *image, size_t len, const char *start_symbol,
+                   const void *arg, size_t arg_len, struct inject_result *res, ms_error *err);
+
+#endif
