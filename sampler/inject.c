@@ -194,7 +194,7 @@ int inject_target_check(pid_t pid, ms_error *err)
 /* Waits for the next wait status of tid until deadline_ns (CLOCK_MONOTONIC). waitpid has no
  * timeout, and signal-based timeouts would disturb the rest of memsnap, so this polls: a
  * short burst of sched_yield (stops usually arrive within microseconds on another CPU), then
- * sleeps growing to 1 ms. Returns 1 with *status, 0 on timeout, -1 on error (errno). */
+ * sleeps growing to 200 us. Returns 1 with *status, 0 on timeout, -1 on error (errno). */
 static int wait_status(pid_t tid, int *status, long long deadline_ns)
 {
     long sleep_ns = 20000;
@@ -212,7 +212,7 @@ static int wait_status(pid_t tid, int *status, long long deadline_ns)
         }
         struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
-        if (sleep_ns < 1000000)
+        if (sleep_ns < 200000)
             sleep_ns *= 2;
     }
 }

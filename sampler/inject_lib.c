@@ -314,6 +314,13 @@ static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const
 int inject_library(pid_t pid, const void *image, size_t len, const char *start_symbol,
                    const void *arg, size_t arg_len, struct inject_result *res, ms_error *err)
 {
+    return inject_library_on_thread(pid, 0, image, len, start_symbol, arg, arg_len, res, err);
+}
+
+int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len,
+                             const char *start_symbol, const void *arg, size_t arg_len,
+                             struct inject_result *res, ms_error *err)
+{
     struct inject_result local;
     if (!res)
         res = &local;
@@ -346,20 +353,15 @@ int inject_library(pid_t pid, const void *image, size_t len, const char *start_s
         proc_maps_free(&maps);
         return -1;
     }
-    uint64_t start = 0;
-    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, image, len);
-    if (copy) {
-        res->reused = 1;
-        res->base = proc_maps_file_base(&maps, copy);
-        start = start_sym.value + elf_load_bias(res->base, img_vaddr);
-    }
     proc_maps_free(&maps);
-
+    uint64_t start = 0;
     struct inject_thread t;
     memset(&t, 0, sizeof t);
     struct safepoint_stats sp;
     long long s0 = now_ns();
-    int rc = safepoint_acquire(pid, &t, SAFEPOINT_DEADLINE_MS, &sp, err);
+    memset(&sp, 0, sizeof sp);
+    int rc = tid > 0 ? inject_attach(&t, pid, tid, SAFEPOINT_DEADLINE_MS, err)
+                     : safepoint_acquire(pid, &t, SAFEPOINT_DEADLINE_MS, &sp, err);
     res->safepoint_ns = now_ns() - s0;
     res->candidates_refused = sp.refused;
     if (rc < 0) {
@@ -367,6 +369,20 @@ int inject_library(pid_t pid, const void *image, size_t len, const char *start_s
         return -1;
     }
     res->tid = t.tid;
+    /* Whether a copy is loaded is decided only now that a thread is held at a safe point: a
+     * killed session's thread may have been finishing its dlopen until then. */
+    if (proc_maps_read(pid, &maps, err) < 0) {
+        inject_release(&t, NULL);
+        inject_thread_free(&t);
+        return -1;
+    }
+    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, image, len);
+    if (copy) {
+        res->reused = 1;
+        res->base = proc_maps_file_base(&maps, copy);
+        start = start_sym.value + elf_load_bias(res->base, img_vaddr);
+    }
+    proc_maps_free(&maps);
     size_t scratch = SCRATCH_FIXED + strlen(start_symbol) + arg_len + 64;
     if (inject_begin(&t, f.stub_addr, f.stub_orig, scratch, err) < 0) {
         inject_thread_free(&t);

@@ -46,4 +46,11 @@ struct inject_result {
 int inject_library(pid_t pid, const void *image, size_t len, const char *start_symbol,
                    const void *arg, size_t arg_len, struct inject_result *res, ms_error *err);
 
+/* The same on thread tid of pid, chosen by the caller, who vouches that it is at a safe point
+ * (no malloc or loader lock held); tid 0 chooses like inject_library. For tests and for
+ * callers that stopped a thread at a known point themselves. */
+int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len,
+                             const char *start_symbol, const void *arg, size_t arg_len,
+                             struct inject_result *res, ms_error *err);
+
 #endif

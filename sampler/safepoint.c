@@ -191,7 +191,8 @@ static int same_file(const struct proc_map *a, const struct proc_map *b)
            a->dev_minor == b->dev_minor && strcmp(a->path, b->path) == 0;
 }
 
-/* Unwinds the stopped thread tid. Returns 1 if it is safe to hijack, 0 if not (reason set). */
+/* Unwinds the stopped thread tid. Returns 1 if it is safe to hijack, 0 if not (reason set),
+ * 2 if not because it is inside the loader or a dl* function. */
 static int stack_is_safe(unw_addr_space_t as, const struct frame_namer *n, pid_t tid, char *reason,
                          size_t rn)
 {
@@ -219,6 +220,7 @@ static int stack_is_safe(unw_addr_space_t as, const struct frame_namer *n, pid_t
         const struct proc_map *m = proc_maps_find_addr(&n->maps, pc);
         if (m && same_file(m, n->ld)) {
             snprintf(reason, rn, "thread %d is inside the dynamic loader", (int)tid);
+            safe = 2;
             goto out;
         }
         if (m && same_file(m, n->libc)) {
@@ -226,6 +228,8 @@ static int stack_is_safe(unw_addr_space_t as, const struct frame_namer *n, pid_t
             if (elf_image_symbol_at(n->libc_img, pc - n->libc_bias, &sym, NULL) == 0 &&
                 safepoint_libc_frame_unsafe(sym.name)) {
                 snprintf(reason, rn, "thread %d is inside %s()", (int)tid, sym.name);
+                if (strncmp(sym.name, "dl", 2) == 0 || strncmp(sym.name, "_dl", 3) == 0)
+                    safe = 2;
                 goto out;
             }
         }
@@ -323,7 +327,11 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
             ms_error_set(err, "process %d no longer exists", (int)pid);
             goto done;
         }
-        for (int i = 0; i < n && !found; i++) {
+        /* A thread seen inside the loader may be loading our own library (a session whose
+         * memsnap was killed finishes its dlopen on its own): wait for it rather than
+         * hijack another thread and decide, mid-load, whether a copy is loaded. */
+        int loader_busy = 0;
+        for (int i = 0; i < n && !found && !loader_busy; i++) {
             if (inject_attach(t, pid, cand[i].tid, ATTACH_TIMEOUT_MS, &attach_err) < 0) {
                 if (kill(pid, 0) < 0 && errno == ESRCH) {
                     ms_error_set(err, "process %d exited", (int)pid);
@@ -339,11 +347,13 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
             }
             stats->attempts++;
             long long u0 = now_ns();
-            if (stack_is_safe(as, &namer, cand[i].tid, stats->last_reason,
-                              sizeof stats->last_reason)) {
+            int verdict = stack_is_safe(as, &namer, cand[i].tid, stats->last_reason,
+                                        sizeof stats->last_reason);
+            if (verdict == 1) {
                 stats->unwind_ns = now_ns() - u0;
                 found = 1;
             } else {
+                loader_busy = verdict == 2;
                 stats->refused++;
                 inject_release(t, NULL);
             }
