@@ -75,6 +75,12 @@ $(BUILD)/obj/hook_blob.o: sampler/hook_blob.S $(BUILD)/libmemsnap_hook.so
 	@mkdir -p $(dir $@)
 	$(CC) -c -DHOOK_PATH='"$(BUILD)/libmemsnap_hook.so"' $< -o $@
 
+# The SVG viewer's script and style (render/flame.js, flame.css), embedded as C arrays.
+$(BUILD)/gen/flame_assets.h: render/flame.js render/flame.css render/embed.sh
+	@mkdir -p $(BUILD)/gen
+	sh render/embed.sh render/flame.js render/flame.css > $@
+$(BUILD)/obj/render/svg.o: $(BUILD)/gen/flame_assets.h
+
 $(BUILD)/libmemsnap.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -1,0 +1,51 @@
+/*
+ * imports.h - collapsing CPython's import machinery into one "import <module>" frame.
+ *
+ * An import statement runs a dozen frames of importlib (<frozen importlib._bootstrap>,
+ * <frozen importlib._bootstrap_external>, zipimport, importlib.import_module) before the
+ * imported module's body runs as a "<module>" frame. For a person asking "what does this
+ * import cost?", those frames are noise. A maximal run of machinery frames followed by a
+ * "<module>" frame is replaced by a single frame "import numpy.random" (the name derived from
+ * the module's filename), which keeps the module body's callees as children.
+ *
+ * Runs that end without reaching a module body (the allocations of reading and unmarshalling
+ * the .pyc, creating an extension module) are named after the module whose body another
+ * stack reached through the longest identical machinery prefix (imports_learn first, over
+ * every stack). When several modules share that prefix (`from pkg import a, b` runs the same
+ * lines for both), the frame is named "import a, b"; when none does, "import (extension
+ * module)" or "import (unknown module)".
+ *
+ * Paths are arrays of frame indexes of a flame_tree, root first.
+ */
+#ifndef MEMSNAP_IMPORTS_H
+#define MEMSNAP_IMPORTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flametree.h"
+
+/* Whether a frame with this function name and filename belongs to the import system. */
+int imports_is_machinery(const char *name, const char *filename);
+
+/* The dotted module name of a module's source file: "<frozen os>" -> "os",
+ * ".../site-packages/numpy/random/__init__.py" -> "numpy.random", ".../lib/python3.11/json/
+ * decoder.py" -> "json.decoder"; a file under script_dir (the directory of the program's
+ * first frame, may be NULL) is named relative to it; otherwise the file's base name.
+ * Always writes a NUL-terminated name into out (len >= 2). */
+void imports_module_name(const char *filename, const char *script_dir, char *out, size_t len);
+
+struct imports;
+
+/* NULL on ENOMEM. */
+struct imports *imports_new(void);
+void imports_free(struct imports *im);
+
+/* Pass 1: records which module each machinery prefix of `path` leads to. 0 or -1 (ENOMEM). */
+int imports_learn(struct imports *im, struct flame_tree *t, const uint32_t *path, size_t n);
+
+/* Pass 2: rewrites `path` in place, collapsing its machinery runs; *n shrinks accordingly.
+ * 0 or -1 (ENOMEM, path unchanged in meaning but possibly partly collapsed). */
+int imports_collapse(struct imports *im, struct flame_tree *t, uint32_t *path, size_t *n);
+
+#endif
