@@ -15,7 +15,7 @@ const XHTMLNS = 'http://www.w3.org/1999/xhtml';
 const WIDTH = 1200;
 const PAD = 10;
 const ROW = 17; /* pixels per stack level, including a 1 px gap */
-const CHAR_W = 6.6; /* average glyph width at 11.5 px, for clipping labels */
+let charWidth = 6.6; /* average glyph width of frame labels, measured once the page is up */
 const MIN_DRAW_PX = 0.3; /* narrower frames are not drawn at all */
 
 const svg = document.documentElement;
@@ -202,6 +202,15 @@ y += 34;
 
 const framesTop = y;
 const framesGroup = el('g', { id: 'frames' }, svg);
+(function measureLabels() {
+    /* Typical label text, so that clipping by character count matches the real font. */
+    const probe = el('g', { class: 'f' }, framesGroup);
+    const sample = 'load_products (cache.py:40) import numpy.random _find_and_load <module>';
+    const t = el('text', { x: 0, y: -100 }, probe, sample);
+    const w = t.getComputedTextLength() / sample.length;
+    if (w > 2 && w < 20) charWidth = w * 1.04;
+    probe.remove();
+})();
 const height = framesTop + (maxDepth + 1) * ROW + PAD;
 svg.setAttribute('height', height);
 svg.setAttribute('viewBox', '0 0 ' + WIDTH + ' ' + height);
@@ -259,7 +268,7 @@ function label(i) {
 function drawFrame(i, x, w, dim) {
     const g = el('g', { class: dim ? 'f dim' : matched[i] ? 'f match' : 'f', 'data-i': i }, framesGroup);
     el('rect', { x: x.toFixed(2), y: rowY(node.depth[i]), width: Math.max(w - 0.5, 0.1).toFixed(2), height: ROW - 1, rx: 2, fill: nodeColor(i) }, g);
-    const room = Math.floor((w - 6) / CHAR_W);
+    const room = Math.floor((w - 6) / charWidth);
     if (room >= 3) {
         const full = label(i);
         el('text', { x: (x + 3).toFixed(2), y: rowY(node.depth[i]) + 12 }, g,

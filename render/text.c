@@ -16,7 +16,7 @@
 struct site {
     uint32_t frame;
     uint32_t node; /* one node with this frame, for its label */
-    int64_t self, total, count, base_self, base_total;
+    int64_t self, total, count, count_self, base_self, base_total;
 };
 
 struct gather {
@@ -33,6 +33,7 @@ static void gather_walk(struct gather *g, uint32_t id)
     s->frame = n->frame;
     s->node = id;
     s->self = flametree_add(s->self, n->self);
+    s->count_self = flametree_add(s->count_self, n->count_self);
     s->base_self = flametree_add(s->base_self, n->base_self);
     if (g->on_path[n->frame]++ == 0) {
         s->total = flametree_add(s->total, n->total);
@@ -78,8 +79,10 @@ static void table(FILE *out, const struct flame_tree *t, const char *heading,
         const struct site *s = &sorted[i];
         const struct flame_frame *f = &t->frames[s->frame];
         int64_t value = use_self ? s->self : s->total;
+        /* Imports hold allocations of their own (module bodies, unmarshalled code): they are
+         * sites in the self table, but have their own table of totals. */
         if (f->kind == FLAME_OTHER || f->kind == FLAME_ROOT ||
-            (imports != (f->kind == FLAME_IMPORT)))
+            (!use_self && imports != (f->kind == FLAME_IMPORT)))
             continue;
         if (value <= 0 && !(t->has_base && (use_self ? s->base_self : s->base_total) > 0))
             continue;
@@ -96,10 +99,10 @@ static void table(FILE *out, const struct flame_tree *t, const char *heading,
                     delta[0] == '+' ? delta : delta + 1, label);
         } else {
             if (t->has_counts)
-                units_count(s->count, cnt, sizeof cnt);
+                units_count(use_self ? s->count_self : s->count, cnt, sizeof cnt);
             else
                 cnt[0] = '\0';
-            fprintf(out, "  %10s %6s %12s  %s\n", v, pct, use_self ? "" : cnt, label);
+            fprintf(out, "  %10s %6s %12s  %s\n", v, pct, cnt, label);
         }
         shown++;
     }
