@@ -78,7 +78,7 @@ void colors_diff(int64_t before, int64_t after, char out[8])
     double b = (double)before, a = (double)after;
     double rel = fabs(a - b) / fmax(fabs(a), fabs(b)); /* 0 < rel <= 1 */
     /* A floor of visible tint so any change shows, then proportional to the change. */
-    unsigned fade = (unsigned)lround(225 - 190 * rel);
+    unsigned fade = (unsigned)lround(230 - 150 * rel); /* 80..230: labels stay legible */
     if (after > before)
         snprintf(out, 8, "#ff%02x%02x", fade, fade);
     else

@@ -230,7 +230,7 @@ function readFragment() {
         try { value = decodeURIComponent(part.slice(k + 1)); } catch (e) { continue; }
         if (key === 'z') {
             const z = parseInt(value, 10);
-            if (z >= 0 && z < nNodes) state.zoom = z;
+            if (z >= 0 && z < nNodes && node.total[z] > 0) state.zoom = z;
         } else if (key === 's') {
             state.search = value;
         } else if (key === 'o') {
@@ -387,7 +387,7 @@ function tipLines(i) {
     if (D.diff) {
         const d = node.total[i] - node.before[i];
         const rel = node.before[i] > 0 ? ' (' + (d >= 0 ? '+' : '') + fmtPct(d, node.before[i]) + ')' : '';
-        lines.push(['before: ' + fmtValue(node.before[i]) + '   after: ' + fmtValue(node.total[i]), '']);
+        lines.push(['before: ' + fmtValue(node.before[i]) + ' | after: ' + fmtValue(node.total[i]), '']);
         lines.push(['change: ' + (d > 0 ? '+' : '') + fmtValue(d) + rel, d > 0 ? 'tip-grew' : d < 0 ? 'tip-shrank' : '']);
     }
     return lines;

@@ -357,7 +357,10 @@ static int node_split(struct build *b, uint32_t id)
             count = flametree_add(count, b->count[s]);
             base = flametree_add(base, b->base[s]);
         }
-        if (total == 0 || total < b->threshold) {
+        /* In a diff, what shrank to nothing stays as a zero-width node: the text and folded
+         * outputs list it, and the SVG's tooltips of its ancestors count it. */
+        int64_t wide = total > base ? total : base;
+        if (wide == 0 || wide < b->threshold) {
             other = flametree_add(other, total);
             cother = flametree_add(cother, count);
             bother = flametree_add(bother, base);

@@ -8,7 +8,8 @@
  *
  *   - import machinery is collapsed into "import <module>" frames (imports.h) unless
  *     raw_imports is set;
- *   - children whose total is below min_fraction of the root total (or zero) merge into a
+ *   - children whose total (in a diff: the larger of total and base total) is below
+ *     min_fraction of the root total (or zero) merge into a
  *     single "(other)" child of their parent, so a million distinct stacks still give a
  *     tree of a few thousand nodes. Pruning happens while building, so the cost is bounded
  *     by what survives, not by the input;

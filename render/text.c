@@ -5,6 +5,7 @@
  * where the frame is not already on the path above (on_path counts), so recursion does not
  * count bytes twice.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,15 @@ static int by_self(const void *a, const void *b)
     return x->self < y->self   ? 1
            : x->self > y->self ? -1
                                : (x->frame > y->frame) - (x->frame < y->frame);
+}
+
+/* Largest change of self first (diff reports): growth and shrinkage alike. */
+static int by_self_change(const void *a, const void *b)
+{
+    const struct site *x = a, *y = b;
+    double dx = fabs((double)x->self - (double)x->base_self);
+    double dy = fabs((double)y->self - (double)y->base_self);
+    return dx < dy ? 1 : dx > dy ? -1 : (x->frame > y->frame) - (x->frame < y->frame);
 }
 
 static int by_total(const void *a, const void *b)
@@ -131,9 +141,9 @@ int text_write(FILE *out, const struct profile *p, const struct flame_tree *t, s
         fprintf(out, "%-11s %s\n", s.items[i].label, s.items[i].value);
     char heading[256];
     memcpy(sorted, g.sites, t->n_frames * sizeof *sorted);
-    qsort(sorted, t->n_frames, sizeof *sorted, by_self);
-    snprintf(heading, sizeof heading, "Top allocation sites by %s (self: in the frame itself)",
-             t->metric);
+    qsort(sorted, t->n_frames, sizeof *sorted, t->has_base ? by_self_change : by_self);
+    snprintf(heading, sizeof heading, "Top allocation sites by %s%s (self: in the frame itself)",
+             t->has_base ? "change of " : "", t->metric);
     table(out, t, heading, sorted, t->n_frames, top, 1, 0);
     qsort(sorted, t->n_frames, sizeof *sorted, by_total);
     snprintf(heading, sizeof heading, "Top frames by %s (total: the frame and its callees)",

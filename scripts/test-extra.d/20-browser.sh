@@ -18,6 +18,8 @@ cc -std=c11 -D_GNU_SOURCE -O2 -I"$root/sampler" -I"$root/proto" -o "$work/gen" \
   "$root/tests/bench/gen_render_profile.c" "$build/libmemsnap.a" \
   $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib) -lm -lpthread
 "$work/gen" demo "$work/demo.pb"
+"$work/gen" demo-after "$work/after.pb"
 "$memsnap" render "$work/demo.pb" --title 'memsnap demo: <script>&"quotes"' > "$work/demo.svg"
+"$memsnap" render "$work/after.pb" --diff "$work/demo.pb" > "$work/diff.svg"
 cd "$root/tests/browser"
-timeout 120 node svg.test.mjs "$work/demo.svg" "$build/render-demo.png"
+timeout 120 node svg.test.mjs "$work/demo.svg" "$build/render-demo.png" "$work/diff.svg"

@@ -4,8 +4,9 @@
  *
  *   gen_render_profile big OUT [SAMPLES] [DEPTH]   SAMPLES stacks (default 1,000,000), DEPTH frames
  *                                          each (default 40), nearly all distinct
- *   gen_render_profile demo OUT                    a small Django-like startup with a numpy import,
+ *   gen_render_profile demo OUT             a small Django-like startup with a numpy import,
  *                                          a leaking cache, metadata and a timeline
+ *   gen_render_profile demo-after OUT       the same after a change (for --diff)
  *
  * "big" walks a random call tree: every frame calls one of 4 callees, the first ones more
  * often (weights 1/(k+1)), so some stacks dominate as in real programs while the leaves are
@@ -121,7 +122,8 @@ static void demo_sample(struct profile *p, const struct demo_frame *frames, int 
 #define BSE "<frozen importlib._bootstrap_external>"
 #define APP "/home/dev/shop"
 
-static int gen_demo(const char *out)
+/* variant 1 ("demo-after"): the numpy import made lazy, the product cache 60% bigger. */
+static int gen_demo(const char *out, int variant)
 {
     struct profile *p = profile_new();
     profile_add_sample_type(p, "alloc_objects", "count");
@@ -180,6 +182,8 @@ static int gen_demo(const char *out)
         st[n - 1].line = 150 + i;
         memcpy(st + n, imp, sizeof imp);
         n += 8;
+        if (variant == 1 && i > 0)
+            continue; /* after: only numpy.core is still imported at startup */
         demo_sample(p, st, n, 400000 + 350000 * (i % 3) + 120000 * i, 2500 + 300 * i);
         /* unmarshalling the .pyc of that module: a run without a <module> frame */
         struct demo_frame pyc[] = {
@@ -205,7 +209,7 @@ static int gen_demo(const char *out)
     const struct demo_frame leaf1[] = {{"load_products", APP "/shop/cache.py", 40},
                                        {"<listcomp>", APP "/shop/cache.py", 41}};
     memcpy(st + n, leaf1, sizeof leaf1);
-    demo_sample(p, st, n + 2, 5200000, 41000);
+    demo_sample(p, st, n + 2, variant == 1 ? 8300000 : 5200000, 41000);
     const struct demo_frame leaf2[] = {{"load_prices", APP "/shop/cache.py", 48},
                                        {"loads", "/usr/lib/python3.11/json/__init__.py", 346},
                                        {"decode", "/usr/lib/python3.11/json/decoder.py", 337},
@@ -258,8 +262,10 @@ int main(int argc, char **argv)
         return gen_big(argv[2], n, depth) < 0;
     }
     if (argc == 3 && !strcmp(argv[1], "demo"))
-        return gen_demo(argv[2]) < 0;
-    fputs("usage: gen_render_profile big OUT [SAMPLES] [DEPTH] | gen_render_profile demo OUT\n",
+        return gen_demo(argv[2], 0) < 0;
+    if (argc == 3 && !strcmp(argv[1], "demo-after"))
+        return gen_demo(argv[2], 1) < 0;
+    fputs("usage: gen_render_profile big OUT [SAMPLES] [DEPTH] | demo OUT | demo-after OUT\n",
           stderr);
     return 2;
 }

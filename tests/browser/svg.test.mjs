@@ -5,7 +5,9 @@
 // graph, and reloading the URL with its fragment restores the same view. Hostile function
 // names must show as text and never run.
 //
-// usage: node svg.test.mjs GRAPH.svg [SCREENSHOT.png]
+// usage: node svg.test.mjs GRAPH.svg [SCREENSHOT.png [DIFF.svg]]
+// DIFF.svg, a --diff graph of the same program after a change, must show growth in red and
+// shrinkage in blue, with before/after/change in the tooltip.
 // Prints one line per check and "N passed, N failed"; exits 1 on any failure.
 
 import { chromium } from 'playwright-core';
@@ -13,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-const [svgPath, shotPath] = process.argv.slice(2);
+const [svgPath, shotPath, diffPath] = process.argv.slice(2);
 if (!svgPath) {
     console.error('usage: node svg.test.mjs GRAPH.svg [SCREENSHOT.png]');
     process.exit(2);
@@ -146,6 +148,24 @@ try {
         await page.setViewportSize({ width: 1200, height: Math.min(Math.max(h, 300), 4000) });
         await page.hover(`g.f[data-i="${target.i}"] rect`);
         await page.screenshot({ path: shotPath });
+    }
+    if (diffPath) {
+        await page.goto('file://' + resolve(diffPath));
+        await page.waitForSelector('g.f');
+        const fills = await page.evaluate(() => [...document.querySelectorAll('g.f')].map(g => ({
+            i: +g.getAttribute('data-i'), fill: g.querySelector('rect').getAttribute('fill'),
+            text: g.textContent,
+        })));
+        const red = fills.filter(f => /^#ff[0-9a-f]{4}$/.test(f.fill) && f.fill !== '#ffffff' &&
+            f.fill.slice(3, 5) === f.fill.slice(5, 7));
+        const blue = fills.filter(f => /^#[0-9a-f]{4}ff$/.test(f.fill) && f.fill.slice(1, 3) === f.fill.slice(3, 5) &&
+            f.fill !== '#ffffff');
+        check('diff: grown frames are red, shrunk frames blue', red.some(f => f.text.includes('listcomp')) &&
+            blue.some(f => f.text.startsWith('import')), red.length + ' red, ' + blue.length + ' blue');
+        const grown = red.find(f => f.text.includes('listcomp'));
+        await page.hover(`g.f[data-i="${grown.i}"] rect`);
+        const diffTip = await page.evaluate(() => document.getElementById('tip').textContent);
+        check('diff: tooltip shows before, after and change', /before: .* \| after: .*change: \+/.test(diffTip), diffTip);
     }
     check('no console error at the end', errors.length === 0, errors.join(' | '));
 } finally {

@@ -255,9 +255,9 @@ static void test_colors(void **state)
     assert_string_equal(c + 5, "ff");
     assert_true(strtol((char[]){c[1], c[2], 0}, NULL, 16) < 0xe1);
     colors_diff(0, 50, c);
-    assert_string_equal(c, "#ff2323");
+    assert_string_equal(c, "#ff5050");
     colors_diff(50, 0, c);
-    assert_string_equal(c, "#2323ff");
+    assert_string_equal(c, "#5050ff");
     /* Frames: one file, one colour; families differ. */
     colors_frame("/app/x.py", FLAME_PLAIN, c);
     colors_frame("/app/x.py", FLAME_PLAIN, d);

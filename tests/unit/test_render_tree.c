@@ -399,8 +399,11 @@ static void test_diff_overlay(void **state)
     assert_int_equal(t->nodes[b].base_self, 1000);
     assert_int_equal(t->nodes[c].base_total, 500);
     assert_int_equal(t->nodes[child(t, b, "parse", 5)].base_total, 0);
-    /* What only the base has is not drawn (zero width) but still counted above it. */
-    assert_int_equal(child(t, a, "parse", 7), -1);
+    /* What only the base has stays, with zero width, so that reports can list it. */
+    int gone = child(t, a, "parse", 7);
+    assert_true(gone > 0);
+    assert_int_equal(t->nodes[gone].total, 0);
+    assert_int_equal(t->nodes[gone].base_total, 300);
     assert_int_equal(t->nodes[a].base_total, 1800);
     flametree_free(t);
     /* A base without the metric is refused with a sentence. */
