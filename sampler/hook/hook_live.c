@@ -26,6 +26,8 @@ struct live_map {
     struct live_slot *slots; /* the mapping + LIVE_HEADER_BYTES */
 };
 
+uint8_t hook_live_filter[1u << HOOK_LIVE_FILTER_BITS];
+
 static struct live_map *live_maps[LIVE_MAX_BITS + 1]; /* reserved on first use, never unmapped */
 static struct live_map *live_current;                 /* read lock-free */
 static uint64_t live_entries;                         /* read lock-free */
@@ -66,6 +68,33 @@ static uint64_t slot_of(const struct live_map *m, uint64_t addr)
     return ((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - m->bits);
 }
 
+static uint8_t *filter_counter(uint64_t addr)
+{
+    return &hook_live_filter[((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - HOOK_LIVE_FILTER_BITS)];
+}
+
+static void filter_add(uint64_t addr)
+{
+    uint8_t *c = filter_counter(addr);
+    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    if (v < 255)
+        __atomic_store_n(c, (uint8_t)(v + 1), __ATOMIC_RELAXED);
+}
+
+static void filter_remove(uint64_t addr)
+{
+    uint8_t *c = filter_counter(addr);
+    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    if (v > 0 && v < 255) /* a saturated counter no longer knows its count: it stays */
+        __atomic_store_n(c, (uint8_t)(v - 1), __ATOMIC_RELAXED);
+}
+
+static void filter_clear(void)
+{
+    for (size_t i = 0; i < sizeof hook_live_filter; i++)
+        __atomic_store_n(&hook_live_filter[i], 0, __ATOMIC_RELAXED);
+}
+
 static uint64_t load_u64(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -82,6 +111,7 @@ int hook_live_begin(void)
     if (!m)
         return -1;
     store_u64(&live_entries, 0);
+    filter_clear();
     __atomic_store_n(&live_current, m, __ATOMIC_RELEASE);
     return 0;
 }
@@ -124,6 +154,7 @@ int hook_live_insert(uint64_t addr, uint64_t size)
         m = live_current;
     }
     slot_put(m, addr, size);
+    filter_add(addr);
     store_u64(&live_entries, live_entries + 1);
     return 0;
 }
@@ -171,12 +202,13 @@ int hook_live_remove(uint64_t addr, uint64_t *size)
     store_u64(&m->slots[hole].addr, 0);
     store_u64(&m->slots[hole].size, 0);
     store_u64(&live_entries, live_entries - 1);
+    filter_remove(addr);
     return 0;
 }
 
 int hook_live_contains(uint64_t addr)
 {
-    if (load_u64(&live_entries) == 0)
+    if (!hook_live_maybe(addr) || load_u64(&live_entries) == 0)
         return 0;
     const struct live_map *m = __atomic_load_n(&live_current, __ATOMIC_ACQUIRE);
     return m && slot_find(m, addr) >= 0;
@@ -191,6 +223,7 @@ void hook_live_reset(void)
 {
     struct live_map *m = live_current;
     store_u64(&live_entries, 0);
+    filter_clear();
     if (m)
         live_map_release(m);
 }

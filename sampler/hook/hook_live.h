@@ -6,6 +6,12 @@
  * probing in anonymous mmap'd memory, deletion by backward shift (no tombstones), growth by
  * rehashing into a table twice the size.
  *
+ * In front of the table sits a filter of 4096 one-byte counters indexed by the address's hash
+ * (4 KiB, stays in L1): a free whose counter is 0 is not sampled, and that is the answer for
+ * nearly every free, without touching the table at all (a probe of the table was a cache miss
+ * per free: 3.6% of the allocation-heavy benchmark's time on its own). Counters saturate at
+ * 255 and then stay put, which only costs a table probe.
+ *
  * Concurrency: every mutation happens under the recorder's lock; hook_live_contains() is
  * lock-free for the free() fast path. Table memory is never unmapped while the library is
  * loaded, only emptied with MADV_DONTNEED (hook_live_reset) and reused by the next session, so
@@ -25,6 +31,17 @@ int hook_live_insert(uint64_t addr, uint64_t size);
 
 /* Removes addr and stores its size in *size. Returns 0, or -1 when absent. */
 int hook_live_remove(uint64_t addr, uint64_t *size);
+
+#define HOOK_LIVE_FILTER_BITS 12
+
+extern uint8_t hook_live_filter[1u << HOOK_LIVE_FILTER_BITS];
+
+/* The hot-path test: 0 when addr is certainly not in the table. Lock-free. */
+static inline int hook_live_maybe(uint64_t addr)
+{
+    uint64_t h = ((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - HOOK_LIVE_FILTER_BITS);
+    return __atomic_load_n(&hook_live_filter[h], __ATOMIC_RELAXED) != 0;
+}
 
 /* Lock-free membership test; may be stale under concurrent mutation (re-check under the lock). */
 int hook_live_contains(uint64_t addr);

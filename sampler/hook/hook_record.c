@@ -30,7 +30,9 @@ static uint64_t counter_get(const uint64_t *c)
     return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
-/* Under the lock, with the region mapped. */
+/* Under the lock, with the region mapped. Only the control thread publishes (every poll and at
+ * the end): stores from the allocating thread into the header's cache lines, which memsnap
+ * reads, cost a cache-line transfer per sampled event at rate 1. */
 static void counters_copy_out(void)
 {
     const struct hook_counters *c = &hook_recorder.counters;
@@ -147,19 +149,18 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
         if (truncated)
             hook_counter_add(&r->counters.truncated_stacks, 1);
     }
-    counters_copy_out();
     lock_release();
 }
 
 void hook_record_sampled_free(void *ptr)
 {
+    if (!hook_live_contains((uint64_t)(uintptr_t)ptr))
+        return; /* the filter's false positive: no need for the lock */
     if (!lock_try()) {
         drop(0);
         return;
     }
-    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
         forget_block((uint64_t)(uintptr_t)ptr);
-        counters_copy_out();
-    }
     lock_release();
 }

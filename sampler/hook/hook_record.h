@@ -92,7 +92,7 @@ static inline void hook_record_alloc(void *ptr, size_t size, uint32_t flags)
 static inline void hook_record_free(void *ptr)
 {
     hook_counter_add(&hook_recorder.counters.free_count, 1);
-    if (__builtin_expect(hook_live_contains((uint64_t)(uintptr_t)ptr), 0))
+    if (__builtin_expect(hook_live_maybe((uint64_t)(uintptr_t)ptr), 0))
         hook_record_sampled_free(ptr);
 }
 

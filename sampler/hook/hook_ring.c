@@ -12,18 +12,23 @@ void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned 
     r->data = data;
     r->size = size;
     r->head = 0;
+    r->tail_seen = 0;
 }
 
 /* Room for len contiguous bytes (8-aligned, <= size / 2), writing a PAD record over the end of
  * the ring when the record would not fit there. Returns where to write, or NULL. */
 static unsigned char *ring_reserve(struct hook_ring *r, uint32_t len)
 {
-    uint64_t tail = __atomic_load_n(&r->shared->ring_tail, __ATOMIC_ACQUIRE);
-    if (tail > r->head || r->head - tail > r->size)
-        return NULL; /* the consumer's tail is nonsense: never overwrite on its word */
-    uint64_t free_bytes = r->size - (r->head - tail);
     uint64_t off = r->head & (r->size - 1);
     uint64_t room_to_end = r->size - off;
+    uint64_t need = len <= room_to_end ? len : room_to_end + len;
+    if (r->size - (r->head - r->tail_seen) < need) {
+        uint64_t tail = __atomic_load_n(&r->shared->ring_tail, __ATOMIC_ACQUIRE);
+        if (tail > r->head || r->head - tail > r->size || tail < r->tail_seen)
+            return NULL; /* the consumer's tail is nonsense: never overwrite on its word */
+        r->tail_seen = tail;
+    }
+    uint64_t free_bytes = r->size - (r->head - r->tail_seen);
     if (len <= room_to_end) {
         if (len > free_bytes)
             return NULL;

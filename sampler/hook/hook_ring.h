@@ -18,6 +18,8 @@ struct hook_ring {
     unsigned char *data; /* ring_bytes of records */
     uint64_t size;       /* power of two */
     uint64_t head;       /* bytes ever written (private copy of shared->ring_head) */
+    uint64_t tail_seen;  /* the consumer's tail when last read: the ring is at least this
+                          * empty, so it is only read again when a record seems not to fit */
 };
 
 void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned char *data,

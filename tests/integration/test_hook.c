@@ -236,15 +236,24 @@ static long long host_wait_stopped(struct host *h, int timeout_ms)
     return test_now_ms() - t0;
 }
 
-static void host_stop(struct host *h)
+/* Asks the hook to stop, waits for STOPPED, drains the rest; the final counters go to *final
+ * when given. */
+static void host_stop_counters(struct host *h, struct mshook_shared *final)
 {
     ring_reader_request_stop(&h->ring);
     host_wait_stopped(h, 5000);
     struct mshook_shared snap;
     ring_reader_counters(&h->ring, &snap);
     assert_int_equal(snap.ring_head, snap.ring_tail); /* everything published was read */
+    if (final)
+        *final = snap;
     ring_reader_close(&h->ring);
     h->ring_open = 0;
+}
+
+static void host_stop(struct host *h)
+{
+    host_stop_counters(h, NULL);
 }
 
 static void host_expect_allocators(struct host *h, int same)
@@ -332,8 +341,7 @@ static void test_exact_and_frees(void **state)
         host_send(&h, "release\n");
         host_expect(&h, "release done", line, sizeof line, 30000);
         struct mshook_shared snap;
-        ring_reader_counters(&h.ring, &snap);
-        host_stop(&h);
+        host_stop_counters(&h, &snap);
         printf("%s: %zu of %d blocks recorded, %" PRIu64 " freed; %" PRIu64 " allocs, %" PRIu64
                " sampled, %" PRIu64 " dropped\n",
                py[i].label, s->exact_n, count, s->exact_freed, snap.alloc_count,

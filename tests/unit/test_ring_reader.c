@@ -399,10 +399,19 @@ static void test_producer_roundtrip(void **state)
     assert_int_equal(next, written);
     assert_true(dropped > 0); /* the ring did fill up */
     assert_true(r.pads > 10); /* and wrapped many times */
-    /* A consumer tail that is nonsense makes the producer refuse, not scribble. */
-    g.shared->ring_tail = w.head + 8;
+    /* Filled up, the producer looks at the consumer's tail again: a sane one makes room, one
+     * that is nonsense (ahead of the head, or moving backwards) makes it refuse, not
+     * scribble over unread records. */
+    while (hook_ring_put_free(&w, 1) == 0)
+        ;
+    g.shared->ring_tail = w.head;
+    assert_int_equal(hook_ring_put_free(&w, 1), 0);
+    while (hook_ring_put_free(&w, 1) == 0)
+        ;
+    uint64_t sane = g.shared->ring_tail;
+    g.shared->ring_tail = w.head + 64;
     assert_int_equal(hook_ring_put_free(&w, 1), -1);
-    g.shared->ring_tail = w.head - RING - 8;
+    g.shared->ring_tail = sane - 8;
     assert_int_equal(hook_ring_put_free(&w, 1), -1);
     ring_reader_close(&r);
     region_free(&g);
