@@ -46,7 +46,7 @@ static long peak_rss_mb(void)
 
 /* A profile of a big application: 20000 functions, a location per (function, line), four
  * sample types, `samples` stacks of `depth` frames. With tree != 0 the stacks are paths in a
- * call tree where each caller mostly calls the same few callees (real programs: long shared
+ * call tree where each caller mostly calls the same callee (real programs: long shared
  * caller prefixes); else every frame is drawn at random (the worst case for compression). */
 static struct profile *build(size_t samples, uint32_t depth, int tree)
 {
@@ -72,8 +72,8 @@ static struct profile *build(size_t samples, uint32_t depth, int tree)
         uint32_t at = 0; /* the root: stacks are leaf first, so it goes last */
         for (uint32_t k = 0; k < depth; k++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            if (tree) /* the callee is one of the caller's 4 usual ones, 1 in 8 a rare one */
-                at = (at * 2654435761u + (x % 8 ? x % 4 : x % 64) + 1) % N_LOC;
+            if (tree) /* 7 times in 8 the caller's usual callee, else one of 16 others */
+                at = (at * 2654435761u + (x % 8 ? 0 : 1 + (x >> 8) % 16) + 1) % N_LOC;
             else
                 at = x % N_LOC;
             stack[depth - 1 - k] = locs[at];

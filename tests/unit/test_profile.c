@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -429,6 +430,281 @@ static void test_bit_flips(void **state)
     profile_free(p);
 }
 
+/* --- hand-made malformed files --- */
+
+/* A protobuf message being written by hand, to make exactly the bytes a test needs. */
+struct pb {
+    uint8_t d[1 << 16];
+    size_t n;
+};
+
+static void pb_varint(struct pb *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        b->d[b->n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->d[b->n++] = (uint8_t)v;
+}
+
+static void pb_num(struct pb *b, uint32_t field, uint64_t v)
+{
+    pb_varint(b, (uint64_t)field << 3);
+    pb_varint(b, v);
+}
+
+static void pb_bytes(struct pb *b, uint32_t field, const void *data, size_t len)
+{
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, len);
+    memcpy(b->d + b->n, data, len);
+    b->n += len;
+}
+
+static void pb_msg(struct pb *b, uint32_t field, const struct pb *m)
+{
+    pb_bytes(b, field, m->d, m->n);
+}
+
+static void pb_str(struct pb *b, const char *s)
+{
+    pb_bytes(b, 6, s, strlen(s));
+}
+
+/* The parts of a small valid profile, each replaceable by a test. Strings: 0 "", 1 "t",
+ * 2 "u", 3 "f", 4 "file.py". */
+struct parts {
+    int strings;     /* write the standard string table */
+    int sample_type; /* write sample_type {1, 2} */
+    uint64_t fn_id;  /* function {fn_id, name 3, filename 4} */
+    uint64_t fn_name;
+    uint64_t loc_id; /* location {loc_id, line {line_fn, 7}} */
+    uint64_t line_fn;
+    uint64_t sample_loc; /* sample {location_id [sample_loc], value [5]} */
+    int n_values;
+};
+
+static const struct parts valid = {1, 1, 1, 3, 1, 1, 1, 1};
+
+static size_t build_parts(const struct parts *x, struct pb *out)
+{
+    struct pb *m = calloc(1, sizeof *m), *inner = calloc(1, sizeof *inner);
+    assert_non_null(m);
+    assert_non_null(inner);
+    out->n = 0;
+    if (x->sample_type) {
+        m->n = 0;
+        pb_num(m, 1, 1);
+        pb_num(m, 2, 2);
+        pb_msg(out, 1, m);
+    }
+    m->n = 0; /* the sample first: ids used before they are defined */
+    pb_num(m, 1, x->sample_loc);
+    for (int i = 0; i < x->n_values; i++)
+        pb_num(m, 2, 5);
+    pb_msg(out, 2, m);
+    m->n = 0;
+    inner->n = 0;
+    pb_num(inner, 1, x->line_fn);
+    pb_num(inner, 2, 7);
+    pb_num(m, 1, x->loc_id);
+    pb_msg(m, 4, inner);
+    pb_msg(out, 4, m);
+    m->n = 0;
+    pb_num(m, 1, x->fn_id);
+    pb_num(m, 2, x->fn_name);
+    pb_num(m, 4, 4);
+    pb_msg(out, 5, m);
+    if (x->strings) {
+        pb_str(out, "");
+        pb_str(out, "t");
+        pb_str(out, "u");
+        pb_str(out, "f");
+        pb_str(out, "file.py");
+    }
+    free(m);
+    free(inner);
+    return out->n;
+}
+
+/* Reads b and expects a refusal whose message contains `needle`. */
+static void expect_refused(const uint8_t *d, size_t n, const char *needle)
+{
+    struct profile *q = (struct profile *)1;
+    ms_error err = {{0}};
+    if (profile_read_mem(d, n, &q, &err) == 0)
+        fail_msg("accepted a file that should say \"%s\"", needle);
+    assert_null(q);
+    if (!strstr(err.msg, needle))
+        fail_msg("expected \"%s\" in: %s", needle, err.msg);
+    assert_null(strchr(err.msg, '\n'));
+}
+
+static void expect_parts_refused(const struct parts *x, const char *needle)
+{
+    static struct pb b;
+    build_parts(x, &b);
+    expect_refused(b.d, b.n, needle);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    static struct pb b;
+    struct profile *q = NULL;
+    ms_error err = {{0}};
+
+    /* The base case is valid, so each variant below fails for its own reason only. */
+    build_parts(&valid, &b);
+    if (profile_read_mem(b.d, b.n, &q, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(q->n_samples, 1);
+    assert_string_equal(q->strings[q->functions[0].name], "f");
+    profile_free(q);
+
+    struct parts x;
+    x = valid, x.strings = 0;
+    expect_parts_refused(&x, "no string table");
+    x = valid, x.sample_type = 0;
+    expect_parts_refused(&x, "no sample types");
+    x = valid, x.fn_id = 0, x.line_fn = 0;
+    expect_parts_refused(&x, "function 1 has no id");
+    x = valid, x.loc_id = 0, x.sample_loc = 0;
+    expect_parts_refused(&x, "location 1 has no id");
+    x = valid, x.sample_loc = 2;
+    expect_parts_refused(&x, "location id 2, which is not defined");
+    x = valid, x.line_fn = 99;
+    expect_parts_refused(&x, "function id 99, which is not defined");
+    x = valid, x.fn_name = 5;
+    expect_parts_refused(&x, "refers to string 5 of a table of 5");
+    x = valid, x.fn_name = UINT64_MAX; /* -1 as an int64 */
+    expect_parts_refused(&x, "refers to string -1");
+    x = valid, x.n_values = 2;
+    expect_parts_refused(&x, "more than 1 values");
+    x = valid, x.n_values = 0;
+    expect_parts_refused(&x, "0 values for 1 sample types");
+
+    /* Sparse, repeated and huge ids. */
+    x = valid, x.fn_id = x.line_fn = 1ull << 63, x.loc_id = x.sample_loc = UINT64_MAX;
+    build_parts(&x, &b);
+    assert_int_equal(profile_read_mem(b.d, b.n, &q, &err), 0);
+    profile_free(q);
+    x = valid, x.fn_id = x.line_fn = 77;
+    build_parts(&x, &b);
+    struct pb *m = calloc(1, sizeof *m);
+    pb_num(m, 1, 77);
+    pb_num(m, 2, 3);
+    pb_msg(&b, 5, m); /* a second function with id 77 */
+    expect_refused(b.d, b.n, "function id 77 is defined twice");
+    build_parts(&valid, &b);
+    m->n = 0;
+    pb_num(m, 1, 1);
+    pb_msg(&b, 4, m); /* a second location with id 1 (sequential ids: 1, 1) */
+    expect_refused(b.d, b.n, "location id 1 is defined twice");
+
+    /* Wire-level damage. */
+    expect_refused(NULL, 0, "it is empty");
+    expect_refused((const uint8_t *)"hello, world\n", 13, "is not a pprof profile");
+    expect_refused((const uint8_t *)"<svg xmlns=", 11, "is not a pprof profile");
+    build_parts(&valid, &b);
+    b.d[0] = 1 << 3 | 0; /* sample_type as a number */
+    expect_refused(b.d, b.n, "wire type");
+    b.n = 0;
+    pb_varint(&b, 2 << 3 | 2);
+    pb_varint(&b, 1ull << 40); /* a length far past the end */
+    expect_refused(b.d, b.n, "truncated");
+    b.n = 0;
+    pb_varint(&b, 9 << 3);
+    memset(b.d + b.n, 0xff, 11);
+    b.n += 11;
+    b.d[b.n++] = 1;
+    expect_refused(b.d, b.n, "longer than 10 bytes");
+    const uint8_t field_zero[] = {0x00, 0x01};
+    expect_refused(field_zero, sizeof field_zero, "field number 0");
+    const uint8_t group[] = {0x0b, 0x0c};
+    expect_refused(group, sizeof group, "wire type 3");
+
+    /* Stack depth: the limit is accepted, one more is refused. */
+    for (int depth = PROFILE_MAX_STACK_DEPTH; depth <= PROFILE_MAX_STACK_DEPTH + 1; depth++) {
+        b.n = 0;
+        build_parts(&valid, &b);
+        m->n = 0;
+        struct pb *ids = calloc(1, sizeof *ids);
+        for (int i = 0; i < depth; i++)
+            pb_varint(ids, 1); /* the same location over and over: deep recursion */
+        pb_msg(m, 1, ids);
+        pb_num(m, 2, 1);
+        pb_msg(&b, 2, m);
+        free(ids);
+        if (depth == PROFILE_MAX_STACK_DEPTH) {
+            if (profile_read_mem(b.d, b.n, &q, &err))
+                fail_msg("%s", err.msg);
+            assert_int_equal(q->samples[1].n_locs, depth);
+            profile_free(q);
+        } else {
+            expect_refused(b.d, b.n, "frames deep");
+        }
+    }
+    free(m);
+}
+
+/* A gzip member holding d[0..n), written to out (cap bytes); returns its size. */
+static size_t gzip_bytes(const uint8_t *d, size_t n, uint8_t *out, size_t cap)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)d;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t size = cap - z.avail_out;
+    deflateEnd(&z);
+    return size;
+}
+
+/* gzip framing: members, truncation, corruption, junk after the end. */
+static void test_gzip_framing(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile(), *q = NULL;
+    ms_error err = {{0}};
+    const char *path = tmp_path("frame.pb.gz");
+    assert_int_equal(profile_write(p, path, 1, &err), 0);
+    size_t len;
+    uint8_t *gz = file_slurp(path, &len);
+    /* Two gzip members (`cat a.gz b.gz`): the profile, then one more sample of it. */
+    static struct pb extra, sample;
+    sample.n = extra.n = 0;
+    pb_num(&sample, 1, 1);
+    pb_num(&sample, 2, 11);
+    pb_num(&sample, 2, 22);
+    pb_msg(&extra, 2, &sample);
+    uint8_t *two = malloc(len + 4096);
+    memcpy(two, gz, len);
+    size_t n2 = gzip_bytes(extra.d, extra.n, two + len, 4096);
+    if (profile_read_mem(two, len + n2, &q, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(q->n_samples, p->n_samples + 1);
+    assert_int_equal(q->values[p->n_samples * 2 + 1], 22);
+    profile_free(q);
+    memcpy(two + len, "junk", 4);
+    expect_refused(two, len + 4, "data follows its gzip stream");
+    expect_refused(gz, len - 9, "gzip data is truncated");
+    memcpy(two, gz, len);
+    two[len / 2] ^= 0x55;
+    expect_refused(two, len, "is not a pprof profile");
+    free(two);
+    free(gz);
+
+    /* A file that is not there, a directory, and standard input. */
+    assert_int_equal(profile_read(tmp_path("missing.pb"), &q, &err), -1);
+    assert_non_null(strstr(err.msg, "No such file"));
+    assert_int_equal(profile_read(tmpdir, &q, &err), -1);
+    assert_non_null(strstr(err.msg, "directory"));
+    profile_free(p);
+}
+
 /* --- independent encoder and decoder --- */
 
 /* Absolute path of tests/decode/<name>, found from the working directory (make runs tests
@@ -593,6 +869,8 @@ int main(void)
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_truncation_everywhere),
         cmocka_unit_test(test_bit_flips),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_gzip_framing),
         cmocka_unit_test(test_independent_encoder),
         cmocka_unit_test(test_independent_decoder),
     };
