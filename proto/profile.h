@@ -10,10 +10,22 @@
  * function index, line slice, location index and sample slice is in range, the value matrix
  * has n_samples * n_sample_types entries, and sizes are bounded (PROFILE_MAX_*). Consumers
  * (render/, stats) may index without checking. Anything else is a one-sentence error.
+ * Beyond that, in a profile that was read: every location has at least one line (one that
+ * had only an address gets a function named "0x<address>" with file "" and line 0); every
+ * string is valid UTF-8 without NUL bytes (bad bytes become U+FFFD); default_sample_type is
+ * the type named by the file's default_sample_type, else the last one (pprof's rule);
+ * labels other than "thread" (string) and "bytes" (numeric) are dropped; mappings are not
+ * kept. A file of other tools may have sample ids in any order and unpacked numbers.
+ *
+ * Builder notes: profile_intern() repairs invalid UTF-8 the same way; builder calls also
+ * work on a profile that was read (it is indexed on the first call); a sample type cannot
+ * be added once samples exist; out-of-range indexes are refused (UINT32_MAX / -1, EINVAL).
  *
  * Contract of profile_write(): the file appears complete or not at all (written to a
  * temporary name in the same directory, fsync'd, renamed); a full disk is an error that
- * leaves any existing file untouched.
+ * leaves any existing file untouched. Path "-" writes to standard output (not atomic).
+ * Location and function ids are index + 1; "thread" and "bytes" are added to the string
+ * table on the way out when samples need them and the profile lacks them.
  *
  * memsnap's own data (struct profile_meta, the timeline) is written in Profile field numbers
  * that pprof readers skip as unknown (see proto/profile.proto), so `go tool pprof`,

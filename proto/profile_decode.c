@@ -79,11 +79,10 @@ struct reader {
 
     size_t cap_lines;
     size_t cap_stack_locs;
-    size_t n_bare_done;   /* locations without lines synthesized so far */
-    char *names_next;     /* where the next synthesized name goes in the string block */
-    int64_t default_type; /* string index of Profile.default_sample_type */
-    uint32_t label_key;   /* the last label key seen, and what it is: */
-    int label_kind;       /* 1 "thread", 2 "bytes", 0 anything else */
+    size_t n_bare_done;             /* locations without lines synthesized so far */
+    char *names_next;               /* where the next synthesized name goes in the string block */
+    int64_t default_type;           /* string index of Profile.default_sample_type */
+    uint32_t thread_key, bytes_key; /* string indexes of those label keys, 0 until seen */
     struct id_map functions, locations;
 };
 
@@ -146,6 +145,11 @@ static int varint_read_slow(struct reader *r, struct cursor *c, uint64_t *v)
 static inline int varint_read(struct reader *r, struct cursor *c, uint64_t *v)
 {
     const uint8_t *p = c->p;
+    if (p < c->end && *p < 0x80) { /* most numbers: ids, string indexes, small counts */
+        *v = *p;
+        c->p = p + 1;
+        return 0;
+    }
     if (c->end - p < 10)
         return varint_read_slow(r, c, v);
     uint64_t x = 0;
@@ -836,15 +840,20 @@ static int label_decode(struct reader *r, struct cursor c, struct profile_sample
     if (string_index(r, key, "a label key", &k) || string_index(r, str, "a label", &sv) ||
         string_index(r, unit, "a label unit", &ignored))
         return -1;
-    /* Every sample repeats the same few keys: classify each key index once. */
-    if (k != r->label_key) {
-        const char *name = r->p->strings[k];
-        r->label_key = k;
-        r->label_kind = strcmp(name, "thread") == 0 ? 1 : strcmp(name, "bytes") == 0 ? 2 : 0;
-    }
-    if (sv && r->label_kind == 1)
+    /* Every sample repeats the same keys: remember which indexes spell "thread" and "bytes"
+     * (a table may hold a string twice, so others are still compared). */
+    int kind = 0;
+    if (k == r->thread_key)
+        kind = 1;
+    else if (k == r->bytes_key)
+        kind = 2;
+    else if (strcmp(r->p->strings[k], "thread") == 0)
+        kind = 1, r->thread_key = k;
+    else if (strcmp(r->p->strings[k], "bytes") == 0)
+        kind = 2, r->bytes_key = k;
+    if (sv && kind == 1)
         s->thread = sv;
-    else if (!sv && r->label_kind == 2)
+    else if (!sv && kind == 2)
         s->block_bytes = (int64_t)num;
     return 0;
 }

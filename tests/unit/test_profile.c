@@ -50,6 +50,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    umount2(tmp_path("tiny"), MNT_DETACH); /* in case the full-disk test failed midway */
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     return system(cmd) == 0 ? 0 : -1;
@@ -356,6 +357,24 @@ static void test_write_errors(void **state)
     assert_int_equal(profile_write(p, tmp_path("bad.pb"), 0, &err), -1);
     assert_non_null(strstr(err.msg, "inconsistent"));
     assert_int_equal(access(tmp_path("bad.pb"), F_OK), -1);
+
+    /* "-" is standard output. */
+    p->stack_locs[0] = 0;
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    int fd = open(tmp_path("stdout.pb"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDOUT_FILENO);
+    int rc = profile_write(p, "-", 1, &err);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(fd);
+    assert_int_equal(rc, 0);
+    struct profile *q = NULL;
+    if (profile_read(tmp_path("stdout.pb"), &q, &err))
+        fail_msg("%s", err.msg);
+    assert_same_profile(p, q);
+    profile_free(q);
     profile_free(p);
 }
 
