@@ -243,8 +243,44 @@ static void note_stop(struct inject_thread *t, long long since)
     t->timing.stops++;
 }
 
+/* select, pselect6 and ppoll restart with the remaining timeout the kernel wrote back to
+ * user memory when the thread stopped, so time spent stopped would lengthen them (Python
+ * 3.8-3.10 sleep in select). Subtract the time we held the thread, as if it had run on. The
+ * other sleeps restart against an absolute deadline and need nothing. */
+static void compensate_timeout(struct inject_thread *t)
+{
+    const struct user_regs_struct *r = &t->raw;
+    if ((long long)r->rax != -ERESTARTNOHAND)
+        return;
+    uint64_t addr;
+    long long unit; /* nanoseconds per unit of the second field */
+    if (r->orig_rax == SYS_select) {
+        addr = r->r8;
+        unit = 1000;
+    } else if (r->orig_rax == SYS_pselect6) {
+        addr = r->r8;
+        unit = 1;
+    } else if (r->orig_rax == SYS_ppoll) {
+        addr = r->rdx;
+        unit = 1;
+    } else {
+        return;
+    }
+    long long tv[2];
+    if (!addr || remote_read(t->pid, addr, tv, sizeof tv, NULL) < 0 || tv[0] < 0 || tv[1] < 0)
+        return;
+    long long left = tv[0] * 1000000000LL + tv[1] * unit - (now_ns() - t->stop_started_ns);
+    if (left < 0)
+        left = 0;
+    tv[0] = left / 1000000000LL;
+    tv[1] = (left % 1000000000LL) / unit;
+    remote_write(t->pid, addr, tv, sizeof tv, NULL);
+}
+
 static void finish_detach(struct inject_thread *t)
 {
+    if (!t->hijacked && !t->abandoned)
+        compensate_timeout(t);
     ptrace(PTRACE_DETACH, t->tid, 0, 0);
     t->seized = 0;
     t->timing.stopped_ns = now_ns() - t->stop_started_ns;
