@@ -69,7 +69,7 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/profile.pb-c.h
 # The hook library, built once, and embedded into memsnap so the tool is a single file.
 $(BUILD)/libmemsnap_hook.so: $(HOOK_SRC) $(wildcard sampler/hook/*.h) | $(BUILD)/.deps-ok
 	@mkdir -p $(BUILD)
-	$(CC) $(HOOK_CFLAGS) -shared -Wl,-z,now -Wl,--no-undefined -o $@ $(HOOK_SRC) -ldl -lpthread
+	$(CC) $(HOOK_CFLAGS) -shared -Wl,-soname,libmemsnap_hook.so -Wl,-z,now -Wl,--no-undefined -o $@ $(HOOK_SRC) -ldl -lpthread
 
 $(BUILD)/obj/hook_blob.o: sampler/hook_blob.S $(BUILD)/libmemsnap_hook.so
 	@mkdir -p $(dir $@)
