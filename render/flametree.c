@@ -24,18 +24,18 @@
  * the tree is walked recursively, and no real Python stack is this deep. */
 #define FLAME_MAX_DEPTH PROFILE_MAX_STACK_DEPTH
 
-/* One input stack. */
-struct path {
+/* One input stack and its values, together: splitting touches one cache line per sample. */
+struct sample {
     const uint32_t *ids; /* direct: location indexes leaf first; else frame indexes root first */
     uint32_t len;
     uint32_t direct;
+    int64_t value, count, base;
 };
 
 struct build {
     struct flame_tree *t;
     const uint32_t *loc_frame; /* the main profile's location -> frame, for direct paths */
-    struct path *paths;
-    int64_t *value, *count, *base;
+    struct sample *samp;
     size_t n;
     uint32_t *order;  /* permutation of samples; each node owns a contiguous range */
     uint64_t *pairs;  /* scratch: frame << 32 | sample */
@@ -240,7 +240,7 @@ static int sample_needs_copy(const struct flame_tree *t, const struct profile *p
 
 static inline uint32_t path_frame(const struct build *b, uint32_t s, uint32_t d)
 {
-    const struct path *pa = &b->paths[s];
+    const struct sample *pa = &b->samp[s];
     return pa->direct ? b->loc_frame[pa->ids[pa->len - 1 - d]] : pa->ids[d];
 }
 
@@ -313,49 +313,59 @@ static int node_split(struct build *b, uint32_t id)
 {
     struct flame_tree *t = b->t;
     uint32_t lo = b->node_lo[id], hi = b->node_hi[id], depth = t->nodes[id].depth;
-    /* Samples whose stack ends here are the node's own. */
-    uint32_t mid = lo;
+    /* One pass: samples whose stack ends here are the node's own, the others are keyed by
+     * their next frame. Groups are big and samples scattered, so the loads are prefetched a
+     * few samples ahead (the sample, then the stack word it points to). */
     int64_t self = 0, cself = 0, bself = 0;
+    uint32_t max_key = 0, first_key = UINT32_MAX, end = lo;
+    int all_same = 1;
     for (uint32_t i = lo; i < hi; i++) {
-        uint32_t s = b->order[i];
-        if (b->paths[s].len == depth) {
-            self = flametree_add(self, b->value[s]);
-            cself = flametree_add(cself, b->count[s]);
-            bself = flametree_add(bself, b->base[s]);
-            b->order[i] = b->order[mid];
-            b->order[mid++] = s;
+        if (i + 16 < hi)
+            __builtin_prefetch(&b->samp[b->order[i + 16]]);
+        if (i + 8 < hi) {
+            const struct sample *q = &b->samp[b->order[i + 8]];
+            if (q->len > depth)
+                __builtin_prefetch(q->direct ? &q->ids[q->len - 1 - depth] : &q->ids[depth]);
         }
+        uint32_t s = b->order[i];
+        const struct sample *sp = &b->samp[s];
+        if (sp->len == depth) {
+            self = flametree_add(self, sp->value);
+            cself = flametree_add(cself, sp->count);
+            bself = flametree_add(bself, sp->base);
+            continue;
+        }
+        uint32_t f = path_frame(b, s, depth);
+        b->pairs[end++] = (uint64_t)f << 32 | s;
+        max_key = f > max_key ? f : max_key;
+        if (first_key == UINT32_MAX)
+            first_key = f;
+        all_same &= f == first_key;
     }
     t->nodes[id].self = self;
     t->nodes[id].count_self = cself;
     t->nodes[id].base_self = bself;
-    if (mid == hi)
+    if (end == lo)
         return 0;
-
-    uint32_t max_key = 0, first_key = path_frame(b, b->order[mid], depth);
-    int all_same = 1;
-    for (uint32_t i = mid; i < hi; i++) {
-        uint32_t s = b->order[i], f = path_frame(b, s, depth);
-        b->pairs[i] = (uint64_t)f << 32 | s;
-        max_key = f > max_key ? f : max_key;
-        all_same &= f == first_key;
-    }
+    /* The children's samples become order[lo .. end), sorted by frame. */
     if (!all_same)
-        pairs_sort(b->pairs + mid, b->sorted + mid, hi - mid, max_key);
-    for (uint32_t i = mid; i < hi; i++)
+        pairs_sort(b->pairs + lo, b->sorted + lo, end - lo, max_key);
+    for (uint32_t i = lo; i < end; i++)
         b->order[i] = (uint32_t)b->pairs[i];
 
     /* Create the children (contiguous), then recurse: node_new may move the node array. */
     uint32_t first_child = (uint32_t)t->n_nodes, n_children = 0;
     int64_t other = 0, cother = 0, bother = 0;
-    for (uint32_t a = mid; a < hi;) {
+    for (uint32_t a = lo; a < end;) {
         uint32_t key = (uint32_t)(b->pairs[a] >> 32), e = a;
         int64_t total = 0, count = 0, base = 0;
-        for (; e < hi && (uint32_t)(b->pairs[e] >> 32) == key; e++) {
-            uint32_t s = b->order[e];
-            total = flametree_add(total, b->value[s]);
-            count = flametree_add(count, b->count[s]);
-            base = flametree_add(base, b->base[s]);
+        for (; e < end && (uint32_t)(b->pairs[e] >> 32) == key; e++) {
+            if (e + 8 < end)
+                __builtin_prefetch(&b->samp[b->order[e + 8]]);
+            const struct sample *sp = &b->samp[b->order[e]];
+            total = flametree_add(total, sp->value);
+            count = flametree_add(count, sp->count);
+            base = flametree_add(base, sp->base);
         }
         /* In a diff, what shrank to nothing stays as a zero-width node: the text and folded
          * outputs list it, and the SVG's tooltips of its ancestors count it. */
@@ -405,25 +415,34 @@ static int add_profile(struct build *b, const struct profile *p, int is_base, in
         return -1;
     if (!is_base)
         b->loc_frame = loc_frame;
+    /* Most profiles have no location that needs a copy: then skip looking at every stack. */
+    int any_copy = 0;
+    for (size_t l = 0; l < p->n_locations && !any_copy; l++)
+        any_copy =
+            loc_frame[l] == UINT32_MAX || (!raw_imports && t->frames[loc_frame[l]].machinery);
     int rc = -1;
     for (size_t i = 0; i < p->n_samples; i++) {
         const struct profile_sample *s = &p->samples[i];
         size_t k = b->n++;
         int64_t v = clamp_value(p->values[i * p->n_sample_types + (size_t)value_idx]);
-        b->value[k] = is_base ? 0 : v;
-        b->base[k] = is_base ? v : 0;
-        b->count[k] = !is_base && count_idx >= 0
-                          ? clamp_value(p->values[i * p->n_sample_types + (size_t)count_idx])
-                          : 0;
-        if (!is_base && !sample_needs_copy(t, p, loc_frame, s, raw_imports)) {
-            b->paths[k] = (struct path){p->stack_locs + s->first_loc, s->n_locs, 1};
+        b->samp[k].value = is_base ? 0 : v;
+        b->samp[k].base = is_base ? v : 0;
+        b->samp[k].count = !is_base && count_idx >= 0
+                               ? clamp_value(p->values[i * p->n_sample_types + (size_t)count_idx])
+                               : 0;
+        if (!is_base && (!any_copy || !sample_needs_copy(t, p, loc_frame, s, raw_imports))) {
+            b->samp[k].ids = p->stack_locs + s->first_loc;
+            b->samp[k].len = s->n_locs;
+            b->samp[k].direct = 1;
             b->copy_at[k] = SIZE_MAX;
             continue;
         }
         b->copy_at[k] = b->copies_len;
         if (append_frames(t, p, loc_frame, s, &b->copies, &b->copies_len, &b->copies_cap) < 0)
             goto out;
-        b->paths[k] = (struct path){NULL, (uint32_t)(b->copies_len - b->copy_at[k]), 0};
+        b->samp[k].ids = NULL;
+        b->samp[k].len = (uint32_t)(b->copies_len - b->copy_at[k]);
+        b->samp[k].direct = 0;
     }
     rc = 0;
 out:
@@ -434,10 +453,7 @@ out:
 
 static void build_release(struct build *b)
 {
-    free(b->paths);
-    free(b->value);
-    free(b->count);
-    free(b->base);
+    free(b->samp);
     free(b->order);
     free(b->pairs);
     free(b->sorted);
@@ -456,15 +472,15 @@ static int collapse_imports(struct build *b)
         return -1;
     for (size_t k = 0; k < b->n; k++)
         if (b->copy_at[k] != SIZE_MAX &&
-            imports_learn(im, b->t, b->copies + b->copy_at[k], b->paths[k].len) < 0)
+            imports_learn(im, b->t, b->copies + b->copy_at[k], b->samp[k].len) < 0)
             goto fail;
     for (size_t k = 0; k < b->n; k++) {
         if (b->copy_at[k] == SIZE_MAX)
             continue;
-        size_t len = b->paths[k].len;
+        size_t len = b->samp[k].len;
         if (imports_collapse(im, b->t, b->copies + b->copy_at[k], &len) < 0)
             goto fail;
-        b->paths[k].len = (uint32_t)len;
+        b->samp[k].len = (uint32_t)len;
     }
     imports_free(im);
     return 0;
@@ -496,16 +512,12 @@ int flametree_build(const struct profile *p, const struct profile *base,
     t->has_base = base != NULL;
 
     size_t n1 = n ? n : 1;
-    b.paths = malloc(n1 * sizeof *b.paths);
-    b.value = malloc(n1 * sizeof *b.value);
-    b.count = malloc(n1 * sizeof *b.count);
-    b.base = malloc(n1 * sizeof *b.base);
+    b.samp = malloc(n1 * sizeof *b.samp);
     b.order = malloc(n1 * sizeof *b.order);
     b.pairs = malloc(n1 * sizeof *b.pairs);
     b.sorted = malloc(n1 * sizeof *b.sorted);
     b.copy_at = malloc(n1 * sizeof *b.copy_at);
-    if (!b.paths || !b.value || !b.count || !b.base || !b.order || !b.pairs || !b.sorted ||
-        !b.copy_at)
+    if (!b.samp || !b.order || !b.pairs || !b.sorted || !b.copy_at)
         goto nomem;
 
     uint32_t root_frame = flametree_frame(t, "all", "", 0, FLAME_ROOT);
@@ -520,14 +532,14 @@ int flametree_build(const struct profile *p, const struct profile *base,
         goto nomem;
     for (size_t k = 0; k < b.n; k++)
         if (b.copy_at[k] != SIZE_MAX)
-            b.paths[k].ids = b.copies + b.copy_at[k];
+            b.samp[k].ids = b.copies + b.copy_at[k];
 
     int64_t total = 0, count = 0, base_total = 0;
     for (size_t k = 0; k < b.n; k++) {
         b.order[k] = (uint32_t)k;
-        total = flametree_add(total, b.value[k]);
-        count = flametree_add(count, b.count[k]);
-        base_total = flametree_add(base_total, b.base[k]);
+        total = flametree_add(total, b.samp[k].value);
+        count = flametree_add(count, b.samp[k].count);
+        base_total = flametree_add(base_total, b.samp[k].base);
     }
     double thr = opt->min_fraction > 0 ? opt->min_fraction * (double)total : 0;
     b.threshold = thr >= 9.2e18 ? INT64_MAX : (int64_t)thr;
