@@ -60,8 +60,8 @@ static void *wrap_realloc(void *ctx, void *ptr, size_t size)
     void *p = w->orig.realloc(w->orig.ctx, ptr, size);
     if (!p)
         return p; /* failed: the old block is untouched */
-    if (ptr)
-        hook_record_free(ptr);
+    if (ptr && hook_record_free_begin(ptr))
+        hook_record_sampled_free(ptr);
     hook_record_alloc(p, size, MSHOOK_ALLOC_REALLOC);
     return p;
 }
@@ -69,10 +69,10 @@ static void *wrap_realloc(void *ctx, void *ptr, size_t size)
 static void wrap_free(void *ctx, void *ptr)
 {
     struct hook_wrap *w = ctx;
-    /* Before the block goes back: afterwards another thread could get the same address. */
-    if (ptr && wrap_recording(w))
-        hook_record_free(ptr);
+    int sampled = ptr && wrap_recording(w) && hook_record_free_begin(ptr);
     w->orig.free(w->orig.ctx, ptr);
+    if (__builtin_expect(sampled, 0))
+        hook_record_sampled_free(ptr);
 }
 
 static struct hook_wrap *slot_claim(void)

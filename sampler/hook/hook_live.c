@@ -142,7 +142,27 @@ static int live_grow(void)
     return 0;
 }
 
-int hook_live_insert(uint64_t addr, uint64_t size)
+/* Replaces addr's size if present, else adds it: 1 or 0. */
+static int slot_upsert(struct live_map *m, uint64_t addr, uint64_t size, uint64_t *old_size)
+{
+    uint64_t i = slot_of(m, addr);
+    for (;;) {
+        uint64_t a = load_u64(&m->slots[i].addr);
+        if (a == addr) {
+            *old_size = m->slots[i].size;
+            store_u64(&m->slots[i].size, size);
+            return 1;
+        }
+        if (a == 0)
+            break;
+        i = (i + 1) & m->mask;
+    }
+    store_u64(&m->slots[i].size, size);
+    store_u64(&m->slots[i].addr, addr);
+    return 0;
+}
+
+int hook_live_insert(uint64_t addr, uint64_t size, uint64_t *old_size)
 {
     struct live_map *m = live_current;
     if (!m || addr == 0)
@@ -153,7 +173,8 @@ int hook_live_insert(uint64_t addr, uint64_t size)
             return -1;
         m = live_current;
     }
-    slot_put(m, addr, size);
+    if (slot_upsert(m, addr, size, old_size))
+        return 1;
     filter_add(addr);
     store_u64(&live_entries, live_entries + 1);
     return 0;
@@ -204,6 +225,13 @@ int hook_live_remove(uint64_t addr, uint64_t *size)
     store_u64(&live_entries, live_entries - 1);
     filter_remove(addr);
     return 0;
+}
+
+void hook_live_prefetch(uint64_t addr)
+{
+    const struct live_map *m = __atomic_load_n(&live_current, __ATOMIC_ACQUIRE);
+    if (m)
+        __builtin_prefetch(&m->slots[slot_of(m, addr)], 1);
 }
 
 int hook_live_contains(uint64_t addr)

@@ -26,8 +26,10 @@
 /* Prepares an empty table for a session. Returns 0, or -1 when no memory could be mapped. */
 int hook_live_begin(void);
 
-/* Adds addr (non-zero, not present). Returns 0, or -1 when the table cannot grow. */
-int hook_live_insert(uint64_t addr, uint64_t size);
+/* Adds addr (non-zero) with its size in one probe. When addr is already present (its free went
+ * by unseen) the size is replaced and the old one stored in *old_size. Returns 0 added,
+ * 1 replaced, -1 when the table cannot grow (nothing changed). */
+int hook_live_insert(uint64_t addr, uint64_t size, uint64_t *old_size);
 
 /* Removes addr and stores its size in *size. Returns 0, or -1 when absent. */
 int hook_live_remove(uint64_t addr, uint64_t *size);
@@ -42,6 +44,10 @@ static inline int hook_live_maybe(uint64_t addr)
     uint64_t h = ((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - HOOK_LIVE_FILTER_BITS);
     return __atomic_load_n(&hook_live_filter[h], __ATOMIC_RELAXED) != 0;
 }
+
+/* Starts loading the table slot where addr would be, so the cache miss overlaps other work
+ * (the stack walk, the original free). A hint only: safe at any time. */
+void hook_live_prefetch(uint64_t addr);
 
 /* Lock-free membership test; may be stale under concurrent mutation (re-check under the lock). */
 int hook_live_contains(uint64_t addr);

@@ -58,6 +58,7 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
     r->counters = (struct hook_counters){0};
     hook_sampler_init(&r->sampler, cfg->rate, cfg->seed);
     r->max_frames = cfg->max_frames;
+    r->exact = cfg->rate <= 1;
     r->layout = *layout;
     r->tstate_get = tstate_get;
     hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes);
@@ -101,13 +102,10 @@ static void drop(size_t size)
     hook_counter_add(&hook_recorder.counters.dropped_bytes, size);
 }
 
-/* Under the lock: a FREE record for addr if it is in the live table. */
-static void forget_block(uint64_t addr)
+/* Under the lock: the FREE record of a sampled block of size bytes. */
+static void block_freed(uint64_t addr, uint64_t size)
 {
     struct hook_counters *c = &hook_recorder.counters;
-    uint64_t size;
-    if (hook_live_remove(addr, &size) != 0)
-        return;
     hook_counter_add(&c->live_sampled_bytes, -size);
     if (hook_ring_put_free(&hook_recorder.ring, addr) == 0)
         hook_counter_add(&c->sampled_frees, 1);
@@ -120,6 +118,8 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
     struct hook_recorder *r = &hook_recorder;
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
     int truncated = 0;
+    if (!r->exact)
+        hook_live_prefetch((uint64_t)(uintptr_t)ptr); /* loads while we walk the stack */
     const void *tstate = r->tstate_get();
     uint32_t nframes = hook_stack_capture(&r->layout, tstate, frames, r->max_frames, &truncated);
     if (truncated)
@@ -134,9 +134,23 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
         return;
     }
     uint64_t addr = (uint64_t)(uintptr_t)ptr;
-    /* Still in the table: its free went by unseen (another allocator freed it). */
-    forget_block(addr);
-    if (hook_live_insert(addr, size) != 0) {
+    if (r->exact) {
+        if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags, frames,
+                                nframes) == 0) {
+            hook_counter_add(&r->counters.sampled_allocs, 1);
+            if (truncated)
+                hook_counter_add(&r->counters.truncated_stacks, 1);
+        } else {
+            drop(size);
+        }
+        lock_release();
+        return;
+    }
+    uint64_t stale;
+    int added = hook_live_insert(addr, size, &stale);
+    if (added == 1) /* still in the table: its free went by unseen (another allocator) */
+        block_freed(addr, stale);
+    if (added < 0) {
         drop(size);
     } else if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags, frames,
                                    nframes) != 0) {
@@ -154,13 +168,24 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
 
 void hook_record_sampled_free(void *ptr)
 {
-    if (!hook_live_contains((uint64_t)(uintptr_t)ptr))
-        return; /* the filter's false positive: no need for the lock */
+    /* No lock-free look at the table first: the filter rarely lies, and the probe is the
+     * expensive part (a cache miss in a big table), so it is done once, under the lock. */
     if (!lock_try()) {
         drop(0);
         return;
     }
-    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
-        forget_block((uint64_t)(uintptr_t)ptr);
+    uint64_t addr = (uint64_t)(uintptr_t)ptr, size;
+    if (!__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE)) {
+        lock_release();
+        return;
+    }
+    if (hook_recorder.exact) {
+        if (hook_ring_put_free(&hook_recorder.ring, addr) == 0)
+            hook_counter_add(&hook_recorder.counters.sampled_frees, 1);
+        else
+            drop(0);
+    } else if (hook_live_remove(addr, &size) == 0) {
+        block_freed(addr, size);
+    }
     lock_release();
 }

@@ -11,6 +11,12 @@
  * read them). The slow path takes a try-lock anyway, so a C extension that breaks the GIL rule
  * makes us drop an event, never corrupt the ring; a contended lock drops and counts.
  *
+ * Exact mode (rate 1): every allocation is recorded, so every free while recording is of a
+ * recorded block or of one allocated before the session, which memsnap ignores as an unknown
+ * address. The live table, whose probes were half of the hook's cost at rate 1 (a cache miss
+ * per allocation and per free in a table as big as the heap), is skipped: every free gets a
+ * FREE record and live_sampled_bytes is not maintained (memsnap's own live set is exact).
+ *
  * After hook_recorder_end() returns, nothing in the recorder touches the shared region again
  * (slow paths check `active` under the lock).
  */
@@ -44,6 +50,7 @@ struct hook_recorder {
     uint32_t active; /* 1 while the ring may be written (read under the lock) */
     uint32_t lock;   /* try-lock for ring + live table */
     uint32_t max_frames;
+    uint32_t exact; /* rate <= 1: every block is sampled, so no live table (see below) */
     struct hook_stack_layout layout;
     struct hook_ring ring;
     void *(*tstate_get)(void);
@@ -88,12 +95,20 @@ static inline void hook_record_alloc(void *ptr, size_t size, uint32_t flags)
         hook_record_sampled_alloc(ptr, size, flags);
 }
 
-/* Every free of a non-NULL block while recording (before the block goes back). */
-static inline void hook_record_free(void *ptr)
+/* Every free of a non-NULL block while recording, in two steps around the original free so
+ * the table probe's cache miss overlaps it: hook_record_free_begin() counts the free and
+ * returns 1 when the block may be sampled; then, after the original free (still under the
+ * GIL, so no other thread can have been given the address meanwhile),
+ * hook_record_sampled_free() removes it and records the FREE. */
+static inline int hook_record_free_begin(void *ptr)
 {
     hook_counter_add(&hook_recorder.counters.free_count, 1);
-    if (__builtin_expect(hook_live_maybe((uint64_t)(uintptr_t)ptr), 0))
-        hook_record_sampled_free(ptr);
+    if (hook_recorder.exact)
+        return 1;
+    if (__builtin_expect(!hook_live_maybe((uint64_t)(uintptr_t)ptr), 1))
+        return 0;
+    hook_live_prefetch((uint64_t)(uintptr_t)ptr);
+    return 1;
 }
 
 #endif

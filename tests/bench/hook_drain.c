@@ -6,7 +6,8 @@
  * Asks PYTHON for its version, builds the hook config for it (hook_config_build), runs
  * tests/py/hook_bench.py with it, maps the ring from the "hookfd N" line, waits for RECORDING,
  * says "go", then heartbeats and drains every 10 ms (as memsnap attach does) until the script
- * exits, copying the script's stdout to ours. HOOK_RING_BYTES overrides the ring size. Prints the
+ * exits, copying the script's stdout to ours. HOOK_RING_BYTES overrides the ring size,
+ * HOOK_DRAIN_MS the 10 ms between drains. Prints the
  * hook's counters to stderr and exits with the script's status; with HOOK_TIME_FILE set, writes the
  * script process's own "wall user sys" seconds there (as /usr/bin/time -f "%e %U %S"). Built by
  * scripts/bench.d/hook.sh against build/libmemsnap.a.
@@ -126,9 +127,11 @@ int main(int argc, char **argv)
         return 1;
     /* Forward the script's output; drain every 10 ms until it closes stdout. */
     int outfd = fileno(child_out);
+    const char *ms_env = getenv("HOOK_DRAIN_MS");
+    int drain_ms = ms_env ? atoi(ms_env) : 10;
     for (;;) {
         struct pollfd pfd = {.fd = outfd, .events = POLLIN};
-        int pr = poll(&pfd, 1, 10);
+        int pr = poll(&pfd, 1, drain_ms);
         ring_reader_heartbeat(&r);
         if (ring_reader_drain(&r, count_event, &events, &err) < 0) {
             fprintf(stderr, "hook_drain: %s\n", err.msg);

@@ -103,7 +103,7 @@ static void test_live_table(void **state)
             live--;
         } else {
             assert_int_equal(hook_live_remove(addr[i], &size), -1);
-            assert_int_equal(hook_live_insert(addr[i], (uint64_t)i), 0);
+            assert_int_equal(hook_live_insert(addr[i], (uint64_t)i, &size), 0);
             in[i] = 1;
             live++;
         }
@@ -123,9 +123,17 @@ static void test_live_table(void **state)
     /* a second session starts empty and small again */
     assert_int_equal(hook_live_begin(), 0);
     assert_int_equal(live_current->bits, LIVE_MIN_BITS);
-    assert_int_equal(hook_live_insert(addr[5], 5), 0);
+    uint64_t old = 0;
+    assert_int_equal(hook_live_insert(addr[5], 5, &old), 0);
     assert_int_equal(hook_live_contains(addr[5]), 1);
-    assert_int_equal(hook_live_insert(0, 1), -1);
+    /* a block whose free went unseen: replaced in place, the old size reported */
+    assert_int_equal(hook_live_insert(addr[5], 7, &old), 1);
+    assert_int_equal(old, 5);
+    assert_int_equal(hook_live_count(), 1);
+    uint64_t size = 0;
+    assert_int_equal(hook_live_remove(addr[5], &size), 0);
+    assert_int_equal(size, 7);
+    assert_int_equal(hook_live_insert(0, 1, &old), -1);
     hook_live_reset();
     free(addr);
     free(in);
