@@ -61,7 +61,8 @@ char *units_duration(int64_t ns, char *buf, size_t len)
         snprintf(buf, len, "%.1f s", s);
     else if (s < 3600.0)
         snprintf(buf, len, "%d min %d s", (int)(s / 60), (int)s % 60);
-    else
-        snprintf(buf, len, "%d h %d min", (int)(s / 3600), ((int)s % 3600) / 60);
+    else /* integer seconds: a hostile duration must not overflow an int */
+        snprintf(buf, len, "%lld h %lld min", (long long)(ns / 1000000000 / 3600),
+                 (long long)(ns / 1000000000 % 3600 / 60));
     return buf;
 }

@@ -285,6 +285,8 @@ static void test_units(void **state)
     assert_string_equal(units_count(INT64_MIN, b, sizeof b), "-9,223,372,036,854,775,808");
     assert_string_equal(units_duration(850000000, b, sizeof b), "850 ms");
     assert_string_equal(units_duration(200000000000ll, b, sizeof b), "3 min 20 s");
+    assert_string_equal(units_duration(7500000000000ll, b, sizeof b), "2 h 5 min");
+    assert_string_equal(units_duration(INT64_MAX, b, sizeof b), "2562047 h 47 min");
     assert_string_equal(units_bytes(1 << 20, b, 4), "1.0");
 }
 

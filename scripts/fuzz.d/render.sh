@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# render.sh - fuzzes the renderer behind the profile reader (tests/fuzz/fuzz_render.c) with
+# libFuzzer + ASan + UBSan for FUZZ_SECONDS (default 60), seeded with the reader's corpus and
+# the renderer's demo profiles. Fails on any crash, leak, sanitizer report or timeout; the
+# input is kept in $BUILD/fuzz/render-artifacts/. The first byte of an input picks options.
+set -uo pipefail
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$here"
+build="${BUILD:-build}"
+seconds="${FUZZ_SECONDS:-60}"
+cc="${FUZZ_CC:-clang}"
+if ! command -v "$cc" >/dev/null 2>&1; then
+  echo "SKIP: $cc is not installed, renderer not fuzzed"; exit 0
+fi
+out="$build/fuzz"
+mkdir -p "$out/render-corpus" "$out/render-artifacts" "$build/gen"
+make -s BUILD="$build" "$build/gen/flame_assets.h" "$build/gen/profile.pb-c.c" "$build/libmemsnap.a" \
+  || exit 1
+bin="$out/fuzz_render"
+# shellcheck disable=SC2046  (the commands are left out: they need main.c's ms_report)
+if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -Isampler -Iproto -Irender -I"$build/gen" \
+  tests/fuzz/fuzz_render.c proto/*.c $(ls render/*.c | grep -v '/cmd_') sampler/error.c "$build/gen/profile.pb-c.c" \
+  -lprotobuf-c -lz -lm -o "$bin"; then
+  echo "render fuzzer: build failed" >&2; exit 1
+fi
+# Seeds: each reader seed and demo profile, prefixed with an options byte, decompressed.
+cc -std=c11 -D_GNU_SOURCE -O2 -Isampler -Iproto -o "$out/gen_render_profile" \
+  tests/bench/gen_render_profile.c "$build/libmemsnap.a" \
+  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib) -lm -lpthread || exit 1
+"$out/gen_render_profile" demo "$out/demo.pb" && "$out/gen_render_profile" demo-after "$out/after.pb"
+n=0
+for f in tests/fuzz/corpus/profile/* "$out/demo.pb" "$out/after.pb"; do
+  [ -f "$f" ] || continue
+  for o in 0 3 6 9; do
+    { printf "\\x$(printf %02x $o)"; gzip -dc "$f" 2>/dev/null || cat "$f"; } > "$out/render-corpus/seed-$n-$o"
+  done
+  n=$((n + 1))
+done
+echo "render fuzzer: ${seconds}s"
+"$bin" "$out/render-corpus" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+  -rss_limit_mb=2560 -artifact_prefix="$out/render-artifacts/" -print_final_stats=1 \
+  >"$out/render-fuzz.log" 2>&1
+rc=$?
+grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$out/render-fuzz.log"
+if [ $rc -ne 0 ]; then
+  tail -40 "$out/render-fuzz.log" >&2
+  echo "render fuzzer: FAILED (inputs in $out/render-artifacts/)" >&2; exit 1
+fi
+echo "render fuzzer: no crash in ${seconds}s"
