@@ -50,7 +50,7 @@ all: deps $(BUILD)/memsnap
 
 # Installs missing system packages (apt) once; the stamp is refreshed when the script changes.
 deps: $(BUILD)/.deps-ok
-$(BUILD)/.deps-ok: scripts/install-deps.sh
+$(BUILD)/.deps-ok: scripts/install-deps.sh $(wildcard tests/*/package.json)
 	@bash scripts/install-deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
