@@ -277,11 +277,16 @@ static void compensate_timeout(struct inject_thread *t)
     remote_write(t->pid, addr, tv, sizeof tv, NULL);
 }
 
+/* Ends the session. An adopted thread stays stopped and traced for its owner, so held
+ * signals sent now stay pending until the owner lets it go; its stop was the owner's, not an
+ * interrupted syscall of ours, so no timeout needs compensating. */
 static void finish_detach(struct inject_thread *t)
 {
-    if (!t->hijacked && !t->abandoned)
-        compensate_timeout(t);
-    ptrace(PTRACE_DETACH, t->tid, 0, 0);
+    if (!t->adopted) {
+        if (!t->hijacked && !t->abandoned)
+            compensate_timeout(t);
+        ptrace(PTRACE_DETACH, t->tid, 0, 0);
+    }
     t->seized = 0;
     t->timing.stopped_ns = now_ns() - t->stop_started_ns;
     redeliver_held(t);
@@ -313,6 +318,35 @@ static int seize_error(pid_t pid, pid_t tid, int e, ms_error *err)
                             (int)pid);
     return ms_error_errno(err, e, "ptrace(PTRACE_SEIZE) of thread %d of process %d", (int)tid,
                           (int)pid);
+}
+
+/* The back half of attaching, at a stop: the registers as found, their normalised form and
+ * the XSAVE image. On failure the session is ended (finish_detach). */
+static int save_context(struct inject_thread *t, ms_error *err)
+{
+    pid_t tid = t->tid;
+    if (ptrace(PTRACE_GETREGS, tid, 0, &t->raw) < 0) {
+        int e = errno;
+        finish_detach(t);
+        return ms_error_errno(err, e, "reading the registers of thread %d", (int)tid);
+    }
+    t->norm = t->raw;
+    inject_regs_normalise(&t->norm);
+    if (!t->xstate && !(t->xstate = malloc(INJECT_XSTATE_MAX))) {
+        finish_detach(t);
+        return ms_error_set(err, "out of memory");
+    }
+    struct iovec iov = {t->xstate, INJECT_XSTATE_MAX};
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0) {
+        int e = errno;
+        finish_detach(t);
+        return ms_error_errno(err, e,
+                              "reading the XSAVE state of thread %d (a CPU without XSAVE is not "
+                              "supported)",
+                              (int)tid);
+    }
+    t->xstate_len = iov.iov_len;
+    return 0;
 }
 
 int inject_attach(struct inject_thread *t, pid_t pid, pid_t tid, int timeout_ms, ms_error *err)
@@ -376,29 +410,23 @@ int inject_attach(struct inject_thread *t, pid_t pid, pid_t tid, int timeout_ms,
         ptrace(PTRACE_CONT, tid, 0, 0);
     }
     t->stop_started_ns = now_ns();
-    if (ptrace(PTRACE_GETREGS, tid, 0, &t->raw) < 0) {
-        int e = errno;
-        finish_detach(t);
-        return ms_error_errno(err, e, "reading the registers of thread %d", (int)tid);
-    }
-    t->norm = t->raw;
-    inject_regs_normalise(&t->norm);
-    if (!t->xstate && !(t->xstate = malloc(INJECT_XSTATE_MAX))) {
-        finish_detach(t);
-        return ms_error_set(err, "out of memory");
-    }
-    struct iovec iov = {t->xstate, INJECT_XSTATE_MAX};
-    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0) {
-        int e = errno;
-        finish_detach(t);
-        return ms_error_errno(err, e,
-                              "reading the XSAVE state of thread %d (a CPU without XSAVE is not "
-                              "supported)",
-                              (int)tid);
-    }
-    t->xstate_len = iov.iov_len;
+    if (save_context(t, err) < 0)
+        return -1;
     note_stop(t, start);
     return 0;
+}
+
+int inject_adopt(struct inject_thread *t, pid_t pid, pid_t tid, ms_error *err)
+{
+    uint8_t *keep = t->xstate;
+    memset(t, 0, sizeof *t);
+    t->xstate = keep;
+    t->pid = pid;
+    t->tid = tid;
+    t->seized = 1;
+    t->adopted = 1;
+    t->stop_started_ns = now_ns();
+    return save_context(t, err);
 }
 
 int inject_release(struct inject_thread *t, ms_error *err)

@@ -12,6 +12,10 @@
  *   inject_call(&t, fn, args, ...)  run fn(args...) in the thread; any number of times
  *   inject_finish(&t)               put every register and the stub bytes back; detach
  *
+ * A thread memsnap already traces for another reason (`memsnap run` holds its child stopped
+ * at Py_RunMain) enters through inject_adopt instead of inject_attach; its session ends with
+ * the thread restored but still stopped and traced, and the caller detaches it.
+ *
  * Why it is safe at every instant, including memsnap being SIGKILLed (the kernel then detaches
  * the thread and it runs on):
  *   - The saved context is NORMALISED: a thread stopped inside an interrupted syscall is
@@ -73,6 +77,7 @@ struct inject_thread {
     int abandoned;  /* a call timed out; the thread was left to finish it on its own */
     int stub_owned; /* we wrote the stub and must restore the original bytes */
     int at_marker;  /* stopped at the marker's syscall-entry (registers are the stub's) */
+    int adopted;    /* the caller traced tid before us and detaches it (inject_adopt) */
     struct user_regs_struct raw;  /* as found at the interrupt-stop */
     struct user_regs_struct norm; /* raw, normalised to a plain user-space context */
     uint8_t *xstate;              /* XSAVE image as the kernel reported it (malloc'd) */
@@ -100,6 +105,16 @@ int inject_target_check(pid_t pid, ms_error *err);
 /* Seizes thread tid of process pid and waits (up to timeout_ms) for its interrupt-stop, then
  * saves its registers and XSAVE state. Fills *t (which the caller zeroes or reuses). */
 int inject_attach(struct inject_thread *t, pid_t pid, pid_t tid, int timeout_ms, ms_error *err);
+
+/* Takes over thread tid of process pid, which the CALLER already traces (seized with
+ * PTRACE_O_TRACESYSGOOD, which tells the stub's marker from signals) and which sits in a
+ * ptrace-stop now: saves its registers and XSAVE state as inject_attach does, without the
+ * checks that refuse a traced process. Every later step works as for an attached thread,
+ * except that the session's end (inject_finish, inject_release, or a failure) does not
+ * detach: the thread is left restored, stopped and traced, for the caller to let go. Signals
+ * that arrived during the calls are re-sent with tgkill and stay pending until then.
+ * Returns 0, or -1 with err (the thread is not stopped, or its state cannot be read). */
+int inject_adopt(struct inject_thread *t, pid_t pid, pid_t tid, ms_error *err);
 
 /* Detaches a thread that was attached but not hijacked (or finished); re-delivers held
  * signals. Safe to call twice. */

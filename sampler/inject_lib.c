@@ -311,15 +311,11 @@ static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const
     return 0;
 }
 
-int inject_library(pid_t pid, const void *image, size_t len, const char *start_symbol,
-                   const void *arg, size_t arg_len, struct inject_result *res, ms_error *err)
-{
-    return inject_library_on_thread(pid, 0, image, len, start_symbol, arg, arg_len, res, err);
-}
-
-int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len,
-                             const char *start_symbol, const void *arg, size_t arg_len,
-                             struct inject_result *res, ms_error *err)
+/* The whole session. adopt: tid is already traced and stopped by the caller (inject_adopt),
+ * else it is attached here (tid > 0) or chosen at a safe point (tid 0). */
+static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, size_t len,
+                           const char *start_symbol, const void *arg, size_t arg_len,
+                           struct inject_result *res, ms_error *err)
 {
     struct inject_result local;
     if (!res)
@@ -328,7 +324,7 @@ int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len
     long long t0 = now_ns();
     if (!image || len < 64 || !start_symbol)
         return ms_error_set(err, "inject_library: no library image or start symbol");
-    if (inject_target_check(pid, err) < 0)
+    if (!adopt && inject_target_check(pid, err) < 0)
         return -1;
 
     char name[256];
@@ -360,8 +356,9 @@ int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len
     struct safepoint_stats sp;
     long long s0 = now_ns();
     memset(&sp, 0, sizeof sp);
-    int rc = tid > 0 ? inject_attach(&t, pid, tid, SAFEPOINT_DEADLINE_MS, err)
-                     : safepoint_acquire(pid, &t, SAFEPOINT_DEADLINE_MS, &sp, err);
+    int rc = adopt     ? inject_adopt(&t, pid, tid, err)
+             : tid > 0 ? inject_attach(&t, pid, tid, SAFEPOINT_DEADLINE_MS, err)
+                       : safepoint_acquire(pid, &t, SAFEPOINT_DEADLINE_MS, &sp, err);
     res->safepoint_ns = now_ns() - s0;
     res->candidates_refused = sp.refused;
     if (rc < 0) {
@@ -426,4 +423,26 @@ int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len
     }
     res->wall_ns = now_ns() - t0;
     return rc;
+}
+
+int inject_library(pid_t pid, const void *image, size_t len, const char *start_symbol,
+                   const void *arg, size_t arg_len, struct inject_result *res, ms_error *err)
+{
+    return inject_library_on_thread(pid, 0, image, len, start_symbol, arg, arg_len, res, err);
+}
+
+int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len,
+                             const char *start_symbol, const void *arg, size_t arg_len,
+                             struct inject_result *res, ms_error *err)
+{
+    return library_session(pid, tid, 0, image, len, start_symbol, arg, arg_len, res, err);
+}
+
+int inject_library_adopted(pid_t pid, pid_t tid, const void *image, size_t len,
+                           const char *start_symbol, const void *arg, size_t arg_len,
+                           struct inject_result *res, ms_error *err)
+{
+    if (tid <= 0)
+        return ms_error_set(err, "inject_library_adopted: no thread given");
+    return library_session(pid, tid, 1, image, len, start_symbol, arg, arg_len, res, err);
 }

@@ -53,4 +53,13 @@ int inject_library_on_thread(pid_t pid, pid_t tid, const void *image, size_t len
                              const char *start_symbol, const void *arg, size_t arg_len,
                              struct inject_result *res, ms_error *err);
 
+/* The same on thread tid of pid that the CALLER already traces and holds in a ptrace-stop at
+ * a safe point (`memsnap run`: the main thread at Py_RunMain, which holds the GIL and no
+ * lock of libc's). The process is not checked for being traced (it is, by us); the thread is
+ * taken over with inject_adopt and is left restored, stopped and traced: the caller detaches
+ * it, in every case, success or not. */
+int inject_library_adopted(pid_t pid, pid_t tid, const void *image, size_t len,
+                           const char *start_symbol, const void *arg, size_t arg_len,
+                           struct inject_result *res, ms_error *err);
+
 #endif

@@ -376,6 +376,13 @@ int launch_detach(struct launch *l, ms_error *err)
 {
     if (!l->traced)
         return 0;
+    /* The injector may have left the child at a syscall stop, where PTRACE_DETACH's signal
+     * argument is not honoured: queue the held stop signal instead; it is delivered as soon
+     * as the child runs untraced. */
+    if (l->held_stop_signal) {
+        kill(l->pid, l->held_stop_signal);
+        l->held_stop_signal = 0;
+    }
     return detach_running(l, err);
 }
 
