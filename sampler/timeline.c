@@ -99,11 +99,18 @@ int timeline_sample(struct timeline *tl, int64_t t_ns, int64_t heap, ms_error *e
         tl->peak_heap = heap;
         tl->peak_heap_ns = t_ns;
     }
+    /* Samples between kept points fold into the next one as maxima, so a short spike is
+     * still drawn. */
+    if (tl->rss > tl->pending_rss)
+        tl->pending_rss = tl->rss;
+    if (heap > tl->pending_heap)
+        tl->pending_heap = heap;
     if (t_ns < tl->next_ns)
         return 0;
     if (tl->n_points == TIMELINE_MAX_POINTS)
         timeline_decimate(tl);
-    tl->points[tl->n_points++] = (struct profile_point){t_ns, tl->rss, heap};
+    tl->points[tl->n_points++] = (struct profile_point){t_ns, tl->pending_rss, tl->pending_heap};
+    tl->pending_rss = tl->pending_heap = 0;
     tl->next_ns = t_ns + tl->interval_ns;
     return 0;
 }

@@ -6,7 +6,8 @@
  * descriptor opened once, which costs one small read per sample. The heap is whatever the
  * caller measures (the collector's unbiased live bytes, exact at rate 1).
  *
- * Points are kept at most every TIMELINE_INTERVAL_NS. So that an hour-long recording stays
+ * Points are kept at most every TIMELINE_INTERVAL_NS, each carrying the maxima of the samples
+ * since the previous one. So that an hour-long recording stays
  * small, the buffer holds at most TIMELINE_MAX_POINTS: when it fills, neighbouring points are
  * merged pairwise (keeping the larger RSS and heap, so spikes survive) and the interval
  * doubles. Peaks are tracked on every sample, not only on kept points.
@@ -30,7 +31,8 @@ struct timeline {
     int64_t next_ns;     /* time of the next kept point */
     struct profile_point *points;
     size_t n_points;
-    int64_t rss; /* latest sample */
+    int64_t rss;                       /* latest sample */
+    int64_t pending_rss, pending_heap; /* maxima since the last kept point */
     int64_t peak_rss, peak_rss_ns;
     int64_t peak_heap, peak_heap_ns;
 };
