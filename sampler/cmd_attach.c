@@ -1,12 +1,366 @@
 /*
- * cmd_attach.c - placeholder until `memsnap attach` lands; replaced by its implementation.
+ * cmd_attach.c - `memsnap attach <pid>... [--duration S] [-o FILE] [--rate BYTES] [--quiet]`.
+ *
+ * Records every given process concurrently from this one thread (each is a session, polled
+ * every SESSION_DRAIN_INTERVAL_MS), for --duration seconds of recording each, or until
+ * SIGINT/SIGTERM, then stops every hook cleanly and writes one profile per process.
+ *
+ * Output names: -o FILE for one pid; with several pids the pid is inserted before the
+ * extension (leak.pb -> leak-1234.pb); default memsnap-<pid>-<YYYYmmdd-HHMMSS>.pb. A process
+ * that exits during the window still gets its profile (what was recorded until it exited);
+ * that is reported and is not a failure. Exit status 1 if any process could not be recorded.
+ *
+ * --stats prints, per process on stderr, the attach latency (command start -> hook
+ * recording) and the injection's longest pause of the target thread (for benchmarks).
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "commands.h"
+#include "hook_config.h"
+#include "progress.h"
+#include "session.h"
+
+#define ATTACH_MAX_PIDS 64
+
+static const char attach_usage[] =
+    "usage: memsnap attach <pid>... [--duration S] [-o FILE] [--rate BYTES] [--quiet]\n"
+    "\n"
+    "Injects memsnap's allocation hook into running CPython processes (3.8-3.13), records\n"
+    "which Python stacks allocate and keep memory, detaches, and writes a pprof profile per\n"
+    "process (render it with 'memsnap render FILE > out.svg').\n"
+    "\n"
+    "  --duration S   record S seconds (default: until Ctrl-C)\n"
+    "  -o FILE        output file (several pids: the pid is inserted before the extension);\n"
+    "                 default memsnap-<pid>-<YYYYmmdd-HHMMSS>.pb\n"
+    "  --rate BYTES   mean bytes between sampled allocations (suffix k or m for KiB, MiB;\n"
+    "                 1 = every allocation); default 512k\n"
+    "  --quiet        no progress line\n"
+    "  --stats        print attach latency and the target's longest pause to stderr\n";
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static int parse_pid(const char *s, pid_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v <= 0 || v > 4194304) /* PID_MAX_LIMIT */
+        return -1;
+    *out = (pid_t)v;
+    return 0;
+}
+
+static int parse_rate(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    unsigned long long mult = 1;
+    if (*end == 'k' || *end == 'K')
+        mult = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mult = 1024 * 1024, end++;
+    if (*end || v == 0 || v > (1ull << 40) / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+static int parse_duration(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 1e7)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The output path of one process. */
+static void output_path(char *out, size_t n, const char *given, pid_t pid, int several,
+                        time_t started)
+{
+    if (!given) {
+        struct tm tm;
+        localtime_r(&started, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(out, n, "memsnap-%d-%s.pb", (int)pid, stamp);
+        return;
+    }
+    if (!several) {
+        snprintf(out, n, "%s", given);
+        return;
+    }
+    const char *slash = strrchr(given, '/');
+    const char *dot = strrchr(given, '.');
+    if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : given))
+        snprintf(out, n, "%s-%d", given, (int)pid);
+    else
+        snprintf(out, n, "%.*s-%d%s", (int)(dot - given), given, (int)pid, dot);
+}
+
+/* Refuses an output whose directory is missing or not writable before touching any
+ * target, rather than after a long recording. */
+static int output_dir_writable(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (access(dir, W_OK | X_OK) == 0)
+        return 0;
+    char msg[4200];
+    snprintf(msg, sizeof msg, "cannot write the profile to %s: %s: %s", path, dir, strerror(errno));
+    ms_report(msg);
+    return -1;
+}
+
+struct attached {
+    struct session *s;
+    pid_t pid;
+    int done;   /* stopped or ended */
+    int failed; /* nothing to write */
+};
+
+/* session_options.idle: keeps the already attached sessions' heartbeats fresh while a
+ * later one waits to retry its start. */
+struct heartbeat_all {
+    struct attached *att;
+    int n;
+};
+
+static void heartbeat_attached(void *ctx)
+{
+    struct heartbeat_all *hb = ctx;
+    for (int i = 0; i < hb->n; i++)
+        if (hb->att[i].s)
+            session_heartbeat(hb->att[i].s);
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "memsnap attach: %s; see 'memsnap attach --help'\n", msg);
+    return MS_EXIT_USAGE;
+}
+
+/* Writes one process's profile and prints where. 0 or -1 (reported). */
+static int write_one(struct attached *a, const char *given, int several, time_t started)
+{
+    ms_error err;
+    struct session_summary sum;
+    session_summary(a->s, &sum);
+    if (sum.attach_ns == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "process %d: the hook never started recording (the interpreter did not "
+                 "release its GIL, or is shutting down); nothing was written",
+                 (int)a->pid);
+        ms_report(msg);
+        return -1;
+    }
+    struct profile *p = session_build(a->s, &err);
+    if (!p) {
+        ms_report(err.msg);
+        return -1;
+    }
+    char path[4096];
+    output_path(path, sizeof path, given, a->pid, several, started);
+    if (profile_write(p, path, 1, &err) < 0) {
+        ms_report(err.msg);
+        return -1;
+    }
+    int inuse = profile_find_sample_type(p, "inuse_space");
+    int64_t in_use = 0;
+    for (size_t i = 0; inuse >= 0 && i < p->n_samples; i++)
+        in_use += p->values[i * p->n_sample_types + (size_t)inuse];
+    char bytes[32];
+    progress_format_bytes(bytes, sizeof bytes, in_use);
+    printf("wrote %s: %llu samples, %s in use, %.1f s", path, (unsigned long long)sum.samples,
+           bytes, (double)p->meta.duration_ns / 1e9);
+    if (sum.dropped_events)
+        printf(" (%llu events dropped)", (unsigned long long)sum.dropped_events);
+    if (sum.target_exited)
+        printf(" (process %d exited during the recording)", (int)a->pid);
+    printf("\n");
+    fflush(stdout);
+    return 0;
+}
 
 int cmd_attach(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    ms_report("'attach' is not built yet.");
-    return MS_EXIT_FAIL;
+    pid_t pids[ATTACH_MAX_PIDS];
+    int n_pids = 0, quiet = 0, stats = 0;
+    double duration = 0;
+    const char *given = NULL;
+    uint64_t rate = HOOK_CONFIG_DEFAULT_RATE;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(attach_usage, stdout);
+            return MS_EXIT_OK;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+        } else if (!strcmp(a, "--stats")) {
+            stats = 1;
+        } else if (!strcmp(a, "--duration") || !strcmp(a, "-d")) {
+            if (++i == argc || parse_duration(argv[i], &duration) < 0)
+                return usage_error("--duration needs a positive number of seconds");
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (++i == argc || !argv[i][0])
+                return usage_error("-o needs a file name");
+            given = argv[i];
+        } else if (!strcmp(a, "--rate")) {
+            if (++i == argc || parse_rate(argv[i], &rate) < 0)
+                return usage_error("--rate needs a number of bytes >= 1 (e.g. 1, 4096, 512k)");
+        } else if (a[0] == '-') {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown option '%.60s'", a);
+            return usage_error(msg);
+        } else {
+            if (n_pids == ATTACH_MAX_PIDS)
+                return usage_error("too many pids (at most 64)");
+            if (parse_pid(a, &pids[n_pids]) < 0) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "'%.60s' is not a process id", a);
+                return usage_error(msg);
+            }
+            for (int k = 0; k < n_pids; k++)
+                if (pids[k] == pids[n_pids])
+                    return usage_error("a pid is given twice");
+            n_pids++;
+        }
+    }
+    if (n_pids == 0)
+        return usage_error("no pid given");
+
+    time_t started = time(NULL);
+    for (int i = 0; i < n_pids; i++) {
+        char path[4096];
+        output_path(path, sizeof path, given, pids[i], n_pids > 1, started);
+        if (output_dir_writable(path) < 0)
+            return MS_EXIT_FAIL;
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int64_t started_ns = now_ns();
+    struct attached att[ATTACH_MAX_PIDS];
+    struct heartbeat_all hb = {att, 0};
+    struct session_options opt = {
+        .rate = rate, .track_peak = 0, .idle = heartbeat_attached, .idle_ctx = &hb};
+    int status = MS_EXIT_OK, live = 0;
+    for (int i = 0; i < n_pids; i++) {
+        ms_error err;
+        att[i] = (struct attached){.pid = pids[i]};
+        hb.n = i;
+        if (stop_signal || session_attach(pids[i], &opt, &att[i].s, &err) < 0) {
+            if (!stop_signal)
+                ms_report(err.msg);
+            att[i].failed = att[i].done = 1;
+            status = MS_EXIT_FAIL;
+            continue;
+        }
+        live++;
+    }
+
+    struct progress pr;
+    progress_init(&pr, quiet);
+    int64_t limit_ns = duration > 0 ? (int64_t)(duration * 1e9) : -1;
+    while (live > 0) {
+        int64_t now = now_ns();
+        struct progress_status ps[ATTACH_MAX_PIDS];
+        size_t n_ps = 0;
+        for (int i = 0; i < n_pids; i++) {
+            struct attached *a = &att[i];
+            if (a->done)
+                continue;
+            ms_error err;
+            int rc = session_poll(a->s, now, &err);
+            if (rc < 0) {
+                progress_clear(&pr);
+                ms_report(err.msg);
+                status = MS_EXIT_FAIL;
+            }
+            if (session_ended(a->s)) {
+                a->done = 1;
+                live--;
+                continue;
+            }
+            struct session_summary sum;
+            session_summary(a->s, &sum);
+            int over = limit_ns > 0 && ((sum.attach_ns && sum.elapsed_ns >= limit_ns) ||
+                                        (!sum.attach_ns && now - started_ns >= limit_ns + 5e9));
+            if (over || stop_signal)
+                session_request_stop(a->s, now);
+            ps[n_ps++] = (struct progress_status){
+                .pid = (int)a->pid,
+                .elapsed_s = (double)sum.elapsed_ns / 1e9,
+                .remaining_s = limit_ns > 0 ? (double)(limit_ns - sum.elapsed_ns) / 1e9 : -1,
+                .events = sum.events,
+                .heap = sum.heap,
+                .rss = sum.rss,
+                .recording = sum.phase == SESSION_RECORDING,
+            };
+        }
+        progress_show(&pr, now, ps, n_ps);
+        if (live > 0) {
+            struct timespec ts = {0, SESSION_DRAIN_INTERVAL_MS * 1000000l};
+            nanosleep(&ts, NULL); /* a stop signal cuts it short */
+        }
+    }
+    progress_clear(&pr);
+
+    for (int i = 0; i < n_pids; i++) {
+        struct attached *a = &att[i];
+        if (a->failed)
+            continue;
+        if (stats) {
+            struct session_summary sum;
+            session_summary(a->s, &sum);
+            fprintf(stderr,
+                    "memsnap: stats pid=%d attach_ms=%.2f inject_total_ms=%.2f "
+                    "inject_pause_ms=%.3f events=%llu dropped=%llu\n",
+                    (int)a->pid, (double)sum.attach_ns / 1e6, (double)sum.inject_total_ns / 1e6,
+                    (double)sum.inject_pause_ns / 1e6, (unsigned long long)sum.events,
+                    (unsigned long long)sum.dropped_events);
+        }
+        if (write_one(a, given, n_pids > 1, started) < 0)
+            status = MS_EXIT_FAIL;
+        session_free(a->s);
+    }
+    return status;
 }
