@@ -9,6 +9,7 @@
  * watchdog, silence from fork children, SIGINT reaching the main thread, synchronous install.
  * Every installed Python (Debian's and pyenv's 3.8 - 3.13) runs every test.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -279,6 +280,87 @@ static void host_quit(struct host *h)
     free(h->seen.exact_addrs);
 }
 
+/* Lines of /proc/PID/maps naming the ring, and descriptors of PID pointing at it. */
+static int ring_mappings(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, MSHOOK_MEMFD_NAME) != NULL;
+    fclose(f);
+    return n;
+}
+
+static int ring_descriptors(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[320], target[256];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t k = readlink(path, target, sizeof target - 1);
+        if (k > 0) {
+            target[k] = 0;
+            n += strstr(target, MSHOOK_MEMFD_NAME) != NULL;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* The blocked-signal mask of the thread named memsnap-hook, or 0 with *found = 0. */
+static unsigned long long control_thread_sigblk(pid_t pid, int *found)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    unsigned long long mask = 0;
+    *found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && !*found) {
+        char path[320], buf[256];
+        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        int named = fgets(buf, sizeof buf, f) && strncmp(buf, "memsnap-hook", 12) == 0;
+        fclose(f);
+        if (!named)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/status", dir, e->d_name);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        while (fgets(buf, sizeof buf, f))
+            if (sscanf(buf, "SigBlk: %llx", &mask) == 1)
+                *found = 1;
+        fclose(f);
+    }
+    closedir(d);
+    return mask;
+}
+
 static int pythons(struct test_python *out)
 {
     int n = test_pythons(out, MAX_PYTHONS);
@@ -458,6 +540,78 @@ static void test_sigint_reaches_main_thread(void **state)
     }
 }
 
+/* The control thread blocks every signal (so SIGINT, SIGTERM, SIGCHLD... always reach Python's
+ * threads), the target closes its ring descriptor once memsnap has mapped it, and after stop
+ * the thread is gone and the region unmapped. */
+static void test_control_thread_and_descriptor(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        assert_true(host_start(&h, 4096, 2000, 0) >= 0);
+        int found;
+        unsigned long long mask = control_thread_sigblk(h.proc.pid, &found);
+        assert_true(found);
+        const int sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGHUP, SIGPIPE};
+        for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
+            if (!(mask & (1ull << (sigs[k] - 1))))
+                fail_msg("%s: control thread does not block signal %d (SigBlk %llx)", py[i].label,
+                         sigs[k], mask);
+        long long deadline = test_now_ms() + 1000;
+        while (ring_descriptors(h.proc.pid) != 0) {
+            if (test_now_ms() > deadline)
+                fail_msg("%s: the target still holds the ring descriptor", py[i].label);
+            host_drain(&h);
+            usleep(10000);
+        }
+        assert_int_equal(ring_mappings(h.proc.pid), 1);
+        host_stop(&h);
+        deadline = test_now_ms() + 1000;
+        while (control_thread_sigblk(h.proc.pid, &found), found || ring_mappings(h.proc.pid)) {
+            if (test_now_ms() > deadline)
+                fail_msg("%s: control thread or ring mapping left after stop", py[i].label);
+            usleep(10000);
+        }
+        host_quit(&h);
+    }
+}
+
+/* 50 start/stop cycles leave no mapping, no descriptor and no resident growth behind. */
+static void test_cycles_leave_nothing(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    /* Debian's static build and the newest pyenv one: enough for a leak, fast enough. */
+    int pick[2] = {0, n - 1};
+    for (int p = 0; p < (n > 1 ? 2 : 1); p++) {
+        const struct test_python *t = &py[pick[p]];
+        struct host h;
+        host_spawn(&h, t);
+        long before = 0;
+        char line[64];
+        for (int cycle = 0; cycle < 50; cycle++) {
+            if (cycle == 5)
+                before = rss_kib(h.proc.pid);
+            assert_true(host_start(&h, 4096, 2000, 0) >= 0);
+            host_send(&h, "hotcold 50\n");
+            host_expect(&h, "hotcold done", line, sizeof line, 10000);
+            host_stop(&h);
+        }
+        usleep(100000);
+        long after = rss_kib(h.proc.pid);
+        printf("%s: RSS %ld KiB after 5 cycles, %ld KiB after 50\n", t->label, before, after);
+        assert_int_equal(ring_mappings(h.proc.pid), 0);
+        assert_int_equal(ring_descriptors(h.proc.pid), 0);
+        assert_true(after - before < 1024);
+        host_expect_allocators(&h, 1);
+        host_quit(&h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +621,8 @@ int main(void)
         cmocka_unit_test(test_watchdog),
         cmocka_unit_test(test_fork_child_silent),
         cmocka_unit_test(test_sigint_reaches_main_thread),
+        cmocka_unit_test(test_control_thread_and_descriptor),
+        cmocka_unit_test(test_cycles_leave_nothing),
     };
     return cmocka_run_group_tests_name("hook", tests, NULL, NULL);
 }
