@@ -47,6 +47,13 @@ static char out[1 << 16], err[1 << 16];
 
 /* --- the target --- */
 
+/* Native tid of each target's worker thread, by pid (the thread label memsnap must give). */
+static struct {
+    pid_t pid;
+    long worker;
+} workers[64];
+static int n_workers;
+
 static void target_start(struct test_proc *p, const struct test_python *py)
 {
     char *argv[] = {(char *)py->path, (char *)test_py_script("attach_target.py"), NULL};
@@ -54,6 +61,19 @@ static void target_start(struct test_proc *p, const struct test_python *py)
     char line[128];
     if (test_proc_wait_line(p, "ready ", line, sizeof line, READY_MS) < 0)
         fail_msg("%s: attach_target.py did not start", py->label);
+    const char *w = strstr(line, "worker=");
+    assert_non_null(w);
+    workers[n_workers % 64].pid = p->pid;
+    workers[n_workers % 64].worker = strtol(w + 7, NULL, 10);
+    n_workers++;
+}
+
+static long worker_of(pid_t pid)
+{
+    for (int i = 0; i < 64 && i < n_workers; i++)
+        if (workers[i].pid == pid)
+            return workers[i].worker;
+    return -1;
 }
 
 static long field(const char *line, const char *key)
@@ -228,11 +248,13 @@ static void check_profile(const char *path, const struct test_python *py, pid_t 
     assert_true(p->meta.duration_ns > 500000000ll);
     assert_true(p->meta.peak_rss > 0 && p->meta.total_alloc_count > 0);
     assert_true(p->n_timeline >= 20);
-    /* The worker thread's samples carry its label; the stack goes up to the thread
-     * bootstrap, so more than one frame. */
+    /* The worker thread's samples carry its label, its native tid; the stack goes up to the
+     * thread bootstrap, so more than one frame. */
+    char label[48];
+    snprintf(label, sizeof label, "thread %ld", worker_of(pid));
     for (size_t i = 0; i < p->n_samples; i++)
         if (!strcmp(leaf_name(p, &p->samples[i]), "hot")) {
-            assert_true(!strncmp(p->strings[p->samples[i].thread], "thread ", 7));
+            assert_string_equal(p->strings[p->samples[i].thread], label);
             assert_true(p->samples[i].n_locs >= 3);
             assert_true(p->samples[i].block_bytes >= 2000 && p->samples[i].block_bytes < 2200);
         }
@@ -500,6 +522,29 @@ static void test_bad_input(void **state)
     assert_int_equal(exit_code(wait_status(m, 15000)), 0);
     read_file(log, text, sizeof text);
     assert_non_null(strstr(text, "wrote "));
+
+    /* Without ptrace permission (an unprivileged user): how to allow it, target untouched. */
+    if (access("/usr/sbin/runuser", X_OK) == 0 && getuid() == 0) {
+        char *as_nobody[] = {"/usr/sbin/runuser",
+                             "-u",
+                             "nobody",
+                             "--",
+                             (char *)test_memsnap(),
+                             "attach",
+                             pid,
+                             "--duration",
+                             "1",
+                             "-o",
+                             "/tmp/memsnap-nobody.pb",
+                             NULL};
+        int st = test_run_capture(as_nobody, out, sizeof out, err, sizeof err, RUN_MS);
+        print_message("    as nobody -> %d: %s", exit_code(st), err);
+        assert_int_equal(exit_code(st), 1);
+        assert_non_null(strstr(err, "CAP_SYS_PTRACE"));
+        assert_int_equal(access("/tmp/memsnap-nobody.pb", F_OK), -1);
+    } else {
+        print_message("SKIP: the no-permission case needs root and runuser\n");
+    }
 
     /* An unwritable output path is refused before the target is touched. */
     char *unwritable[] = {"attach", pid, "--duration", "0.3", "-o", "/nonexistent/dir/x.pb", NULL};

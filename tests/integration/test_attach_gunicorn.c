@@ -202,8 +202,11 @@ static void test_gunicorn_django_leak(void **state)
         int64_t v = p->values[i * p->n_sample_types + (size_t)t];
         total += v;
         int in_view = stack_has(p, &p->samples[i], "remember");
-        if (in_view)
+        if (in_view) {
             view += v;
+            /* the sync worker serves requests on its main thread */
+            assert_string_equal(p->strings[p->samples[i].thread], "MainThread");
+        }
         if (v > top) {
             top = v;
             top_in_view = in_view;

@@ -14,7 +14,7 @@ commands on stdin:
   idle       stop allocating
   quit       exit 0
 
-It prints "ready <pid>" once everything is running. Nothing else is ever printed, so any
+It prints "ready <pid> worker=<native tid of the worker>" once everything is running. Nothing else is ever printed, so any
 extra output would be a change memsnap caused.
 """
 import os
@@ -139,13 +139,15 @@ def main():
                 acks["event"] += 1
             event_done.set()
 
-    guarded("worker", worker)
+    worker_thread = guarded("worker", worker)
     guarded("sleeper", sleeper)
     guarded("accept", acceptor)
     guarded("select", selector)
     guarded("read", reader)
     guarded("event", waiter)
-    print("ready %d" % os.getpid(), flush=True)
+    while worker_thread.native_id is None:
+        time.sleep(0.001)
+    print("ready %d worker=%d" % (os.getpid(), worker_thread.native_id), flush=True)
 
     pokes = 0
     for line in sys.stdin:
