@@ -46,6 +46,9 @@ struct seen {
     uint64_t allocs, frees;
     uint64_t hot_n, cold_n, hot_bytes, cold_bytes;
     uint64_t hot_caller_wrong; /* hot allocations whose next frame is not outer() */
+    uint64_t hot_lasti_wrong;  /* ... whose instruction field is not inside hot()'s code */
+    int lasti_model;           /* enum py_lasti_model of this Python */
+    int32_t code_adaptive;     /* offset of the inline bytecode (3.11+) */
     uint64_t exact_size;       /* size of the blocks exact() keeps */
     uint64_t *exact_addrs;     /* addresses of those blocks, in arrival order */
     size_t exact_n, exact_cap;
@@ -128,6 +131,14 @@ static int on_event(void *ctx, const struct ring_event *ev)
         s->hot_bytes += ev->size;
         if (ev->nframes < 2 || ev->frames[1].code != s->code[CODE_OUTER])
             s->hot_caller_wrong++;
+        /* An offset into hot()'s few dozen bytes of bytecode, or a pointer into them. */
+        uint64_t lasti = ev->frames[0].lasti;
+        int ok = s->lasti_model <= PY_LASTI_WORDS
+                     ? (int64_t)lasti >= 0 && lasti < 200
+                     : lasti >= inner + (uint64_t)s->code_adaptive &&
+                           lasti < inner + (uint64_t)s->code_adaptive + 400;
+        if (!ok)
+            s->hot_lasti_wrong++;
     } else if (inner == s->code[CODE_COLD]) {
         s->cold_n++;
         s->cold_bytes += ev->size;
@@ -187,6 +198,10 @@ static void host_spawn(struct host *h, const struct test_python *py)
                      5);
     for (int i = 0; i < 5; i++)
         h->seen.code[i] = c[i];
+    const struct py_offsets *o = py_offsets_find(py->major, py->minor);
+    assert_non_null(o);
+    h->seen.lasti_model = o->lasti_model;
+    h->seen.code_adaptive = o->code_code_adaptive;
 }
 
 /* Sends the config, checks the return value; with a ring, maps it and waits for RECORDING. */
@@ -395,6 +410,7 @@ static void test_stacks_and_ratio(void **state)
         assert_true(s->hot_n > 1000);
         assert_true(s->cold_n > 100);
         assert_int_equal(s->hot_caller_wrong, 0);
+        assert_int_equal(s->hot_lasti_wrong, 0);
         if (fabs(ratio - 10.0) > 5 * sd)
             fail_msg("%s: hot/cold ratio %.2f, expected 10 +- %.2f", py[i].label, ratio, 5 * sd);
         host_expect_allocators(&h, 1);
@@ -612,6 +628,58 @@ static void test_cycles_leave_nothing(void **state)
     }
 }
 
+/* Sends cfg as is and returns what memsnap_hook_start said. */
+static int host_start_raw(struct host *h, const struct mshook_config *cfg)
+{
+    char hex[2 * sizeof *cfg + 1], line[64];
+    for (size_t k = 0; k < sizeof *cfg; k++)
+        sprintf(hex + 2 * k, "%02x", ((const unsigned char *)cfg)[k]);
+    host_send(h, "start %s\n", hex);
+    host_expect(h, "started ", line, sizeof line, 5000);
+    return atoi(line + 8);
+}
+
+/* Malformed configs and configs for another Python version are refused before anything is
+ * created or installed; a good one works afterwards. */
+static void test_bad_configs_refused(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        struct mshook_config good, c;
+        config_build(&good, &py[i], 4096, 2000, 0);
+        c = good;
+        c.magic ^= 1;
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.size -= 8;
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.ring_bytes += 4096; /* not a power of two */
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.domains = 0;
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.max_frames = MSHOOK_MAX_FRAMES + 1;
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.frame_code = -1;
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.py_version_hex ^= 1u << 16; /* offsets of another minor version: never walk them */
+        assert_int_equal(host_start_raw(&h, &c), -EPROTO);
+        assert_int_equal(ring_descriptors(h.proc.pid), 0);
+        host_expect_allocators(&h, 1);
+        assert_true(host_start(&h, 4096, 2000, 0) >= 0);
+        host_stop(&h);
+        host_quit(&h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_sigint_reaches_main_thread),
         cmocka_unit_test(test_control_thread_and_descriptor),
         cmocka_unit_test(test_cycles_leave_nothing),
+        cmocka_unit_test(test_bad_configs_refused),
     };
     return cmocka_run_group_tests_name("hook", tests, NULL, NULL);
 }
