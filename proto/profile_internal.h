@@ -61,6 +61,32 @@ void utf8_repair(const uint8_t *s, size_t len, char *dst);
 int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped,
                    struct profile **out, ms_error *err);
 
+/* --- gzip output (profile_gzip.c) --- */
+
+/* Fast deflate: our files are long runs of small varints and compress well at level 1,
+ * several times faster than the default level 6 (scripts/bench.d/profile.sh measures it). */
+#define GZIP_LEVEL       1
+#define GZIP_BLOCK_BYTES (1u << 20)
+
+/* One gzip member being written; zero-initialise it before the first gzip_stream_put. */
+struct gzip_stream {
+    int started;
+    uint32_t crc;
+    uint64_t total;
+    uint8_t dict[32768]; /* the last 32 KiB of input: the next block's dictionary */
+    size_t dict_len;
+};
+
+/* How many blocks to compress at once: the CPUs this process may run on, at most 8. */
+int gzip_stream_threads(void);
+
+/* Compresses in[0..len) (at most gzip_stream_threads() * GZIP_BLOCK_BYTES bytes), as the next
+ * part of the stream, one thread per block, and passes the compressed bytes in order to
+ * emit(), which returns 0 or -1. With last != 0 it also ends the stream (len may be 0).
+ * Returns 0, or -1 when compressing (ENOMEM) or emit() failed. */
+int gzip_stream_put(struct gzip_stream *g, const uint8_t *in, size_t len, int last,
+                    int (*emit)(void *ctx, const uint8_t *bytes, size_t n), void *ctx);
+
 /* profile_read_mem() with the input's name for error messages. */
 int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct profile **out,
                        ms_error *err);

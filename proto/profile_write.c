@@ -23,14 +23,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "profile.pb-c.h"
 
+/* Raw output is written in 1 MiB pieces; gzip output in one 1 MiB block per core. */
 #define SINK_BYTES (1u << 20)
-/* Fast deflate: our files are long runs of small varints and compress well at level 1,
- * several times faster than the default level 6 (scripts/bench.d/profile.sh measures it). */
-#define GZIP_LEVEL 1
 
 /* Profile field numbers (proto/profile.proto). */
 enum {
@@ -42,16 +39,15 @@ enum {
     F_TIMELINE = 1001,
 };
 
-/* Where bytes go: a buffer, flushed through deflate (gzip) or straight to fd. The first
- * failure is remembered (err_errno) and turns every later call into a no-op. */
+/* Where bytes go: a buffer, flushed through the parallel gzip compressor or straight to fd.
+ * The first failure is remembered (err_errno) and turns every later call into a no-op. */
 struct sink {
     int fd;
     int gzip;
-    z_stream z;
-    int z_ready;
+    struct gzip_stream *gz;
+    size_t gz_step; /* bytes handed to the compressor at once: one block per thread */
     uint8_t *buf;
     size_t len, cap;
-    uint8_t *zout;
     int err_errno;
     const char *err_what;
 };
@@ -83,36 +79,40 @@ static void write_all(struct sink *s, const uint8_t *b, size_t n)
     }
 }
 
-/* Pushes b[0..n) through deflate with `flush` (Z_NO_FLUSH or Z_FINISH) and writes output. */
-static void deflate_all(struct sink *s, const uint8_t *b, size_t n, int flush)
+/* The compressor's output callback. */
+static int sink_emit(void *ctx, const uint8_t *bytes, size_t n)
 {
-    s->z.next_in = (Bytef *)b;
-    s->z.avail_in = (uInt)n;
-    for (;;) {
-        s->z.next_out = s->zout;
-        s->z.avail_out = SINK_BYTES;
-        int rc = deflate(&s->z, flush);
-        if (rc == Z_STREAM_ERROR) {
-            sink_fail(s, EIO, "compressing");
-            return;
-        }
-        write_all(s, s->zout, SINK_BYTES - s->z.avail_out);
-        if (s->err_errno)
-            return;
-        if (flush == Z_FINISH ? rc == Z_STREAM_END : s->z.avail_in == 0 && s->z.avail_out != 0)
-            return;
+    struct sink *s = ctx;
+    write_all(s, bytes, n);
+    return s->err_errno ? -1 : 0;
+}
+
+/* Passes the buffer on; `last` ends the gzip stream. */
+static void sink_drain(struct sink *s, int last)
+{
+    if (s->err_errno)
+        return;
+    if (!s->gzip) {
+        write_all(s, s->buf, s->len);
+    } else {
+        /* The buffer can exceed gz_step after one huge element: feed it in steps. */
+        size_t at = 0;
+        do {
+            size_t n = s->len - at < s->gz_step ? s->len - at : s->gz_step;
+            if (gzip_stream_put(s->gz, s->buf + at, n, last && at + n == s->len, sink_emit, s)) {
+                sink_fail(s, errno == ENOMEM ? ENOMEM : EIO, "compressing");
+                break;
+            }
+            at += n;
+        } while (at < s->len);
     }
+    s->len = 0;
 }
 
 static void sink_flush(struct sink *s)
 {
-    if (s->err_errno || !s->len)
-        return;
-    if (s->gzip)
-        deflate_all(s, s->buf, s->len, Z_NO_FLUSH);
-    else
-        write_all(s, s->buf, s->len);
-    s->len = 0;
+    if (s->len)
+        sink_drain(s, 0);
 }
 
 static int sink_open(struct sink *s, int fd, int gzip)
@@ -121,33 +121,29 @@ static int sink_open(struct sink *s, int fd, int gzip)
     s->fd = fd;
     s->gzip = gzip;
     s->cap = SINK_BYTES;
-    s->buf = malloc(s->cap);
-    if (!s->buf)
-        return -1;
     if (gzip) {
-        s->zout = malloc(SINK_BYTES);
-        /* windowBits 15 + 16: a gzip header and trailer around the deflate stream. */
-        if (!s->zout ||
-            deflateInit2(&s->z, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        s->gz_step = (size_t)gzip_stream_threads() * GZIP_BLOCK_BYTES;
+        s->cap = s->gz_step;
+        s->gz = calloc(1, sizeof *s->gz);
+        if (!s->gz)
             return -1;
-        s->z_ready = 1;
     }
-    return 0;
+    s->buf = malloc(s->cap);
+    return s->buf ? 0 : -1;
 }
 
 static void sink_finish(struct sink *s)
 {
-    sink_flush(s);
-    if (s->gzip && !s->err_errno)
-        deflate_all(s, NULL, 0, Z_FINISH);
+    if (s->gzip)
+        sink_drain(s, 1);
+    else
+        sink_flush(s);
 }
 
 static void sink_close(struct sink *s)
 {
-    if (s->z_ready)
-        deflateEnd(&s->z);
     free(s->buf);
-    free(s->zout);
+    free(s->gz);
 }
 
 /* n contiguous bytes at the end of the buffer (growing it for one huge element), or NULL

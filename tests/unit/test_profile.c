@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -295,6 +296,77 @@ static void test_dedup_and_growth(void **state)
     assert_int_equal(profile_add_sample(p, bad_stack, 1, v, 0, 0), -1);
     assert_int_equal(p->n_samples, 1);
     profile_free(p);
+}
+
+/* Runs in a child whose address space is capped: adds to the profile until an allocation
+ * fails, then lifts the cap and checks that the profile is whole. Returns the exit code. */
+static int oom_child(void)
+{
+    struct profile *p = rich_profile();
+    struct rlimit old;
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1 || getrlimit(RLIMIT_AS, &old))
+        return 10;
+    fclose(f);
+    struct rlimit low = {(rlim_t)pages * 4096 + (64 << 20), old.rlim_max};
+    if (setrlimit(RLIMIT_AS, &low))
+        return 11;
+    char name[64];
+    int failed = 0;
+    size_t samples = p->n_samples;
+    for (int i = 0; i < 50000000 && !failed; i++) {
+        snprintf(name, sizeof name, "function_with_a_long_name_%d", i);
+        uint32_t fn = profile_add_function(p, name, "/srv/oom.py", i);
+        struct profile_line line = {fn, i};
+        uint32_t loc = fn == UINT32_MAX ? UINT32_MAX : profile_add_location(p, &line, 1);
+        uint32_t stack[16];
+        for (int k = 0; k < 16; k++)
+            stack[k] = loc == UINT32_MAX ? 0 : loc - (uint32_t)k % (loc + 1);
+        int64_t v[2] = {i, -i};
+        if (fn == UINT32_MAX || loc == UINT32_MAX)
+            failed = 1;
+        else if (profile_add_sample(p, stack, 16, v, 0, 0))
+            failed = 2;
+        else
+            samples++;
+    }
+    setrlimit(RLIMIT_AS, &old);
+    if (!failed)
+        return 12;
+    if (p->n_samples != samples)
+        return 13;
+    ms_error err;
+    const char *path = tmp_path("oom.pb.gz");
+    struct profile *q = NULL;
+    if (profile_write(p, path, 1, &err) || profile_read(path, &q, &err))
+        return 14;
+    if (q->n_samples != p->n_samples || q->n_functions != p->n_functions ||
+        q->n_locations != p->n_locations)
+        return 15;
+    profile_free(q);
+    /* And it keeps growing once memory is back. */
+    if (profile_add_function(p, "after", "/srv/oom.py", 1) == UINT32_MAX)
+        return 16;
+    profile_free(p);
+    return 0;
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    print_message("SKIP: sanitizers reserve too much address space for an RLIMIT_AS test\n");
+    return;
+#endif
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(oom_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* A write that cannot complete leaves neither a partial file nor a changed old one. */
@@ -724,6 +796,41 @@ static void test_gzip_framing(void **state)
     profile_free(p);
 }
 
+/* A profile big enough for the gzip writer to use many blocks and several batches: the
+ * compressed file must be the raw file, byte for byte, to GNU gzip's own decoder too. */
+static void test_gzip_large(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile();
+    uint32_t stack[24];
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 300000; i++) {
+        for (int k = 0; k < 24; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            stack[k] = (uint32_t)(x % p->n_locations);
+        }
+        int64_t v[2] = {(int64_t)(x % 1000), (int64_t)(x >> 40)};
+        assert_int_equal(profile_add_sample(p, stack, 1 + (uint32_t)(x % 24), v, 0, 0), 0);
+    }
+    ms_error err = {{0}};
+    const char *raw = tmp_path("large.pb"), *gz = tmp_path("large.pb.gz");
+    assert_int_equal(profile_write(p, raw, 0, &err), 0);
+    assert_int_equal(profile_write(p, gz, 1, &err), 0);
+    struct profile *q = NULL;
+    if (profile_read(gz, &q, &err))
+        fail_msg("%s", err.msg);
+    assert_same_profile(p, q);
+    profile_free(q);
+    if (access("/bin/gzip", X_OK) == 0) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "/bin/gzip -dc '%s' | cmp -s - '%s'", gz, raw);
+        assert_int_equal(system(cmd), 0);
+    } else {
+        print_message("SKIP: /bin/gzip is not installed\n");
+    }
+    profile_free(p);
+}
+
 /* --- independent encoder and decoder --- */
 
 /* Absolute path of tests/decode/<name>, found from the working directory (make runs tests
@@ -882,16 +989,12 @@ static void test_independent_decoder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_dedup_and_growth),
-        cmocka_unit_test(test_atomic_full_disk),
-        cmocka_unit_test(test_write_errors),
-        cmocka_unit_test(test_truncation_everywhere),
-        cmocka_unit_test(test_bit_flips),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_gzip_framing),
-        cmocka_unit_test(test_independent_encoder),
-        cmocka_unit_test(test_independent_decoder),
+        cmocka_unit_test(test_round_trip),          cmocka_unit_test(test_dedup_and_growth),
+        cmocka_unit_test(test_out_of_memory),       cmocka_unit_test(test_atomic_full_disk),
+        cmocka_unit_test(test_write_errors),        cmocka_unit_test(test_truncation_everywhere),
+        cmocka_unit_test(test_bit_flips),           cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_gzip_framing),        cmocka_unit_test(test_gzip_large),
+        cmocka_unit_test(test_independent_encoder), cmocka_unit_test(test_independent_decoder),
     };
     return cmocka_run_group_tests_name("profile", tests, setup, teardown);
 }
