@@ -22,11 +22,15 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "error.h"
 #include "launch.h"
+#include "profile.h"
+#include "progress.h"
+#include "run_record.h"
 
 static const char run_usage[] =
     "usage: memsnap run [-o FILE] [--rate BYTES] -- <command> [args...]\n"
@@ -200,6 +204,105 @@ static int run_unprofiled(pid_t pid)
     return exit_like(status);
 }
 
+/* ---- the profiled run ---- */
+
+/* Waits for the child's death while recording; leaves it unreaped (a zombie) so that its
+ * end can be told apart from memsnap's own trouble, and mirrors job-control stops. */
+static void record_until_exit(struct run_record *rr, pid_t pid)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
+            return; /* not our child any more: nothing left to record */
+        if (si.si_pid == pid)
+            return;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)pid, &si, WSTOPPED | WNOHANG) == 0 && si.si_pid == pid) {
+            run_record_hold(rr);
+            int sig = si.si_status;
+            if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+                raise(SIGSTOP);
+            continue;
+        }
+        int n = run_record_poll(rr);
+        /* A busy ring is drained again at once; a quiet one is looked at every 2 ms. */
+        struct timespec pause = {0, n > 0 ? 200000 : 2000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+static void default_output(char *out, size_t n, pid_t pid)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    char stamp[32] = "now";
+    if (localtime_r(&now, &tm))
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(out, n, "memsnap-%d-%s.pb", (int)pid, stamp);
+}
+
+/* "183,000" */
+static void format_count(char *out, size_t n, uint64_t v)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%" PRIu64, v);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 2 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+}
+
+/* Records the detached child to its end, writes the profile, and returns the exit status
+ * memsnap should have (the child's; 1 when the child succeeded but no profile was written). */
+static int run_profiled(struct run_record *rr, pid_t pid, const char *output)
+{
+    record_until_exit(rr, pid);
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (child_poll(pid, 0, &status, &ru) < 0) {
+        ms_report("run: lost track of the command (wait failed).");
+        return MS_EXIT_FAIL;
+    }
+    ms_error err;
+    char path[PATH_MAX];
+    if (output)
+        snprintf(path, sizeof path, "%s", output);
+    else
+        default_output(path, sizeof path, pid);
+    int wrote = run_record_end(rr, (int64_t)ru.ru_maxrss * 1024, &err) == 0 &&
+                profile_write(run_record_profile(rr), path, 1, &err) == 0;
+    const char *problem = run_record_problem(rr);
+    if (problem)
+        ms_report(problem);
+    char msg[PATH_MAX + 1200];
+    if (!wrote) {
+        snprintf(msg, sizeof msg, "run: no profile written: %s", err.msg);
+        ms_report(msg);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            return MS_EXIT_FAIL;
+        return exit_like(status);
+    }
+    struct run_record_summary sum;
+    run_record_summary(rr, &sum);
+    char heap[32], count[32], dropped[64] = "";
+    progress_format_bytes(heap, sizeof heap, sum.peak_heap);
+    format_count(count, sizeof count, sum.allocations);
+    if (sum.dropped) {
+        char d[32];
+        format_count(d, sizeof d, sum.dropped);
+        snprintf(dropped, sizeof dropped, ", %s events dropped", d);
+    }
+    snprintf(msg, sizeof msg, "wrote %s (peak %s at %.1f s, %s allocations%s)", path, heap,
+             (double)sum.peak_time_ns / 1e9, count, dropped);
+    ms_report(msg);
+    return exit_like(status);
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct run_opts o;
@@ -236,12 +339,25 @@ int cmd_run(int argc, char **argv)
     case LAUNCH_AT_PY_RUNMAIN:
         break;
     }
-    if (launch_detach(&l, &err) < 0) {
-        ms_report(err.msg);
+    struct run_record rr;
+    struct run_record_options ro = {.rate = o.rate, .command = o.command};
+    if (run_record_begin(&rr, l.pid, &ro, &err) < 0) {
+        ms_error derr;
+        if (launch_detach(&l, &derr) < 0) {
+            ms_report(derr.msg);
+            launch_abort(&l);
+            return MS_EXIT_FAIL;
+        }
+        snprintf(msg, sizeof msg, "%.900s; %.200s runs without profiling.", err.msg, o.command[0]);
+        ms_report(msg);
         return run_unprofiled(l.pid);
     }
-    snprintf(msg, sizeof msg, "the allocation hook is not built yet; %s runs without profiling.",
-             o.command[0]);
-    ms_report(msg);
-    return run_unprofiled(l.pid);
+    if (launch_detach(&l, &err) < 0) {
+        ms_report(err.msg);
+        run_record_free(&rr);
+        return run_unprofiled(l.pid);
+    }
+    int rc = run_profiled(&rr, l.pid, o.output);
+    run_record_free(&rr);
+    return rc;
 }
