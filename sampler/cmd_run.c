@@ -225,9 +225,10 @@ static void record_until_exit(struct run_record *rr, pid_t pid)
                 raise(SIGSTOP);
             continue;
         }
-        int n = run_record_poll(rr);
         /* A busy ring is drained again at once; a quiet one is looked at every 2 ms. */
-        struct timespec pause = {0, n > 0 ? 200000 : 2000000};
+        if (run_record_poll(rr) > 0)
+            continue;
+        struct timespec pause = {0, 2000000};
         nanosleep(&pause, NULL);
     }
 }

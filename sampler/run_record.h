@@ -50,7 +50,7 @@
 
 /* Ring sizes: exact mode records every allocation with its whole stack (hundreds of bytes
  * each, tens of MB/s); sampled mode a few events per MB allocated. */
-#define RUN_RING_EXACT_BYTES   (64u << 20)
+#define RUN_RING_EXACT_BYTES   (128u << 20)
 #define RUN_RING_SAMPLED_BYTES (4u << 20)
 /* Cached code objects are revalidated at most this often (see drain in run_record.c). */
 #define RUN_EPOCH_NS 10000000ll
