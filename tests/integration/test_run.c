@@ -437,6 +437,10 @@ static long long tracemalloc_peak(const char *rng)
     return atoll(p + 5);
 }
 
+/* memsnap's profile of the Django check. Exact numbers need a run in which the hook's ring
+ * never overflowed: on a loaded machine memsnap may fall behind and the hook then drops
+ * events (the profile counts them), so a run with more than a handful of drops is repeated,
+ * up to three times. */
 static struct profile *django_profile(const char *rng, const char *name)
 {
     char envvar[64];
@@ -449,13 +453,22 @@ static struct profile *django_profile(const char *rng, const char *name)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     const char *pb = profile_path(name);
-    st = memsnap_run(pb, plain);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("manage.py check under memsnap: status 0x%x, stderr: %s", st, err);
-    assert_string_equal(out, expected);
-    struct profile *p = read_profile(pb);
-    unlink(pb);
-    return p;
+    struct profile *p = NULL;
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        st = memsnap_run(pb, plain);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("manage.py check under memsnap: status 0x%x, stderr: %s", st, err);
+        assert_string_equal(out, expected);
+        p = read_profile(pb);
+        unlink(pb);
+        if (p->meta.dropped_events <= 100)
+            return p;
+        printf("  %s: %lld events dropped (attempt %d), again\n", rng,
+               (long long)p->meta.dropped_events, attempt);
+        profile_free(p);
+    }
+    fail_msg("%s: memsnap dropped events in three runs in a row", rng);
+    return NULL;
 }
 
 /* The DESIGN's story: one `from numpy.random import ...` line in a Django project's
