@@ -329,7 +329,10 @@ int cmd_attach(int argc, char **argv)
             ps[n_ps++] = (struct progress_status){
                 .pid = (int)a->pid,
                 .elapsed_s = (double)sum.elapsed_ns / 1e9,
-                .remaining_s = limit_ns > 0 ? (double)(limit_ns - sum.elapsed_ns) / 1e9 : -1,
+                .remaining_s = limit_ns <= 0 ? -1
+                               : sum.elapsed_ns >= limit_ns
+                                   ? 0
+                                   : (double)(limit_ns - sum.elapsed_ns) / 1e9,
                 .events = sum.events,
                 .heap = sum.heap,
                 .rss = sum.rss,
