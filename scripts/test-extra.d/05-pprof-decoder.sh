@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# 05-pprof-decoder.sh - a profile that `memsnap run` really wrote, decoded by an independent
-# pprof decoder (the npm package pprof-format, through tests/decode/decode.js): it must decode,
-# every id it uses must be defined, and the leaking function must appear in a stack.
+# 05-pprof-decoder.sh - a profile that `memsnap run` (or, until run profiles, `memsnap attach`)
+# really wrote, decoded by an independent pprof decoder (the npm package pprof-format, through
+# tests/decode/decode.js): it must decode, every id it uses must be defined, and the leaking
+# function must appear in a stack.
 # (tests/unit/test_profile.c does the field-by-field comparison on profiles built in memory.)
 set -uo pipefail
 memsnap="${1:-${MEMSNAP:-build/memsnap}}"
@@ -13,13 +14,33 @@ fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/leak.py" <<'PY'
+import sys, time
+kept = []
 def grow_leak():
-    return [bytearray(4096) for _ in range(5000)]
-kept = grow_leak()
+    kept.append(bytearray(4096))
+for _ in range(5000):
+    grow_leak()
+if sys.argv[1:] == ["serve"]:  # keep leaking until killed, for memsnap attach
+    print("ready", flush=True)
+    while True:
+        for _ in range(100):
+            grow_leak()
+        time.sleep(0.01)
 PY
+# memsnap run when it profiles; else memsnap attach to the same program.
 timeout 120 "$memsnap" run -o "$tmp/run.pb" -- /usr/bin/python3 "$tmp/leak.py" >"$tmp/out" 2>"$tmp/err"
+how="memsnap run"
 if [ ! -s "$tmp/run.pb" ]; then
-  echo "SKIP: memsnap run wrote no profile yet: $(head -c 200 "$tmp/err")"
+  how="memsnap attach"
+  /usr/bin/python3 "$tmp/leak.py" serve >"$tmp/serve.out" &
+  pid=$!
+  for _ in $(seq 100); do grep -q ready "$tmp/serve.out" && break; sleep 0.1; done
+  timeout 60 "$memsnap" attach "$pid" --duration 2 -o "$tmp/run.pb" --quiet >"$tmp/out" 2>"$tmp/err"
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+fi
+if [ ! -s "$tmp/run.pb" ]; then
+  echo "SKIP: neither memsnap run nor memsnap attach wrote a profile: $(head -c 200 "$tmp/err")"
   exit 0
 fi
 if ! node "$here/tests/decode/decode.js" "$tmp/run.pb" >"$tmp/summary" 2>"$tmp/decode.err"; then
@@ -35,4 +56,4 @@ if ! grep -q 'stack=.*grow_leak@[^;]*leak\.py' "$tmp/summary"; then
   echo "pprof-decoder: grow_leak (leak.py) is in no stack of $(grep -c '^sample' "$tmp/summary") samples" >&2
   exit 1
 fi
-echo "pprof-decoder: pprof-format decoded $(grep -c '^sample' "$tmp/summary") samples of a memsnap run profile"
+echo "pprof-decoder: pprof-format decoded $(grep -c '^sample' "$tmp/summary") samples of a $how profile"
