@@ -66,7 +66,7 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
                         unsigned char *ring, const struct hook_stack_layout *layout,
                         void *(*tstate_get)(void));
 
-/* Copies the counters into the region when the lock is free (control thread, periodic). */
+/* Copies the counters into the region (control thread only, periodically). */
 void hook_recorder_publish(void);
 
 /* Ends the session: inactive, waits for an in-flight slow path, publishes the final counters
