@@ -246,6 +246,7 @@ static int intern_attach(struct profile *p)
     in->cap_stack_locs = p->n_stack_locs;
     in->cap_samples = p->n_samples;
     in->cap_timeline = p->n_timeline;
+    in->cap_comments = p->n_comments;
 
     /* From here on nothing can fail: adopt the profile's memory and index it. */
     if (p->n_strings)
@@ -539,6 +540,23 @@ int profile_add_point(struct profile *p, int64_t t_ns, int64_t rss, int64_t heap
     return 0;
 }
 
+int profile_add_comment(struct profile *p, const char *text)
+{
+    if (!p || !text || strncmp(text, MEMSNAP_COMMENT_PREFIX, strlen(MEMSNAP_COMMENT_PREFIX)) == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* Room first, so that a failure leaves the profile as it was. */
+    if (intern_attach(p) || profile_array_reserve((void **)&p->comments, &p->intern->cap_comments,
+                                                  p->n_comments + 1, sizeof *p->comments))
+        return -1;
+    uint32_t s = profile_intern(p, text);
+    if (s == PROFILE_NO_INDEX)
+        return -1;
+    p->comments[p->n_comments++] = s;
+    return 0;
+}
+
 int profile_find_sample_type(const struct profile *p, const char *type)
 {
     if (!p || !type)
@@ -568,5 +586,6 @@ void profile_free(struct profile *p)
     free(p->samples);
     free(p->values);
     free(p->timeline);
+    free(p->comments);
     free(p);
 }

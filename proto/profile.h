@@ -27,9 +27,25 @@
  * Location and function ids are index + 1; "thread" and "bytes" are added to the string
  * table on the way out when samples need them and the profile lacks them.
  *
- * memsnap's own data (struct profile_meta, the timeline) is written in Profile field numbers
- * that pprof readers skip as unknown (see proto/profile.proto), so `go tool pprof`,
- * speedscope and Pyroscope read our files, and we read theirs (meta then stays zero).
+ * memsnap's own data (struct profile_meta, the timeline) travels in standard pprof comments
+ * (Profile.comment, field 13: string indexes), one item per comment, "memsnap.<key>=<value>",
+ * so every pprof reader (go tool pprof -comments, pprof-format, speedscope, Pyroscope) opens
+ * our files unmodified and shows them; we read other tools' files too (meta then stays zero).
+ * The keys, written whenever the metadata is not all zero:
+ *   memsnap.pid=1234                       the target's process id (1 .. 2^31-1)
+ *   memsnap.command=python3 manage.py check  the command line, spaces between arguments
+ *   memsnap.python_version=3.11.2          memsnap.mode=attach | run
+ *   memsnap.start_unix_ns=N  memsnap.duration_ns=N  memsnap.rate=N (bytes; 1 = every block)
+ *   memsnap.dropped_events=N  memsnap.dropped_bytes=N  memsnap.peak_rss=N  memsnap.peak_heap=N
+ *   memsnap.peak_time_ns=N  memsnap.total_alloc_bytes=N  memsnap.total_alloc_count=N
+ *   memsnap.timeline=t_ns,rss,heap;t_ns,rss,heap;...   (at most 256 points per comment, in
+ *                                          order; a long timeline takes several comments)
+ * Every N is a plain decimal in 0 .. 2^63-1 (rate >= 1). A string value is the rest of the
+ * comment after the first "=". The reader is strict and forgiving at once: a memsnap comment
+ * with an unknown key, a number out of range, or a timeline chunk that is malformed, goes
+ * back in time, or would pass PROFILE_MAX_TIMELINE_POINTS is ignored whole (a repeated key:
+ * the last valid one wins); none of that makes the file unreadable. Comments that do not
+ * start with "memsnap." are kept in profile.comments and written back.
  */
 #ifndef MEMSNAP_PROFILE_H
 #define MEMSNAP_PROFILE_H
@@ -40,8 +56,9 @@
 #include "error.h"
 
 /* Upper bounds a reader accepts; past them the file is refused, not truncated. */
-#define PROFILE_MAX_FILE_BYTES  (1ull << 31) /* decompressed */
-#define PROFILE_MAX_STACK_DEPTH 8192
+#define PROFILE_MAX_FILE_BYTES      (1ull << 31) /* decompressed */
+#define PROFILE_MAX_STACK_DEPTH     8192
+#define PROFILE_MAX_TIMELINE_POINTS 65536 /* the recorder keeps at most 4096 */
 
 struct profile_value_type {
     uint32_t type; /* string index, e.g. "inuse_space" */
@@ -128,6 +145,10 @@ struct profile {
     struct profile_point *timeline;
     size_t n_timeline;
 
+    /* Profile.comment entries other than memsnap's own (string indexes, in file order). */
+    uint32_t *comments;
+    size_t n_comments;
+
     struct profile_intern *intern; /* builder's dedup tables; NULL on profiles that were read */
 };
 
@@ -149,6 +170,10 @@ uint32_t profile_add_location(struct profile *p, const struct profile_line *line
 int profile_add_sample(struct profile *p, const uint32_t *locs, uint32_t n_locs,
                        const int64_t *values, uint32_t thread, int64_t block_bytes);
 int profile_add_point(struct profile *p, int64_t t_ns, int64_t rss, int64_t heap);
+
+/* Appends a free-text comment (interned). Text starting with "memsnap." is memsnap's own
+ * namespace, written from meta and the timeline: refused with EINVAL. 0, or -1 (errno). */
+int profile_add_comment(struct profile *p, const char *text);
 
 /* --- files --- */
 

@@ -14,7 +14,8 @@
  *   A. the string table, the counts that size every array, and the wire structure;
  *   B. sample types, functions and the scalars, whose string indexes can now be checked;
  *   C. locations, whose lines refer to function ids (now all known);
- *   D. samples, which refer to location ids (now all known).
+ *   D. samples, which refer to location ids (now all known);
+ * then memsnap's comments become the metadata and the timeline (profile_comments.c).
  * Skipping over a field costs a varint and a pointer bump, so the extra passes are cheap.
  */
 #include "profile_internal.h"
@@ -42,9 +43,11 @@ enum {
     P_PERIOD = 12,
     P_COMMENT = 13,
     P_DEFAULT_SAMPLE_TYPE = 14,
-    P_META = 1000,
-    P_TIMELINE = 1001,
 };
+
+/* Room kept in the string array for metadata strings that only a comment spells (one per
+ * string key of profile_comments.c). */
+#define META_STRING_ROOM 3
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
@@ -74,7 +77,8 @@ struct reader {
     struct profile *p;
 
     /* counts from pass A */
-    size_t n_samples, n_functions, n_locations, n_sample_types, n_timeline, n_bare_locations;
+    size_t n_samples, n_functions, n_locations, n_sample_types, n_bare_locations;
+    size_t max_comments; /* comment entries can be no more than their bytes */
     size_t string_bytes;
 
     size_t cap_lines;
@@ -84,6 +88,8 @@ struct reader {
     int64_t default_type;           /* string index of Profile.default_sample_type */
     uint32_t thread_key, bytes_key; /* string indexes of those label keys, 0 until seen */
     struct id_map functions, locations;
+    uint32_t *comments; /* every comment, in file order, before memsnap's are taken out */
+    size_t n_all_comments;
 };
 
 /* --- errors --- */
@@ -345,7 +351,14 @@ static int pass_strings(struct reader *r, struct cursor c)
         struct cursor sub;
         if (key_read(r, &c, &field, &wt))
             return -1;
-        if (wt != WT_LEN || field == P_COMMENT) { /* comment may be packed or not */
+        if (field == P_COMMENT) { /* packed or not: at least a byte per entry either way */
+            const uint8_t *at = c.p;
+            if (field_skip(r, &c, wt))
+                return -1;
+            r->max_comments += (size_t)(c.p - at);
+            continue;
+        }
+        if (wt != WT_LEN) {
             if (field_skip(r, &c, wt))
                 return -1;
             continue;
@@ -373,9 +386,6 @@ static int pass_strings(struct reader *r, struct cursor c)
             r->string_bytes += utf8_repaired_len(sub.p, (size_t)(sub.end - sub.p)) + 1;
             n_strings++;
             break;
-        case P_TIMELINE:
-            r->n_timeline++;
-            break;
         }
     }
     if (n_strings == 0)
@@ -388,7 +398,7 @@ static int pass_strings(struct reader *r, struct cursor c)
      * for locations without lines go at its end. */
     size_t total = n_strings + r->n_bare_locations;
     size_t bytes = r->string_bytes + r->n_bare_locations * ADDRESS_NAME_BYTES;
-    p->strings = malloc(total * sizeof *p->strings);
+    p->strings = malloc((total + META_STRING_ROOM) * sizeof *p->strings);
     char *block = malloc(bytes);
     if (!p->strings || !block) {
         free(block);
@@ -488,114 +498,25 @@ static int function_decode(struct reader *r, struct cursor c, uint64_t *id)
     return 0;
 }
 
-static int meta_decode(struct reader *r, struct cursor c)
-{
-    struct profile_meta *m = &r->p->meta;
-    while (c.p < c.end) {
-        uint32_t field;
-        unsigned wt;
-        uint64_t v;
-        if (key_read(r, &c, &field, &wt))
-            return -1;
-        if (field < 1 || field > 14) {
-            if (field_skip(r, &c, wt))
-                return -1;
-            continue;
-        }
-        if (scalar_read(r, &c, wt, "a memsnap metadata field", &v))
-            return -1;
-        int64_t s = (int64_t)v;
-        switch (field) {
-        case 1:
-            m->pid = s;
-            break;
-        case 2:
-            if (string_index(r, v, "the command", &m->command))
-                return -1;
-            break;
-        case 3:
-            if (string_index(r, v, "the Python version", &m->python_version))
-                return -1;
-            break;
-        case 4:
-            if (string_index(r, v, "the mode", &m->mode))
-                return -1;
-            break;
-        case 5:
-            m->start_unix_ns = s;
-            break;
-        case 6:
-            m->duration_ns = s;
-            break;
-        case 7:
-            m->rate = s;
-            break;
-        case 8:
-            m->dropped_events = s;
-            break;
-        case 9:
-            m->dropped_bytes = s;
-            break;
-        case 10:
-            m->peak_rss = s;
-            break;
-        case 11:
-            m->peak_heap = s;
-            break;
-        case 12:
-            m->peak_time_ns = s;
-            break;
-        case 13:
-            m->total_alloc_bytes = s;
-            break;
-        case 14:
-            m->total_alloc_count = s;
-            break;
-        }
-    }
-    return 0;
-}
-
-static int point_decode(struct reader *r, struct cursor c)
-{
-    struct profile_point *pt = &r->p->timeline[r->p->n_timeline++];
-    *pt = (struct profile_point){0};
-    while (c.p < c.end) {
-        uint32_t field;
-        unsigned wt;
-        uint64_t v;
-        if (key_read(r, &c, &field, &wt))
-            return -1;
-        if (field < 1 || field > 3) {
-            if (field_skip(r, &c, wt))
-                return -1;
-            continue;
-        }
-        if (scalar_read(r, &c, wt, "a timeline field", &v))
-            return -1;
-        if (field == 1)
-            pt->t_ns = (int64_t)v;
-        else if (field == 2)
-            pt->rss = (int64_t)v;
-        else
-            pt->heap = (int64_t)v;
-    }
-    return 0;
-}
-
-/* Checks every element of a repeated string-index field, packed or not. */
-static int string_list_check(struct reader *r, struct cursor *c, unsigned wt, const char *name)
+/* Checks every element of the comment field (packed or not) and collects it. */
+static int comments_collect(struct reader *r, struct cursor *c, unsigned wt)
 {
     uint64_t v;
-    uint32_t ignored;
-    if (wt == WT_VARINT)
-        return varint_read(r, c, &v) || string_index(r, v, name, &ignored) ? -1 : 0;
-    struct cursor sub;
-    if (message_read(r, c, wt, name, &sub))
-        return -1;
-    while (sub.p < sub.end)
-        if (varint_read(r, &sub, &v) || string_index(r, v, name, &ignored))
+    uint32_t s = 0;
+    if (wt == WT_VARINT) {
+        if (varint_read(r, c, &v) || string_index(r, v, "a comment", &s))
             return -1;
+        r->comments[r->n_all_comments++] = s; /* pass A counted a byte per entry */
+        return 0;
+    }
+    struct cursor sub;
+    if (message_read(r, c, wt, "a comment", &sub))
+        return -1;
+    while (sub.p < sub.end) {
+        if (varint_read(r, &sub, &v) || string_index(r, v, "a comment", &s))
+            return -1;
+        r->comments[r->n_all_comments++] = s;
+    }
     return 0;
 }
 
@@ -658,7 +579,7 @@ static int pass_small(struct reader *r, struct cursor c, uint64_t *fn_ids)
                 return -1;
             break;
         case P_COMMENT:
-            if (string_list_check(r, &c, wt, "a comment"))
+            if (comments_collect(r, &c, wt))
                 return -1;
             break;
         case P_DEFAULT_SAMPLE_TYPE:
@@ -666,14 +587,6 @@ static int pass_small(struct reader *r, struct cursor c, uint64_t *fn_ids)
                 string_index(r, v, "default_sample_type", &ignored))
                 return -1;
             r->default_type = (int64_t)v;
-            break;
-        case P_META:
-            if (message_read(r, &c, wt, "memsnap's metadata", &sub) || meta_decode(r, sub))
-                return -1;
-            break;
-        case P_TIMELINE:
-            if (message_read(r, &c, wt, "a timeline point", &sub) || point_decode(r, sub))
-                return -1;
             break;
         default:
             if (field_skip(r, &c, wt))
@@ -994,6 +907,24 @@ static int pass_samples(struct reader *r, struct cursor c)
     return 0;
 }
 
+/* --- after the passes: comments --- */
+
+/* Parses memsnap's comments into the metadata and the timeline and keeps the others. Runs
+ * last: metadata strings may be appended to the string table, which earlier passes index. */
+static int comments_sort(struct reader *r)
+{
+    struct profile *p = r->p;
+    size_t room = META_STRING_ROOM, cap_timeline = 0;
+    for (size_t i = 0; i < r->n_all_comments; i++) {
+        const char *text = p->strings[r->comments[i]];
+        if (strncmp(text, MEMSNAP_COMMENT_PREFIX, strlen(MEMSNAP_COMMENT_PREFIX)) != 0)
+            p->comments[p->n_comments++] = r->comments[i];
+        else if (comment_parse(p, text, &room, &cap_timeline))
+            return nomem(r);
+    }
+    return 0;
+}
+
 /* --- the whole --- */
 
 static int decode(struct reader *r, const uint8_t *buf, size_t len)
@@ -1010,12 +941,13 @@ static int decode(struct reader *r, const uint8_t *buf, size_t len)
     p->functions = malloc((nf + 1) * sizeof *p->functions);
     p->locations = malloc((r->n_locations + 1) * sizeof *p->locations);
     p->samples = malloc((r->n_samples + 1) * sizeof *p->samples);
-    p->timeline = malloc((r->n_timeline + 1) * sizeof *p->timeline);
+    p->comments = malloc((r->max_comments + 1) * sizeof *p->comments);
+    r->comments = malloc((r->max_comments + 1) * sizeof *r->comments);
     uint64_t *fn_ids = malloc((r->n_functions + 1) * sizeof *fn_ids);
     uint64_t *loc_ids = malloc((r->n_locations + 1) * sizeof *loc_ids);
     int rc = -1;
-    if (!p->sample_types || !p->functions || !p->locations || !p->samples || !p->timeline ||
-        !fn_ids || !loc_ids) {
+    if (!p->sample_types || !p->functions || !p->locations || !p->samples || !p->comments ||
+        !r->comments || !fn_ids || !loc_ids) {
         nomem(r);
         goto out;
     }
@@ -1037,7 +969,7 @@ static int decode(struct reader *r, const uint8_t *buf, size_t len)
         nomem(r);
         goto out;
     }
-    if (pass_samples(r, all))
+    if (pass_samples(r, all) || comments_sort(r))
         goto out;
     rc = 0;
 out:
@@ -1059,6 +991,7 @@ int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped
     int rc = decode(&r, buf, len);
     id_map_free(&r.functions);
     id_map_free(&r.locations);
+    free(r.comments);
     if (rc) {
         profile_free(r.p);
         return -1;

@@ -39,7 +39,7 @@ struct profile_intern {
 
     /* Allocated entries of each array of struct profile (values: cap_samples rows). */
     size_t cap_strings, cap_sample_types, cap_functions, cap_lines, cap_locations;
-    size_t cap_stack_locs, cap_samples, cap_timeline;
+    size_t cap_stack_locs, cap_samples, cap_timeline, cap_comments;
 };
 
 /* Makes room for `need` entries of `elem` bytes in *arr (capacity *cap, in entries),
@@ -60,6 +60,28 @@ void utf8_repair(const uint8_t *s, size_t len, char *dst);
  * data. On success *out is a profile the caller frees; on failure *out is NULL. */
 int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped,
                    struct profile **out, ms_error *err);
+
+/* --- memsnap's metadata and timeline as comments (profile_comments.c) --- */
+
+#define MEMSNAP_COMMENT_PREFIX "memsnap."
+
+/* The comment texts that carry p->meta and p->timeline, in the order they are written. */
+struct comment_texts {
+    char **texts; /* each malloc'd, NUL-terminated */
+    size_t n;
+};
+
+/* Formats p's metadata (when not all zero) and timeline as comments. 0, or -1 on ENOMEM
+ * (out is then empty). */
+int comment_texts_format(const struct profile *p, struct comment_texts *out);
+void comment_texts_free(struct comment_texts *t);
+
+/* The reader's side: parses one memsnap comment into p->meta / p->timeline, following the
+ * rules of profile.h. String values become string indexes: an equal entry of the table, else
+ * a new entry pointing into the comment itself (its bytes live in the table's block) taken
+ * from the room reserved in p->strings (*string_room slots; none left: the key is ignored).
+ * *cap_timeline is p->timeline's capacity. Returns -1 on ENOMEM only. */
+int comment_parse(struct profile *p, const char *text, size_t *string_room, size_t *cap_timeline);
 
 /* --- gzip output (profile_gzip.c) --- */
 

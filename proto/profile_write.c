@@ -36,7 +36,6 @@ enum {
     F_LOCATION = 4,
     F_FUNCTION = 5,
     F_STRING_TABLE = 6,
-    F_TIMELINE = 1001,
 };
 
 /* Where bytes go: a buffer, flushed through the parallel gzip compressor or straight to fd.
@@ -234,6 +233,9 @@ static int profile_check(const struct profile *p, ms_error *err)
     const struct profile_meta *m = &p->meta;
     if (m->command >= ns || m->python_version >= ns || m->mode >= ns)
         return bad(err, "the metadata names a string past %zu (of %zu)", ns - 1, ns);
+    for (size_t i = 0; i < p->n_comments; i++)
+        if (p->comments[i] >= ns)
+            return bad(err, "comment %zu names string %zu", i, p->comments[i]);
     for (size_t i = 0; i < p->n_functions; i++)
         if (p->functions[i].name >= ns || p->functions[i].filename >= ns)
             return bad(err, "function %zu names a string past %zu", i, ns - 1);
@@ -366,7 +368,9 @@ static void sample_put(struct sink *s, const struct profile *p, size_t i,
 
 /* --- the stream --- */
 
-static int profile_stream(const struct profile *p, struct sink *s)
+/* Streams p, with notes->texts as comments after p's own, in the order pprof lists fields. */
+static int profile_stream_with(const struct profile *p, struct sink *s,
+                               const struct comment_texts *notes)
 {
     /* Label keys this profile may lack; appended after its own strings when missing. */
     size_t next_string = p->n_strings;
@@ -437,11 +441,23 @@ static int profile_stream(const struct profile *p, struct sink *s)
         field_bytes(s, F_STRING_TABLE, "thread", 6);
     if (add_bytes)
         field_bytes(s, F_STRING_TABLE, "bytes", 5);
+    for (size_t i = 0; i < notes->n && !s->err_errno; i++)
+        field_bytes(s, F_STRING_TABLE, notes->texts[i], strlen(notes->texts[i]));
 
-    /* The scalars, the period type and memsnap's metadata: small, packed whole. */
+    /* Comments: the profile's own, then memsnap's, whose strings were just appended. */
+    int64_t *comments = malloc((p->n_comments + notes->n + 1) * sizeof *comments);
+    if (!comments) {
+        sink_fail(s, ENOMEM, "allocating");
+        return -1;
+    }
+    for (size_t i = 0; i < p->n_comments; i++)
+        comments[i] = p->comments[i];
+    for (size_t i = 0; i < notes->n; i++)
+        comments[p->n_comments + i] = (int64_t)(next_string + i);
+
+    /* The scalars, the period type and the comments: small, packed whole. */
     Memsnap__Pprof__Profile top = MEMSNAP__PPROF__PROFILE__INIT;
     Memsnap__Pprof__ValueType period_type = MEMSNAP__PPROF__VALUE_TYPE__INIT;
-    Memsnap__Pprof__Meta meta = MEMSNAP__PPROF__META__INIT;
     top.time_nanos = p->time_nanos;
     top.duration_nanos = p->duration_nanos;
     if (p->period_type.type || p->period_type.unit) {
@@ -452,40 +468,30 @@ static int profile_stream(const struct profile *p, struct sink *s)
     top.period = p->period;
     if (p->default_sample_type < p->n_sample_types)
         top.default_sample_type = p->sample_types[p->default_sample_type].type;
-    const struct profile_meta *pm = &p->meta;
-    meta.pid = pm->pid;
-    meta.command = pm->command;
-    meta.python_version = pm->python_version;
-    meta.mode = pm->mode;
-    meta.start_unix_ns = pm->start_unix_ns;
-    meta.duration_ns = pm->duration_ns;
-    meta.rate = pm->rate;
-    meta.dropped_events = pm->dropped_events;
-    meta.dropped_bytes = pm->dropped_bytes;
-    meta.peak_rss = pm->peak_rss;
-    meta.peak_heap = pm->peak_heap;
-    meta.peak_time_ns = pm->peak_time_ns;
-    meta.total_alloc_bytes = pm->total_alloc_bytes;
-    meta.total_alloc_count = pm->total_alloc_count;
-    /* Only memsnap's own profiles carry metadata; an all-zero one is left out. */
-    if (memsnap__pprof__meta__get_packed_size(&meta) > 0)
-        top.memsnap_meta = &meta;
+    top.n_comment = p->n_comments + notes->n;
+    top.comment = comments;
     size_t size = memsnap__pprof__profile__get_packed_size(&top);
     uint8_t *b = sink_reserve(s, size);
     if (b) {
         memsnap__pprof__profile__pack(&top, b);
         s->len += size;
     }
-
-    for (size_t i = 0; i < p->n_timeline && !s->err_errno; i++) {
-        Memsnap__Pprof__TimelinePoint m = MEMSNAP__PPROF__TIMELINE_POINT__INIT;
-        m.t_ns = p->timeline[i].t_ns;
-        m.rss = p->timeline[i].rss;
-        m.heap = p->timeline[i].heap;
-        field_message(s, F_TIMELINE, &m.base);
-    }
+    free(comments);
     sink_finish(s);
     return s->err_errno ? -1 : 0;
+}
+
+static int profile_stream(const struct profile *p, struct sink *s)
+{
+    /* memsnap's metadata and timeline, as comments whose strings follow the profile's own. */
+    struct comment_texts notes;
+    if (comment_texts_format(p, &notes)) {
+        sink_fail(s, ENOMEM, "allocating");
+        return -1;
+    }
+    int rc = profile_stream_with(p, s, &notes);
+    comment_texts_free(&notes);
+    return rc;
 }
 
 /* --- the file --- */

@@ -2,7 +2,8 @@
 # 05-pprof-decoder.sh - a profile that `memsnap run` (or, until run profiles, `memsnap attach`)
 # really wrote, decoded by an independent pprof decoder (the npm package pprof-format, through
 # tests/decode/decode.js): it must decode, every id it uses must be defined, and the leaking
-# function must appear in a stack.
+# function must appear in a stack, and memsnap's metadata must be there as plain comments
+# (memsnap.pid=<the target's pid>, memsnap.mode, memsnap.timeline), read as written.
 # (tests/unit/test_profile.c does the field-by-field comparison on profiles built in memory.)
 set -uo pipefail
 memsnap="${1:-${MEMSNAP:-build/memsnap}}"
@@ -56,4 +57,18 @@ if ! grep -q 'stack=.*grow_leak@[^;]*leak\.py' "$tmp/summary"; then
   echo "pprof-decoder: grow_leak (leak.py) is in no stack of $(grep -c '^sample' "$tmp/summary") samples" >&2
   exit 1
 fi
-echo "pprof-decoder: pprof-format decoded $(grep -c '^sample' "$tmp/summary") samples of a $how profile"
+mode=run
+[ "$how" = "memsnap attach" ] && mode=attach
+for want in '^comment memsnap\.pid=[1-9][0-9]*$' "^comment memsnap\.mode=$mode\$" \
+  '^comment memsnap\.command=.*leak\.py' '^comment memsnap\.rate=[1-9]' \
+  '^comment memsnap\.timeline=[0-9]+,[0-9]+,[0-9]+(;[0-9]+,[0-9]+,[0-9]+)*$'; do
+  if ! grep -Eq "$want" "$tmp/summary"; then
+    echo "pprof-decoder: no comment matching $want; comments: $(grep '^comment' "$tmp/summary" | head -c 600)" >&2
+    exit 1
+  fi
+done
+if [ -n "${pid:-}" ] && ! grep -q "^comment memsnap\.pid=$pid\$" "$tmp/summary"; then
+  echo "pprof-decoder: memsnap.pid is not the target's pid $pid" >&2
+  exit 1
+fi
+echo "pprof-decoder: pprof-format decoded $(grep -c '^comment memsnap\.' "$tmp/summary") memsnap comments and $(grep -c '^sample' "$tmp/summary") samples of a $how profile"

@@ -4,15 +4,13 @@
 //   types <type>/<unit>,...          default <type>
 //   period <type>/<unit> <n>         time <time_nanos> <duration_nanos>
 //   sample <v>,<v>,... thread=<label> bytes=<label> stack=<frame>;<frame>...   (leaf first)
+//   comment <text>                   (every Profile.comment, in order, after the samples)
 //
 // where a frame is its lines joined by "+", each "<function>@<file>:<line>".
 // Usage: node decode.js FILE (gzip or raw). Exits 1 with a message if the file is refused.
 //
-// pprof-format 2.3.2 reads every field tag as ONE byte, so it cannot skip a field numbered 16
-// or more: it misreads memsnap's extensions (Profile fields 1000 and 1001) and then the rest of
-// the file. Go's pprof, protobuf-c, Python's and JavaScript's protobufjs skip them correctly.
-// So before decoding, the top-level fields numbered 16 and up are cut out here, with a tag and
-// length walk that decodes nothing else; every pprof field is still decoded by pprof-format.
+// Our files are decoded exactly as written: memsnap keeps its metadata and timeline in
+// standard comments ("memsnap.pid=1234", ...), so nothing needs cutting out first.
 'use strict';
 const fs = require('fs');
 const zlib = require('zlib');
@@ -21,39 +19,7 @@ const { Profile } = require('pprof-format');
 let data = fs.readFileSync(process.argv[2]);
 if (data[0] === 0x1f && data[1] === 0x8b) data = zlib.gunzipSync(data);
 
-function varint(buf, at) {
-  let v = 0n;
-  for (let shift = 0n; at < buf.length; shift += 7n) {
-    const b = buf[at++];
-    v |= BigInt(b & 0x7f) << shift;
-    if (b < 0x80) return [v, at];
-  }
-  throw new Error('truncated varint');
-}
-
-function withoutExtensions(buf) {
-  const keep = [];
-  let at = 0;
-  while (at < buf.length) {
-    const start = at;
-    let key;
-    [key, at] = varint(buf, at);
-    const wt = Number(key & 7n);
-    if (wt === 0) [, at] = varint(buf, at);
-    else if (wt === 1) at += 8;
-    else if (wt === 5) at += 4;
-    else if (wt === 2) {
-      let n;
-      [n, at] = varint(buf, at);
-      at += Number(n);
-    } else throw new Error(`wire type ${wt}`);
-    if (at > buf.length) throw new Error('truncated field');
-    if (key >> 3n < 16n) keep.push(buf.subarray(start, at));
-  }
-  return Buffer.concat(keep);
-}
-
-const p = Profile.decode(withoutExtensions(data));
+const p = Profile.decode(data);
 const s = p.stringTable.strings;
 const str = (i) => {
   const n = Number(i);
@@ -110,4 +76,5 @@ for (const sm of p.sample) {
       `stack=${sm.locationId.map(frame).join(';')}`
   );
 }
+for (const c of p.comment) out.push(`comment ${str(c)}`);
 process.stdout.write(out.join('\n') + '\n');

@@ -182,6 +182,8 @@ def main():
     for stack, values, thread, block in samples:
         print("sample %s thread=%s bytes=%d stack=%s" % (",".join(map(str, values)), thread, block,
                                                          ";".join(frame(l) for l in stack)))
+    for c in p.comment:
+        print("comment " + strings[c])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
  *
  * Each input goes through profile_read_mem(). When it is accepted, every reference the
  * header promises is in range is followed, as a consumer would without checking, so that
- * AddressSanitizer catches any broken promise; then the builder adopts the profile and adds
+ * AddressSanitizer catches any broken promise (memsnap's comments included: the timeline
+ * they carry must be bounded and in order); then the builder adopts the profile and adds
  * to it, which re-indexes everything that was read. Built and run by scripts/fuzz.d/profile.sh.
  */
 #include <stddef.h>
@@ -48,8 +49,16 @@ static size_t profile_walk(const struct profile *p)
             }
         }
     }
-    for (size_t i = 0; i < p->n_timeline; i++)
+    if (p->n_timeline > PROFILE_MAX_TIMELINE_POINTS)
+        __builtin_trap();
+    for (size_t i = 0; i < p->n_timeline; i++) {
+        if (p->timeline[i].t_ns < 0 || p->timeline[i].rss < 0 || p->timeline[i].heap < 0 ||
+            (i && p->timeline[i].t_ns < p->timeline[i - 1].t_ns))
+            __builtin_trap(); /* memsnap's comments are validated before they are kept */
         sum += (size_t)p->timeline[i].rss;
+    }
+    for (size_t i = 0; i < p->n_comments; i++)
+        sum += string_touch(p, p->comments[i]);
     return sum;
 }
 
@@ -69,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct profile_line line = {f, 2};
         profile_add_location(p, &line, 1);
     }
+    profile_add_comment(p, "fuzz");
     profile_free(p);
     return 0;
 }

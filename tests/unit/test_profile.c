@@ -114,6 +114,7 @@ static struct profile *rich_profile(void)
     p->meta.total_alloc_count = 77777;
     for (int i = 0; i < 5; i++)
         assert_int_equal(profile_add_point(p, i * 100000000ll, 1000000 + i, 500000 - i), 0);
+    assert_int_equal(profile_add_comment(p, "recorded by test_profile; naïve=yes"), 0);
     return p;
 }
 
@@ -178,6 +179,9 @@ static void assert_same_profile(const struct profile *a, const struct profile *b
     assert_int_equal(a->n_timeline, b->n_timeline);
     if (a->n_timeline)
         assert_memory_equal(a->timeline, b->timeline, a->n_timeline * sizeof *a->timeline);
+    assert_int_equal(a->n_comments, b->n_comments);
+    for (size_t i = 0; i < a->n_comments; i++)
+        assert_string_equal(str(a, a->comments[i]), str(b, b->comments[i]));
 }
 
 static uint8_t *file_slurp(const char *path, size_t *len)
@@ -886,6 +890,8 @@ static void summarize(const struct profile *p, char *out, size_t n)
         }
         PUT("\n");
     }
+    for (size_t i = 0; i < p->n_comments; i++)
+        PUT("comment %s\n", p->strings[p->comments[i]]);
 #undef PUT
     assert_true(len < n);
 }
@@ -971,6 +977,24 @@ static void test_independent_decoder(void **state)
     assert_non_null(got);
     struct profile *p = rich_profile();
     summarize(p, want, SUMMARY_BYTES);
+    /* What every pprof reader must see of rich_profile()'s metadata: the format of profile.h,
+     * spelled out here rather than produced by the code under test. */
+    strcat(want, "comment memsnap.command=python3 -m app --naïve\n"
+                 "comment memsnap.python_version=3.11.2\n"
+                 "comment memsnap.mode=attach\n"
+                 "comment memsnap.pid=4242\n"
+                 "comment memsnap.start_unix_ns=1700000000000000000\n"
+                 "comment memsnap.duration_ns=30000000001\n"
+                 "comment memsnap.rate=524288\n"
+                 "comment memsnap.dropped_events=3\n"
+                 "comment memsnap.dropped_bytes=4096\n"
+                 "comment memsnap.peak_rss=123456789\n"
+                 "comment memsnap.peak_heap=98765432\n"
+                 "comment memsnap.peak_time_ns=1500000000\n"
+                 "comment memsnap.total_alloc_bytes=1099511627776\n"
+                 "comment memsnap.total_alloc_count=77777\n"
+                 "comment memsnap.timeline=0,1000000,500000;100000000,1000001,499999;"
+                 "200000000,1000002,499998;300000000,1000003,499997;400000000,1000004,499996\n");
     ms_error err = {{0}};
     for (int gz = 0; gz <= 1; gz++) {
         const char *path = tmp_path("for-node.pb");
@@ -986,6 +1010,141 @@ static void test_independent_decoder(void **state)
     free(got);
 }
 
+/* A profile whose comments are exactly `texts` (memsnap's included: the test plays a file
+ * of another writer), written and read back. */
+static struct profile *with_comments(const char *const *texts, size_t n)
+{
+    struct profile *p = profile_new();
+    assert_non_null(p);
+    assert_int_equal(profile_add_sample_type(p, "inuse_space", "bytes"), 0);
+    p->comments = calloc(n + 1, sizeof *p->comments);
+    assert_non_null(p->comments);
+    for (size_t i = 0; i < n; i++)
+        p->comments[i] = profile_intern(p, texts[i]);
+    p->n_comments = n;
+    ms_error err = {{0}};
+    const char *path = tmp_path("comments.pb");
+    assert_int_equal(profile_write(p, path, 0, &err), 0);
+    free(p->comments); /* the builder did not allocate it */
+    p->comments = NULL;
+    p->n_comments = 0;
+    profile_free(p);
+    struct profile *q = NULL;
+    if (profile_read(path, &q, &err))
+        fail_msg("%s", err.msg);
+    return q;
+}
+
+/* memsnap's comments are parsed strictly: anything out of range, malformed, unknown, or
+ * out of order is ignored, never an error; other comments are kept as they were. */
+static void test_meta_comments(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "memsnap.pid=0", /* out of range */
+        "memsnap.pid=5", /* repeated key: the last valid one wins */
+        "memsnap.pid=7",
+        "memsnap.pid=12x",
+        "memsnap.pid=-3",
+        "memsnap.pid=",
+        "memsnap.pid=2147483648", /* past a pid */
+        "memsnap.rate=0",         /* rate is at least 1 */
+        "memsnap.total_alloc_bytes=9223372036854775807",
+        "memsnap.total_alloc_count=9223372036854775808", /* past int64 */
+        "memsnap.dropped_bytes=00000000000000000001234", /* too many digits */
+        "memsnap.peak_rss=+5",
+        "memsnap.command=python3 -c x=1; print(x)", /* only the first '=' splits */
+        "memsnap.mode=",
+        "memsnap.python_version=3.12.1",
+        "memsnap.future_key=1",
+        "memsnap.",
+        "memsnap.timeline",
+        "user comment: keep me",
+        "memsnap",
+        "memsnap.timeline=10,1,2;20,3,4",
+        "memsnap.timeline=30,5,6;25,7,8", /* goes back in time within itself */
+        "memsnap.timeline=15,5,6",        /* before what is already kept */
+        "memsnap.timeline=40,5",          /* a point of two numbers */
+        "memsnap.timeline=40,5,6;",       /* an empty point */
+        "memsnap.timeline=40,5,6,7",
+        "memsnap.timeline=",
+        "memsnap.timeline=40,-5,6",
+        "memsnap.timeline=20,9,9;50,11,12", /* equal times are kept */
+        "",
+    };
+    size_t n = sizeof texts / sizeof texts[0];
+    struct profile *q = with_comments(texts, n);
+    assert_int_equal(q->meta.pid, 7);
+    assert_int_equal(q->meta.rate, 0);
+    assert_int_equal(q->meta.total_alloc_bytes, INT64_MAX);
+    assert_int_equal(q->meta.total_alloc_count, 0);
+    assert_int_equal(q->meta.dropped_bytes, 0);
+    assert_int_equal(q->meta.peak_rss, 0);
+    assert_string_equal(str(q, q->meta.command), "python3 -c x=1; print(x)");
+    assert_int_equal(q->meta.mode, 0);
+    assert_string_equal(str(q, q->meta.python_version), "3.12.1");
+    assert_int_equal(q->n_timeline, 4);
+    const struct profile_point want[] = {{10, 1, 2}, {20, 3, 4}, {20, 9, 9}, {50, 11, 12}};
+    assert_memory_equal(q->timeline, want, sizeof want);
+    /* Every memsnap comment is taken out, valid or not; the others stay, in order. */
+    assert_int_equal(q->n_comments, 3);
+    assert_string_equal(str(q, q->comments[0]), "user comment: keep me");
+    assert_string_equal(str(q, q->comments[1]), "memsnap");
+    assert_string_equal(str(q, q->comments[2]), "");
+
+    /* Writing what was read gives the same metadata, as memsnap's own comments now. */
+    ms_error err = {{0}};
+    const char *path = tmp_path("comments2.pb.gz");
+    assert_int_equal(profile_write(q, path, 1, &err), 0);
+    struct profile *r = NULL;
+    if (profile_read(path, &r, &err))
+        fail_msg("%s", err.msg);
+    assert_same_profile(q, r);
+    profile_free(r);
+    profile_free(q);
+
+    /* The builder keeps memsnap's namespace for meta and the timeline. */
+    struct profile *p = profile_new();
+    assert_non_null(p);
+    errno = 0;
+    assert_int_equal(profile_add_comment(p, "memsnap.pid=1"), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(p->n_comments, 0);
+    profile_free(p);
+}
+
+/* A long timeline takes several comments and comes back whole; one past the reader's bound
+ * is ignored. */
+static void test_long_timeline(void **state)
+{
+    (void)state;
+    struct profile *p = rich_profile();
+    for (int i = 5; i < 4096; i++)
+        assert_int_equal(profile_add_point(p, i * 100000000ll, 1ll << 40, i), 0);
+    ms_error err = {{0}};
+    const char *path = tmp_path("timeline.pb.gz");
+    assert_int_equal(profile_write(p, path, 1, &err), 0);
+    struct profile *q = NULL;
+    if (profile_read(path, &q, &err))
+        fail_msg("%s", err.msg);
+    assert_same_profile(p, q);
+    profile_free(q);
+    profile_free(p);
+
+    /* PROFILE_MAX_TIMELINE_POINTS + 1 points in one comment. */
+    size_t n = PROFILE_MAX_TIMELINE_POINTS + 1, len = 0, size = 32 + n * 16;
+    char *big = malloc(size);
+    assert_non_null(big);
+    len += (size_t)snprintf(big, size, "memsnap.timeline=");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(big + len, size - len, "%s%zu,1,1", i ? ";" : "", i);
+    const char *texts[] = {"memsnap.timeline=1,2,3", big};
+    q = with_comments(texts, 2);
+    assert_int_equal(q->n_timeline, 1);
+    profile_free(q);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -995,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_bit_flips),           cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_gzip_framing),        cmocka_unit_test(test_gzip_large),
         cmocka_unit_test(test_independent_encoder), cmocka_unit_test(test_independent_decoder),
+        cmocka_unit_test(test_meta_comments),       cmocka_unit_test(test_long_timeline),
     };
     return cmocka_run_group_tests_name("profile", tests, setup, teardown);
 }
