@@ -17,7 +17,7 @@ BUILD ?= build
 CC ?= cc
 FUZZ_CC ?= clang
 
-PKGS := libdw libelf libunwind-ptrace libprotobuf-c zlib
+PKGS := libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isampler -Iproto -Irender -I$(BUILD)/gen \

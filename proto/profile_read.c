@@ -3,6 +3,11 @@
  * they start with the gzip magic, with every size capped at PROFILE_MAX_FILE_BYTES so that a
  * hostile file (a gzip bomb, an endless pipe) costs bounded memory. Decoding and validation
  * are profile_decode.c's.
+ *
+ * Inflating is the largest single cost of reading a big profile, so a file of one gzip
+ * member (what memsnap and most tools write) is inflated whole by libdeflate, which is about
+ * twice as fast as zlib's streaming inflate; anything else (several members, a trailer that
+ * lies about the size, corrupt data) goes through zlib, which also names the exact fault.
  */
 #include "profile_internal.h"
 
@@ -11,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <libdeflate.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -20,6 +26,39 @@
 static int is_gzip(const uint8_t *buf, size_t len)
 {
     return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+}
+
+/* The fast path: a single gzip member whose trailer tells its size, inflated in one call by
+ * libdeflate (about twice zlib's speed: it decodes the whole buffer at once, without zlib's
+ * window copies). Returns 1 when *out holds the data, 0 when the caller must take zlib's
+ * streaming path instead (several members, a trailer that lies, corrupt data: zlib then
+ * finds the exact fault for the message), -1 when out of memory. */
+static int gunzip_whole(const uint8_t *buf, size_t len, uint8_t **out, size_t *out_len)
+{
+    if (len < 18)
+        return 0;
+    uint32_t isize = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
+                     (uint32_t)buf[len - 2] << 16 | (uint32_t)buf[len - 1] << 24;
+    if (isize > PROFILE_MAX_FILE_BYTES || isize / DEFLATE_MAX_RATIO > len)
+        return 0;
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    uint8_t *dst = malloc(isize ? isize : 1);
+    if (!d || !dst) {
+        libdeflate_free_decompressor(d);
+        free(dst);
+        return -1;
+    }
+    size_t in_used = 0, out_used = 0;
+    enum libdeflate_result r =
+        libdeflate_gzip_decompress_ex(d, buf, len, dst, isize, &in_used, &out_used);
+    libdeflate_free_decompressor(d);
+    if (r != LIBDEFLATE_SUCCESS || in_used != len || out_used != isize) {
+        free(dst);
+        return 0;
+    }
+    *out = dst;
+    *out_len = out_used;
+    return 1;
 }
 
 /* Gunzips buf (one or more concatenated gzip members) into a new buffer of at most
@@ -124,7 +163,10 @@ int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct 
         return profile_decode(buf, len, what, 0, out, err);
     uint8_t *raw = NULL;
     size_t raw_len = 0;
-    if (gunzip(buf, len, what, &raw, &raw_len, err))
+    int fast = gunzip_whole(buf, len, &raw, &raw_len);
+    if (fast < 0)
+        return ms_error_set(err, "reading %s: out of memory", what);
+    if (!fast && gunzip(buf, len, what, &raw, &raw_len, err))
         return -1;
     int rc = profile_decode(raw, raw_len, what, 1, out, err);
     free(raw);

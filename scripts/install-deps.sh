@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config clang clang-format
   libdw-dev libelf-dev libunwind-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
-  zlib1g-dev
+  zlib1g-dev libdeflate-dev
   # what the tests profile and check against
   python3 python3-dev python3-django python3-numpy python3-protobuf gunicorn gdb
   # the browser test of the SVG

@@ -15,7 +15,7 @@ make -s "$build/libmemsnap.a" >/dev/null
 bin="$build/bench/bench_profile"
 mkdir -p "$build/bench"
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Isampler -Iproto -I"$build/gen" tests/bench/bench_profile.c \
-  "$build/libmemsnap.a" $(pkg-config --libs libprotobuf-c zlib) -lpthread -o "$bin"
+  "$build/libmemsnap.a" $(pkg-config --libs libprotobuf-c zlib libdeflate) -lpthread -o "$bin"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 

@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -I"$root/sampler" -I"$root/proto" -o "$work/gen" \
   "$root/tests/bench/gen_render_profile.c" "$build/libmemsnap.a" \
-  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib) -lm -lpthread
+  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate) -lm -lpthread
 "$work/gen" big "$work/big.pb" "$samples" 40
 secs() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", e - s }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

@@ -33,7 +33,7 @@ bin="$out/fuzz_profile_read"
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Isampler -Iproto -I"$build/gen" \
   tests/fuzz/fuzz_profile_read.c proto/*.c sampler/error.c "$build/gen/profile.pb-c.c" \
-  -lprotobuf-c -lz -o "$bin"; then
+  -lprotobuf-c -lz -ldeflate -o "$bin"; then
   echo "profile fuzzer: build failed" >&2
   exit 1
 fi

@@ -21,13 +21,13 @@ bin="$out/fuzz_render"
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Isampler -Iproto -Irender -I"$build/gen" \
   tests/fuzz/fuzz_render.c proto/*.c $(ls render/*.c | grep -v '/cmd_') sampler/error.c "$build/gen/profile.pb-c.c" \
-  -lprotobuf-c -lz -lm -o "$bin"; then
+  -lprotobuf-c -lz -ldeflate -lm -o "$bin"; then
   echo "render fuzzer: build failed" >&2; exit 1
 fi
 # Seeds: each reader seed and demo profile, prefixed with an options byte, decompressed.
 cc -std=c11 -D_GNU_SOURCE -O2 -Isampler -Iproto -o "$out/gen_render_profile" \
   tests/bench/gen_render_profile.c "$build/libmemsnap.a" \
-  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib) -lm -lpthread || exit 1
+  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate) -lm -lpthread || exit 1
 "$out/gen_render_profile" demo "$out/demo.pb" && "$out/gen_render_profile" demo-after "$out/after.pb"
 n=0
 for f in tests/fuzz/corpus/profile/* "$out/demo.pb" "$out/after.pb"; do

@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -I"$root/sampler" -I"$root/proto" -o "$work/gen" \
   "$root/tests/bench/gen_render_profile.c" "$build/libmemsnap.a" \
-  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib) -lm -lpthread
+  $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate) -lm -lpthread
 "$work/gen" demo "$work/demo.pb"
 "$work/gen" demo-after "$work/after.pb"
 "$memsnap" render "$work/demo.pb" --title 'memsnap demo: <script>&"quotes"' > "$work/demo.svg"

@@ -789,6 +789,17 @@ static void test_gzip_framing(void **state)
     memcpy(two, gz, len);
     two[len / 2] ^= 0x55;
     expect_refused(two, len, "is not a pprof profile");
+    /* The trailer is checked, whichever inflater runs: a size that lies either way, and a
+     * wrong CRC. */
+    static const struct {
+        size_t at;
+        uint8_t flip;
+    } trailer_lies[] = {{4, 0x01}, {1, 0x7f}, {8, 0x10}};
+    for (size_t i = 0; i < sizeof trailer_lies / sizeof trailer_lies[0]; i++) {
+        memcpy(two, gz, len);
+        two[len - trailer_lies[i].at] ^= trailer_lies[i].flip;
+        expect_refused(two, len, "gzip data is corrupt");
+    }
     free(two);
     free(gz);
 
