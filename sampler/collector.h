@@ -63,7 +63,7 @@ struct collector *collector_new(struct profile *p, const struct stacks_resolver 
                                 const struct collector_options *opt);
 void collector_free(struct collector *c);
 
-/* Revalidates cached code objects and thread labels on their next use: call once per drain. */
+/* Revalidates cached thread labels on their next use: call once per drain. */
 void collector_epoch(struct collector *c);
 
 /* One sampled allocation. frames innermost first (nframes is clamped to

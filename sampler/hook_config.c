@@ -69,6 +69,23 @@ int hook_config_build(struct mshook_config *cfg, const struct py_offsets *o,
         return ms_error_set(err, "Python %d.%d: unknown frame model %d", o->major, o->minor,
                             o->frame_model);
     }
+    cfg->code_name = o->code_qualname >= 0 ? o->code_qualname : o->code_name;
+    cfg->code_filename = o->code_filename;
+    cfg->code_firstlineno = o->code_firstlineno;
+    cfg->code_linetable = o->code_linetable >= 0 ? o->code_linetable : o->code_lnotab;
+    cfg->unicode_length = o->unicode_length;
+    cfg->unicode_state = o->unicode_state;
+    cfg->unicode_ascii_size = o->unicode_ascii_size;
+    cfg->unicode_compact_size = o->unicode_compact_size;
+    cfg->unicode_data_ptr = o->unicode_data_ptr;
+    cfg->bytes_size = o->varobject_size;
+    cfg->bytes_sval = o->bytes_sval;
+    if (cfg->code_name < 0 || cfg->code_filename < 0 || cfg->code_firstlineno < 0 ||
+        cfg->code_linetable < 0 || cfg->unicode_length < 0 || cfg->unicode_state < 0 ||
+        cfg->unicode_ascii_size <= 0 || cfg->unicode_compact_size <= 0 ||
+        cfg->unicode_data_ptr < 0 || cfg->bytes_size < 0 || cfg->bytes_sval < 0)
+        return ms_error_set(err, "Python %d.%d: the offsets table lacks a code or str field",
+                            o->major, o->minor);
     if (cfg->tstate_frame < 0 || cfg->frame_back < 0 || cfg->frame_code < 0 ||
         cfg->frame_lasti < 0 || cfg->object_type < 0 ||
         (o->frame_model == PY_FRAME_CFRAME && cfg->cframe_current_frame < 0))

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -155,19 +156,77 @@ static void tail_publish(struct ring_reader *r)
     __atomic_store_n(&r->shared->ring_tail, r->tail, __ATOMIC_RELEASE);
 }
 
-/* Copies and checks the record of len bytes at ring offset off into ev. */
+static int kind_valid(uint8_t kind)
+{
+    return kind == 1 || kind == 2 || kind == 4;
+}
+
+/* Copies and checks a CODE record of len bytes at p into *out. */
+static int code_decode(struct ring_reader *r, uint32_t len, const unsigned char *p,
+                       struct ring_code *out, ms_error *err)
+{
+    struct mshook_code c;
+    if (len < sizeof c)
+        return corrupt(err, r, "CODE record shorter than its header", len);
+    shared_copy(&c, p, sizeof c);
+    if (!kind_valid(c.name_kind) || !kind_valid(c.filename_kind))
+        return corrupt(err, r, "CODE record with an invalid character size",
+                       kind_valid(c.name_kind) ? c.filename_kind : c.name_kind);
+    uint64_t name_bytes = (uint64_t)c.name_len * c.name_kind;
+    uint64_t filename_bytes = (uint64_t)c.filename_len * c.filename_kind;
+    if (name_bytes > MSHOOK_CODE_NAME_MAX)
+        return corrupt(err, r, "CODE record with too long a name", c.name_len);
+    if (filename_bytes > MSHOOK_CODE_FILENAME_MAX)
+        return corrupt(err, r, "CODE record with too long a file name", c.filename_len);
+    if (c.table_len > MSHOOK_CODE_TABLE_MAX)
+        return corrupt(err, r, "CODE record with too long a line table", c.table_len);
+    if (c.flags &
+        ~(uint32_t)(MSHOOK_CODE_NAME_CUT | MSHOOK_CODE_FILENAME_CUT | MSHOOK_CODE_NO_TABLE))
+        return corrupt(err, r, "CODE record with unknown flags", c.flags);
+    uint64_t body = sizeof c + name_bytes + filename_bytes + c.table_len;
+    if (len != ((body + 7) & ~7ull))
+        return corrupt(err, r, "CODE record length disagrees with its contents", len);
+    out->code = c.code;
+    out->firstlineno = c.firstlineno;
+    out->flags = c.flags;
+    out->name_len = c.name_len;
+    out->filename_len = c.filename_len;
+    out->table_len = c.table_len;
+    out->name_kind = c.name_kind;
+    out->filename_kind = c.filename_kind;
+    p += sizeof c;
+    shared_copy(out->name, p, (size_t)name_bytes);
+    p += name_bytes;
+    shared_copy(out->filename, p, (size_t)filename_bytes);
+    p += filename_bytes;
+    shared_copy(out->table, p, c.table_len);
+    return 0;
+}
+
+/* Copies and checks the record of len bytes at ring offset off into ev; a CODE record's
+ * contents go to *code, allocated on first use (NULL stays NULL on ENOMEM: -1). */
 static int record_decode(struct ring_reader *r, uint32_t type, uint32_t len, uint64_t off,
-                         struct ring_event *ev, ms_error *err)
+                         struct ring_event *ev, struct ring_code **code, ms_error *err)
 {
     const unsigned char *p = r->ring + off;
     memset(ev, 0, offsetof(struct ring_event, frames));
-    if (type == MSHOOK_REC_FREE) {
-        struct mshook_free f;
+    if (type == MSHOOK_REC_FREE || type == MSHOOK_REC_CODE_GONE) {
+        struct mshook_free f; /* struct mshook_code_gone has the same layout */
         if (len != sizeof f)
-            return corrupt(err, r, "FREE record of the wrong length", len);
+            return corrupt(err, r, "FREE or CODE_GONE record of the wrong length", len);
         shared_copy(&f, p, sizeof f);
-        ev->type = MSHOOK_REC_FREE;
+        ev->type = type;
         ev->addr = f.addr;
+        return 0;
+    }
+    if (type == MSHOOK_REC_CODE) {
+        if (!*code && !(*code = malloc(sizeof **code)))
+            return ms_error_errno(err, ENOMEM, "reading the hook's ring");
+        if (code_decode(r, len, p, *code, err) != 0)
+            return -1;
+        ev->type = type;
+        ev->addr = (*code)->code;
+        ev->code = *code;
         return 0;
     }
     struct mshook_alloc a;
@@ -205,6 +264,7 @@ int ring_reader_drain(struct ring_reader *r,
         return corrupt(err, r, "head not 8-byte aligned", head);
 
     struct ring_event ev;
+    struct ring_code *code = NULL; /* ~70 KiB: only when a CODE record comes by */
     int count = 0;
     uint64_t published = r->tail;
     int rc = 0;
@@ -227,11 +287,12 @@ int ring_reader_drain(struct ring_reader *r,
             r->pads++;
             continue;
         }
-        if (hdr.type != MSHOOK_REC_ALLOC && hdr.type != MSHOOK_REC_FREE) {
+        if (hdr.type != MSHOOK_REC_ALLOC && hdr.type != MSHOOK_REC_FREE &&
+            hdr.type != MSHOOK_REC_CODE && hdr.type != MSHOOK_REC_CODE_GONE) {
             rc = corrupt(err, r, "unknown record type", hdr.type);
             break;
         }
-        if (record_decode(r, hdr.type, hdr.len, off, &ev, err) != 0) {
+        if (record_decode(r, hdr.type, hdr.len, off, &ev, &code, err) != 0) {
             rc = -1;
             break;
         }
@@ -248,6 +309,7 @@ int ring_reader_drain(struct ring_reader *r,
         }
     }
     tail_publish(r);
+    free(code);
     return rc != 0 ? -1 : count;
 }
 

@@ -22,12 +22,28 @@
 #include "error.h"
 #include "hook/hook_abi.h"
 
+/* A CODE record, copied out and validated: kinds are 1, 2 or 4, name_len * name_kind <=
+ * MSHOOK_CODE_NAME_MAX, filename_len * filename_kind <= MSHOOK_CODE_FILENAME_MAX, table_len
+ * <= MSHOOK_CODE_TABLE_MAX, and the record held exactly that many bytes. The characters are
+ * raw PEP 393 data (decode with pystr_to_utf8); nothing else about them is known. */
+struct ring_code {
+    uint64_t code;
+    int32_t firstlineno;
+    uint32_t flags; /* MSHOOK_CODE_* */
+    uint32_t name_len, filename_len, table_len;
+    uint8_t name_kind, filename_kind;
+    uint8_t name[MSHOOK_CODE_NAME_MAX];
+    uint8_t filename[MSHOOK_CODE_FILENAME_MAX];
+    uint8_t table[MSHOOK_CODE_TABLE_MAX];
+};
+
 /* One record, copied out and validated. */
 struct ring_event {
-    uint32_t type;  /* MSHOOK_REC_ALLOC or MSHOOK_REC_FREE (PAD records are consumed) */
+    uint32_t type;  /* MSHOOK_REC_ALLOC, _FREE, _CODE or _CODE_GONE (PADs are consumed) */
     uint32_t flags; /* MSHOOK_ALLOC_* */
-    uint64_t addr, size, tstate;
-    uint32_t nframes; /* <= MSHOOK_MAX_FRAMES; frames[0] is the innermost */
+    uint64_t addr, size, tstate;  /* FREE: addr; CODE_GONE: addr is the code object's */
+    const struct ring_code *code; /* CODE only: valid during the callback */
+    uint32_t nframes;             /* <= MSHOOK_MAX_FRAMES; frames[0] is the innermost */
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
 };
 
@@ -39,7 +55,7 @@ struct ring_reader {
     const unsigned char *ring;    /* map + header_bytes */
     uint64_t ring_bytes;          /* power of two, validated at open */
     uint64_t tail;                /* bytes consumed (ours; published to shared->ring_tail) */
-    uint64_t events;              /* ALLOC + FREE records delivered */
+    uint64_t events;              /* records delivered (every type but PAD) */
     uint64_t pads;                /* PAD records skipped */
 };
 
@@ -57,7 +73,8 @@ int ring_reader_attach(struct ring_reader *r, void *region, size_t bytes, ms_err
  * tail then covers the records delivered so far and drain returns -1 with a generic sentence:
  * callers keep their own reason in ctx). Returns the number of events delivered, or -1 with a
  * sentence in err when the ring is corrupt (head behind the tail or more than a ring ahead, a
- * bad record type, length, flag or frame count); the tail is left at the last good record. */
+ * bad record type, length, flag, frame count, string kind or length), or on ENOMEM; the tail
+ * is left at the last good record. */
 int ring_reader_drain(struct ring_reader *r,
                       int (*on_event)(void *ctx, const struct ring_event *ev), void *ctx,
                       ms_error *err);

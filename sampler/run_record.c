@@ -2,7 +2,8 @@
  * run_record.c - records a `memsnap run` child from Py_RunMain to its death (see run_record.h).
  *
  * The pieces are the ones `memsnap attach` uses (pyruntime, hook_config, the embedded hook,
- * ring_reader, collector with stacks and session_resolve, timeline, the profile builder);
+ * ring_reader, code_table, collector with stacks and session_resolve, timeline, the profile
+ * builder);
  * what differs is how the hook gets in (the launcher's stopped thread is adopted instead of a
  * thread seized at a safe point) and how the recording ends (the child dies; there is nobody
  * to ask to stop, and no memory left to read).
@@ -34,6 +35,12 @@ static int on_event(void *ctx, const struct ring_event *ev)
         collector_release(rr->collector, ev->addr);
         return 0;
     }
+    if (ev->type == MSHOOK_REC_CODE)
+        return code_table_add(rr->codes, ev->code, &rr->problem);
+    if (ev->type == MSHOOK_REC_CODE_GONE) {
+        code_table_remove(rr->codes, ev->addr);
+        return 0;
+    }
     return collector_alloc(rr->collector, ev->addr, ev->size, ev->tstate, ev->frames, ev->nframes,
                            ev->flags, &rr->problem);
 }
@@ -49,20 +56,18 @@ static void record_stop(struct run_record *rr, const char *why)
     ring_reader_request_stop(&rr->ring);
 }
 
-/* Drains what the hook has published. revalidate: the child is alive, so cached code
- * objects are checked again (their addresses may have been reused since the last drain). */
+/* Drains what the hook has published. revalidate: the child is alive, so cached thread
+ * labels are read again (thread states may have been reused since the last drain). */
 static int drain(struct run_record *rr, int revalidate)
 {
     if (!rr->ring_open || rr->ring_broken)
         return 0;
-    /* Revalidation costs a remote read per code object in use, so it happens at most every
-     * RUN_EPOCH_NS however often the ring is drained: the same window for address reuse
+    /* Revalidation costs remote reads per thread in use, so it happens at most every
+     * RUN_EPOCH_NS however often the ring is drained: the same window for thread state reuse
      * that `memsnap attach` has with its 10 ms drains. */
     int64_t now = clock_ns(CLOCK_MONOTONIC);
     if (revalidate && now >= rr->next_epoch_ns) {
         rr->next_epoch_ns = now + RUN_EPOCH_NS;
-        session_resolve_epoch(&rr->resolve);
-        run_resolve_epoch(&rr->remember);
         collector_epoch(rr->collector);
     }
     ms_error err;
@@ -151,6 +156,8 @@ static int hook_install(struct run_record *rr, ms_error *err)
     if (ring_reader_open(rr->pid, res.start_result, &rr->ring, err) < 0)
         return ms_error_prefix(err, "mapping the allocation hook's ring");
     rr->ring_open = 1;
+    if (timeline_exclude(&rr->timeline, rr->ring.map, rr->ring.map_bytes, err) < 0)
+        return -1;
     ring_reader_heartbeat(&rr->ring);
     if (ring_reader_state(&rr->ring) != MSHOOK_STATE_RECORDING) {
         struct mshook_shared snap;
@@ -169,16 +176,15 @@ int run_record_begin(struct run_record *rr, pid_t pid, const struct run_record_o
     rr->rate = o->rate ? o->rate : 1;
     if (pyruntime_locate(pid, &rr->rt, err) < 0)
         return -1;
-    if (session_resolve_init(&rr->resolve, &rr->rt, err) < 0)
-        return -1;
-    rr->resolve_ready = 1;
-    struct stacks_resolver inner = session_resolve_resolver(&rr->resolve);
-    if (run_resolve_init(&rr->remember, &inner, err) < 0) {
+    rr->codes = code_table_new(rr->rt.off);
+    if (!rr->codes)
+        return ms_error_errno(err, ENOMEM, "creating the code table");
+    if (session_resolve_init(&rr->resolve, &rr->rt, rr->codes, err) < 0) {
         run_record_free(rr);
         return -1;
     }
-    rr->remember_ready = 1;
-    struct stacks_resolver resolver = run_resolve_resolver(&rr->remember);
+    rr->resolve_ready = 1;
+    struct stacks_resolver resolver = session_resolve_resolver(&rr->resolve);
     struct collector_options copt = {.rate = rr->rate, .track_peak = 1};
     rr->profile = profile_new();
     if (rr->profile)
@@ -237,8 +243,8 @@ void run_record_hold(struct run_record *rr)
 int run_record_end(struct run_record *rr, int64_t peak_rss, ms_error *err)
 {
     int64_t end_ns = clock_ns(CLOCK_MONOTONIC);
-    /* Everything the hook published before the child died; its code objects are gone, so
-     * no revalidation: the caches answer for what was seen alive. */
+    /* Everything the hook published before the child died; its thread states are gone, so
+     * no revalidation: the label cache answers for what was seen alive. */
     drain(rr, 0);
     ring_reader_counters(&rr->ring, &rr->counters);
     if (collector_finish(rr->collector, err) < 0)
@@ -262,7 +268,13 @@ int run_record_end(struct run_record *rr, int64_t peak_rss, ms_error *err)
     p->meta.duration_ns = end_ns - rr->start_ns;
     p->meta.dropped_events = (int64_t)rr->counters.dropped_events;
     p->meta.dropped_bytes = (int64_t)rr->counters.dropped_bytes;
-    p->meta.peak_rss = peak_rss > rr->timeline.peak_rss ? peak_rss : rr->timeline.peak_rss;
+    /* The kernel's maximum RSS counts the hook's ring; the timeline's samples do not, so its
+     * peak is the program's (a child too short-lived for a sample gets the kernel's number
+     * minus the ring's resident bytes now). */
+    int64_t ring_rss = timeline_excluded_now(&rr->timeline);
+    p->meta.peak_rss = rr->timeline.peak_rss > 0 ? rr->timeline.peak_rss
+                       : peak_rss > ring_rss     ? peak_rss - ring_rss
+                                                 : 0;
     p->meta.peak_heap = peak_heap;
     p->meta.peak_time_ns = rr->peak_time_ns;
     p->meta.total_alloc_bytes = (int64_t)rr->counters.alloc_bytes;
@@ -303,10 +315,9 @@ void run_record_free(struct run_record *rr)
     rr->collector = NULL;
     profile_free(rr->profile);
     rr->profile = NULL;
-    if (rr->remember_ready)
-        run_resolve_free(&rr->remember);
-    rr->remember_ready = 0;
     if (rr->resolve_ready)
         session_resolve_free(&rr->resolve);
     rr->resolve_ready = 0;
+    code_table_free(rr->codes);
+    rr->codes = NULL;
 }

@@ -11,12 +11,12 @@
  *                                     so the allocators are wrapped before the main module
  *                                     runs), map the ring; the caller then detaches
  *   run_record_poll(&rr)              while the child lives, every millisecond or so: heartbeat,
- *                                     drain into the collector (code objects resolved now,
- *                                     while they exist), timeline point every 10 ms
+ *                                     drain into the collector (code objects named by the
+ *                                     hook's CODE records), timeline point every 10 ms
  *   run_record_hold(&rr)              the child is being stopped by job control
  *   run_record_end(&rr, peak_rss)     the child is dead (a zombie, or reaped): last drain
- *                                     without revalidating caches (the memory is gone; the
- *                                     mapping of the ring is ours and still readable), then
+ *                                     without revalidating thread labels (the memory is gone;
+ *                                     the mapping of the ring is ours and still readable), then
  *                                     the profile: mode "run", the collector's six sample
  *                                     types with default peak_space, metadata, timeline
  *   run_record_free(&rr)
@@ -24,8 +24,9 @@
  * Exactness: at rate 1 every allocation through the PyMem/PyObject domains from the first
  * line of the main module on is in the profile, unless the ring overflowed (the hook drops
  * rather than blocks; the profile's dropped_events says so). The exact-mode ring is large
- * (RUN_RING_EXACT_BYTES) and drained continuously so that it does not: its pages are shared
- * memory of the target and count in the target's RSS (and so in peak RSS).
+ * (RUN_RING_EXACT_BYTES) and drained continuously so that it does not. Its pages are shared
+ * memory of the target and count in the target's RSS; the timeline subtracts them
+ * (timeline_exclude), and the profile's peak RSS is the timeline's: the program's own.
  *
  * Errors: begin returns -1 with one sentence (not CPython, unsupported version, injection
  * refused, hook failed); the child is then still stopped and traced, and the caller lets it
@@ -39,12 +40,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "code_table.h"
 #include "collector.h"
 #include "error.h"
 #include "profile.h"
 #include "pyruntime.h"
 #include "ring_reader.h"
-#include "run_resolve.h"
 #include "session_resolve.h"
 #include "timeline.h"
 
@@ -52,7 +53,7 @@
  * each, tens of MB/s); sampled mode a few events per MB allocated. */
 #define RUN_RING_EXACT_BYTES   (128u << 20)
 #define RUN_RING_SAMPLED_BYTES (4u << 20)
-/* Cached code objects are revalidated at most this often (see drain in run_record.c). */
+/* Cached thread labels are revalidated at most this often (see drain in run_record.c). */
 #define RUN_EPOCH_NS 10000000ll
 /* The hook stops recording when memsnap's heartbeat is older than this (memsnap died). */
 #define RUN_HEARTBEAT_TIMEOUT_MS 2000u
@@ -78,10 +79,9 @@ struct run_record {
     pid_t pid;
     uint64_t rate;
     struct pyruntime rt;
+    struct code_table *codes; /* fed by the hook's CODE / CODE_GONE records */
     struct session_resolve resolve;
     int resolve_ready;
-    struct run_resolve remember; /* wraps resolve: code objects freed before their drain */
-    int remember_ready;
     struct profile *profile;
     struct collector *collector;
     struct ring_reader ring;
@@ -93,7 +93,7 @@ struct run_record {
     int64_t start_ns;      /* CLOCK_MONOTONIC when recording began */
     int64_t start_unix_ns; /* the same instant, wall clock */
     int64_t next_point_ns; /* next timeline sample (monotonic) */
-    int64_t next_epoch_ns; /* next revalidation of cached code objects */
+    int64_t next_epoch_ns; /* next revalidation of cached thread labels */
     uint64_t peak_seq;     /* the collector's peak allocation number at the last poll */
     int64_t peak_time_ns;
     struct mshook_shared counters; /* the hook's header, copied at the end */

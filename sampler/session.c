@@ -8,8 +8,9 @@
  *     duration actually recorded; the command says so and exits 0.
  *   - Time zero of the profile (timeline, duration) is when the hook reported RECORDING, not
  *     when memsnap started: the window is what the hook saw.
- *   - Code objects are resolved at drain time (every SESSION_DRAIN_INTERVAL_MS), with one
- *     pycode epoch per drain so that an address reused by a new code object is noticed.
+ *   - Code objects are named by the hook's CODE / CODE_GONE records, in ring order, into a
+ *     code table (code_table.h): no remote read per frame, and code objects that die before
+ *     the drain keep their names. Thread labels are still read remotely, once per drain.
  */
 #include "session.h"
 
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "code_table.h"
 #include "collector.h"
 #include "hook/hook_abi.h"
 #include "hook_blob.h"
@@ -36,6 +38,7 @@ struct session {
     pid_t pid;
     struct session_options opt;
     struct pyruntime rt;
+    struct code_table *codes;
     struct session_resolve resolve;
     int resolve_ready;
     struct profile *profile;
@@ -144,6 +147,12 @@ static int on_event(void *ctx, const struct ring_event *ev)
         collector_release(s->collector, ev->addr);
         return 0;
     }
+    if (ev->type == MSHOOK_REC_CODE)
+        return code_table_add(s->codes, ev->code, &s->event_err);
+    if (ev->type == MSHOOK_REC_CODE_GONE) {
+        code_table_remove(s->codes, ev->addr);
+        return 0;
+    }
     if (ev->type != MSHOOK_REC_ALLOC)
         return 0;
     return collector_alloc(s->collector, ev->addr, ev->size, ev->tstate, ev->frames, ev->nframes,
@@ -153,7 +162,10 @@ static int on_event(void *ctx, const struct ring_event *ev)
 /* Everything of the session except the ring (whose opening ends the attach). */
 static int session_prepare(struct session *s, ms_error *err)
 {
-    if (session_resolve_init(&s->resolve, &s->rt, err) < 0)
+    s->codes = code_table_new(s->rt.off);
+    if (!s->codes)
+        return ms_error_errno(err, ENOMEM, "creating the code table");
+    if (session_resolve_init(&s->resolve, &s->rt, s->codes, err) < 0)
         return -1;
     s->resolve_ready = 1;
     s->profile = profile_new();
@@ -248,6 +260,10 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
         return -1;
     }
     s->ring_open = 1;
+    if (timeline_exclude(&s->tl, s->ring.map, s->ring.map_bytes, err) < 0) {
+        session_free(s);
+        return -1;
+    }
     ring_reader_heartbeat(&s->ring);
     *out = s;
     return 0;
@@ -256,7 +272,6 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
 /* Drains what the hook has published; -1 on a corrupt ring or ENOMEM. */
 static int session_drain(struct session *s, ms_error *err)
 {
-    session_resolve_epoch(&s->resolve);
     collector_epoch(s->collector);
     s->event_err.msg[0] = 0;
     if (ring_reader_drain(&s->ring, on_event, s, err) < 0) {
@@ -285,6 +300,7 @@ static int session_finish(struct session *s, int64_t now_ns, ms_error *err)
     if (s->phase == SESSION_RECORDING && !s->target_exited)
         timeline_sample(&s->tl, s->record_end_ns - s->record_start_ns, session_heap(s), NULL);
     s->phase = SESSION_ENDED;
+    timeline_exclude(&s->tl, NULL, 0, NULL); /* before the mapping it counts goes */
     ring_reader_close(&s->ring);
     s->ring_open = 0;
     return rc;
@@ -437,6 +453,7 @@ void session_free(struct session *s)
     profile_free(s->profile);
     if (s->resolve_ready)
         session_resolve_free(&s->resolve);
+    code_table_free(s->codes);
     free(s);
 }
 

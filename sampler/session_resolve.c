@@ -14,13 +14,13 @@
 /* offsetof(struct pthread, tid) in glibc on x86_64 (stable since glibc 2.x NPTL). */
 #define GLIBC_PTHREAD_TID_OFFSET 0x2d0
 
-int session_resolve_init(struct session_resolve *sr, const struct pyruntime *rt, ms_error *err)
+int session_resolve_init(struct session_resolve *sr, const struct pyruntime *rt,
+                         struct code_table *codes, ms_error *err)
 {
+    (void)err;
     memset(sr, 0, sizeof *sr);
     sr->rt = rt;
-    sr->codes = pycode_cache_new(rt);
-    if (!sr->codes)
-        return ms_error_errno(err, ENOMEM, "creating the code object cache");
+    sr->codes = codes;
     if (rt->off->runtime_main_thread >= 0) {
         uint64_t id = 0;
         if (remote_read(rt->pid, rt->runtime_addr + (uint64_t)rt->off->runtime_main_thread, &id,
@@ -32,33 +32,20 @@ int session_resolve_init(struct session_resolve *sr, const struct pyruntime *rt,
 
 void session_resolve_free(struct session_resolve *sr)
 {
-    pycode_cache_free(sr->codes);
     sr->codes = NULL;
-}
-
-void session_resolve_epoch(struct session_resolve *sr)
-{
-    pycode_cache_epoch(sr->codes);
 }
 
 static int resolve_code(void *ctx, uint64_t code_addr, struct stacks_code *out)
 {
     struct session_resolve *sr = ctx;
-    const struct pycode_info *ci = NULL;
-    if (pycode_resolve(sr->codes, code_addr, &ci, NULL) < 0 || !ci)
-        return -1;
-    out->identity = ci;
-    out->name = ci->name;
-    out->filename = ci->filename;
-    out->firstlineno = ci->firstlineno;
-    return 0;
+    return code_table_resolve(sr->codes, code_addr, out);
 }
 
 static int resolve_line(void *ctx, const struct stacks_code *code, uint64_t code_addr,
                         uint64_t raw_lasti)
 {
     struct session_resolve *sr = ctx;
-    return pycode_line(sr->codes, code->identity, code_addr, raw_lasti);
+    return code_table_line(sr->codes, code, code_addr, raw_lasti);
 }
 
 /* The native tid of a thread, or 0. */

@@ -2,7 +2,8 @@
  * stacks.c - resolving raw hook frames to profile locations and interning stacks.
  *
  * Three open-addressing tables (linear probing, power-of-two sizes, grown at 3/4 load):
- *   frames:  (code, lasti) -> location, stamped with the epoch it was last validated in;
+ *   frames:  (code, lasti) -> location and the identity of the code object it was computed
+ *            for, checked against the resolver's current identity on every use;
  *   threads: tstate -> label string index, stamped the same way;
  *   stacks:  hash of (thread, locations) -> stack id, the locations kept in one flat array.
  * No entry is ever deleted, so probing needs no tombstones.
@@ -189,9 +190,6 @@ static uint32_t frame_location(struct stacks *s, uint64_t code, uint64_t lasti)
             break;
         }
     }
-    if (e && e->epoch == s->epoch)
-        return e->loc;
-
     struct stacks_code sc = {0};
     if (!s->r.code || s->r.code(s->r.ctx, code, &sc) < 0)
         return synthetic_location(s, &s->loc_unknown, "<unknown>");

@@ -7,11 +7,13 @@
  * interns stacks by their resolved locations plus their thread label, so two different code
  * objects that reused one address never share a stack.
  *
- * Resolution goes through a caller-supplied resolver (the session wires it to pycode and
- * pythreads; unit tests use a table). A cache maps (code, lasti) to its location; after
- * stacks_epoch() each cached pair is revalidated on its next use by asking the resolver for
- * the code object's identity again (cheap when the resolver caches too), because the target
- * may have freed the code object and reused its address.
+ * Resolution goes through a caller-supplied resolver (the session wires code objects to the
+ * code table the hook feeds through the ring, code_table.h, and thread labels to the thread
+ * states; unit tests use a table). A cache maps (code, lasti) to its location and the
+ * identity of the code object it was computed for; every use asks the resolver for the
+ * address's current identity (a hash lookup in memsnap's memory) and recomputes when it
+ * changed, because the target may have freed the code object and reused its address.
+ * Thread labels are cached per epoch: after stacks_epoch() each is looked up again once.
  *
  * Bounds: at most STACKS_MAX distinct stacks; past that, new stacks collapse into a single
  * "<stack table full>" stack so a hostile or pathological target cannot grow memsnap
@@ -32,8 +34,9 @@
 #define STACKS_MAX (1u << 20)
 
 /* What the resolver says about one code object. `identity` is any pointer that stays the
- * same while the address holds the same code object, and changes when it is reused (pycode:
- * the struct pycode_info pointer). Strings must stay valid for the resolver's lifetime. */
+ * same while the address holds the same code object, and changes when it is reused
+ * (code_table: a generation number). Strings need only stay valid until the resolver's next
+ * change (they are copied into the profile at once). */
 struct stacks_code {
     const void *identity;
     const char *name;
@@ -58,7 +61,7 @@ struct stacks;
 struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r);
 void stacks_free(struct stacks *s);
 
-/* Marks every cached (code, lasti) and thread label as needing revalidation. O(1). */
+/* Marks every cached thread label as needing revalidation. O(1). */
 void stacks_epoch(struct stacks *s);
 
 /* Resolves and interns one stack; *stack_id is a dense index (0, 1, ...). frames are

@@ -8,6 +8,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 int timeline_open(struct timeline *tl, pid_t pid, ms_error *err)
@@ -36,6 +38,41 @@ void timeline_close(struct timeline *tl)
     free(tl->points);
     tl->points = NULL;
     tl->n_points = 0;
+    free(tl->mincore_vec);
+    tl->mincore_vec = NULL;
+    tl->excluded = NULL;
+    tl->excluded_bytes = 0;
+}
+
+int timeline_exclude(struct timeline *tl, const void *map, size_t bytes, ms_error *err)
+{
+    free(tl->mincore_vec);
+    tl->mincore_vec = NULL;
+    tl->excluded = NULL;
+    tl->excluded_bytes = 0;
+    tl->excluded_rss = 0;
+    if (!map || bytes == 0)
+        return 0;
+    size_t pages = (bytes + (size_t)tl->page_bytes - 1) / (size_t)tl->page_bytes;
+    tl->mincore_vec = malloc(pages);
+    if (!tl->mincore_vec)
+        return ms_error_errno(err, ENOMEM, "preparing the RSS correction");
+    tl->excluded = map;
+    tl->excluded_bytes = bytes;
+    return 0;
+}
+
+int64_t timeline_excluded_now(struct timeline *tl)
+{
+    if (!tl->excluded)
+        return 0;
+    size_t pages = (tl->excluded_bytes + (size_t)tl->page_bytes - 1) / (size_t)tl->page_bytes;
+    if (mincore((void *)tl->excluded, tl->excluded_bytes, tl->mincore_vec) != 0)
+        return 0;
+    size_t resident = 0;
+    for (size_t i = 0; i < pages; i++)
+        resident += tl->mincore_vec[i] & 1;
+    return (int64_t)resident * tl->page_bytes;
 }
 
 /* statm: "size resident shared text lib data dt", in pages. */
@@ -90,7 +127,12 @@ int timeline_sample(struct timeline *tl, int64_t t_ns, int64_t heap, ms_error *e
     int64_t pages = statm_resident_pages(tl->statm_fd);
     if (pages < 0)
         return ms_error_set(err, "the process has exited (its RSS can no longer be read)");
-    tl->rss = pages * tl->page_bytes;
+    /* The region's pages were read after the RSS: a page the hook touched in between is
+     * subtracted without having been counted, so clamp at 0. */
+    tl->excluded_rss = timeline_excluded_now(tl);
+    tl->rss = pages * tl->page_bytes - tl->excluded_rss;
+    if (tl->rss < 0)
+        tl->rss = 0;
     if (tl->rss > tl->peak_rss) {
         tl->peak_rss = tl->rss;
         tl->peak_rss_ns = t_ns;

@@ -6,6 +6,12 @@
  * descriptor opened once, which costs one small read per sample. The heap is whatever the
  * caller measures (the collector's unbiased live bytes, exact at rate 1).
  *
+ * The hook's shared region (header + ring, up to 128 MiB in `memsnap run`'s exact mode) is
+ * mapped in the target, and the pages the hook has written count in its RSS although they are
+ * memsnap's, not the program's. timeline_exclude() names memsnap's own mapping of that memfd:
+ * its resident pages (mincore) are the ones the target's mapping holds too, and each sample
+ * subtracts them, so RSS and peak RSS describe the program alone.
+ *
  * Points are kept at most every TIMELINE_INTERVAL_NS, each carrying the maxima of the samples
  * since the previous one. So that an hour-long recording stays
  * small, the buffer holds at most TIMELINE_MAX_POINTS: when it fills, neighbouring points are
@@ -35,6 +41,10 @@ struct timeline {
     int64_t pending_rss, pending_heap; /* maxima since the last kept point */
     int64_t peak_rss, peak_rss_ns;
     int64_t peak_heap, peak_heap_ns;
+    const void *excluded; /* memsnap's mapping of the hook's region, or NULL */
+    size_t excluded_bytes;
+    unsigned char *mincore_vec; /* one byte per page of the excluded region */
+    int64_t excluded_rss;       /* resident bytes of the region at the latest sample */
 };
 
 /* Opens /proc/PID/statm. -1 with err when the process does not exist or is unreadable. */
@@ -43,6 +53,14 @@ int timeline_open(struct timeline *tl, pid_t pid, ms_error *err);
 /* Reads the RSS now (t_ns since the start of recording) and records `heap` beside it.
  * Returns 0, or -1 with err when RSS cannot be read (the process has exited). */
 int timeline_sample(struct timeline *tl, int64_t t_ns, int64_t heap, ms_error *err);
+
+/* From now on, subtract the resident pages of [map, map + bytes) (page-aligned, memsnap's own
+ * mapping of memory the target maps too) from every RSS sample; NULL stops it (call before
+ * unmapping). Returns 0, or -1 with err on ENOMEM. */
+int timeline_exclude(struct timeline *tl, const void *map, size_t bytes, ms_error *err);
+
+/* Resident bytes of the excluded region now (0 when none). */
+int64_t timeline_excluded_now(struct timeline *tl);
 
 /* Appends the kept points to the profile's timeline. -1 on ENOMEM. */
 int timeline_to_profile(const struct timeline *tl, struct profile *p, ms_error *err);

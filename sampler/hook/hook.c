@@ -97,6 +97,10 @@ static int config_check(const struct mshook_config *cfg, const struct hook_pytho
     hook_stack_layout_from(&layout, cfg, api->code_type);
     if (hook_stack_layout_check(&layout) != 0)
         return -EINVAL;
+    struct hook_code_layout code_layout;
+    hook_code_layout_from(&code_layout, cfg, api->unicode_type, api->bytes_type);
+    if (hook_code_layout_check(&code_layout) != 0)
+        return -EINVAL;
     /* Offsets for another version would make the in-process walk read garbage: refuse. */
     if ((int)((cfg->py_version_hex >> 24) & 0xff) != api->major ||
         (int)((cfg->py_version_hex >> 16) & 0xff) != api->minor)
@@ -311,9 +315,11 @@ __attribute__((visibility("default"))) int memsnap_hook_start(const struct mshoo
     }
     struct hook_stack_layout layout;
     hook_stack_layout_from(&layout, &copy, session.api.code_type);
+    struct hook_code_layout code_layout;
+    hook_code_layout_from(&code_layout, &copy, session.api.unicode_type, session.api.bytes_type);
     if (hook_recorder_begin(&copy, session.shared,
                             (unsigned char *)session.shared + HOOK_HEADER_BYTES, &layout,
-                            session.api.tstate_get) != 0) {
+                            &code_layout, session.api.tstate_get) != 0) {
         region_release();
         __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
         return -ENOMEM;

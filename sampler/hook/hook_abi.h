@@ -25,6 +25,10 @@
  * the region as untrusted (ring positions, record lengths and types, frame counts): see
  * sampler/ring_reader.c. The hook trusts its config (memsnap is the one attaching).
  *
+ * Code identity (ABI 2): the hook names code objects itself (MSHOOK_REC_CODE before the
+ * first ALLOC whose stack holds one, MSHOOK_REC_CODE_GONE when the allocator frees it), and
+ * memsnap reads no code object from the target's memory while recording.
+ *
  * The ring: ring_bytes (a power of two) of records after header_bytes. The hook is the only
  * producer (a try-lock inside the hook serialises producers; a contended event is dropped and
  * counted, never waited for). ring_head and ring_tail are monotonic byte counts; the
@@ -38,12 +42,12 @@
 
 #include <stdint.h>
 
-#define MSHOOK_MAGIC 0x4b4f4f48504e534dull /* "MSNPHOOK" */
-#define MSHOOK_ABI 1
-#define MSHOOK_START_SYMBOL "memsnap_hook_start"
-#define MSHOOK_MEMFD_NAME "memsnap-ring"
-#define MSHOOK_LIB_MEMFD_NAME "libmemsnap_hook.so"
-#define MSHOOK_MAX_FRAMES 128
+#define MSHOOK_MAGIC              0x4b4f4f48504e534dull /* "MSNPHOOK" */
+#define MSHOOK_ABI                2
+#define MSHOOK_START_SYMBOL       "memsnap_hook_start"
+#define MSHOOK_MEMFD_NAME         "memsnap-ring"
+#define MSHOOK_LIB_MEMFD_NAME     "libmemsnap_hook.so"
+#define MSHOOK_MAX_FRAMES         128
 #define MSHOOK_DEFAULT_RING_BYTES (4u << 20)
 
 /* config.domains */
@@ -51,9 +55,10 @@
 #define MSHOOK_DOMAIN_OBJ 2u
 
 /* config.flags */
-#define MSHOOK_F_SYNC_INSTALL 1u /* the caller of memsnap_hook_start holds the GIL (memsnap run
-                                  * stops the main thread at Py_RunMain): wrap the allocators
-                                  * before returning instead of from the control thread */
+#define MSHOOK_F_SYNC_INSTALL                                                                      \
+    1u /* the caller of memsnap_hook_start holds the GIL (memsnap run                              \
+        * stops the main thread at Py_RunMain): wrap the allocators                                \
+        * before returning instead of from the control thread */
 
 /* shared.state */
 enum mshook_state {
@@ -68,8 +73,8 @@ enum mshook_state {
 struct mshook_config {
     uint64_t magic;
     uint32_t abi;
-    uint32_t size; /* sizeof(struct mshook_config) */
-    uint64_t rate; /* mean bytes between samples (Poisson); 1 = every allocation */
+    uint32_t size;       /* sizeof(struct mshook_config) */
+    uint64_t rate;       /* mean bytes between samples (Poisson); 1 = every allocation */
     uint64_t ring_bytes; /* power of two, >= 64 KiB */
     uint32_t domains;    /* MSHOOK_DOMAIN_* */
     uint32_t heartbeat_timeout_ms;
@@ -80,16 +85,31 @@ struct mshook_config {
     uint32_t flags;      /* MSHOOK_F_* */
 
     /* In-process stack capture for this version (from struct py_offsets). */
-    uint32_t frame_model; /* enum py_frame_model */
-    uint32_t lasti_model; /* enum py_lasti_model: int32 field (1, 2) or pointer (3, 4) */
-    int32_t tstate_frame; /* tstate.frame | tstate.cframe | tstate.current_frame */
+    uint32_t frame_model;         /* enum py_frame_model */
+    uint32_t lasti_model;         /* enum py_lasti_model: int32 field (1, 2) or pointer (3, 4) */
+    int32_t tstate_frame;         /* tstate.frame | tstate.cframe | tstate.current_frame */
     int32_t cframe_current_frame; /* PY_FRAME_CFRAME only */
-    int32_t frame_back;   /* f_back | previous */
-    int32_t frame_code;   /* f_code | f_executable */
-    int32_t frame_lasti;  /* f_lasti | prev_instr | instr_ptr */
-    int32_t frame_owner;  /* -1 when the version has no owner field */
-    int32_t owner_cstack; /* owner value of shim frames to skip, -1 for none */
-    int32_t object_type;  /* ob_type, to check f_executable is a code object */
+    int32_t frame_back;           /* f_back | previous */
+    int32_t frame_code;           /* f_code | f_executable */
+    int32_t frame_lasti;          /* f_lasti | prev_instr | instr_ptr */
+    int32_t frame_owner;          /* -1 when the version has no owner field */
+    int32_t owner_cstack;         /* owner value of shim frames to skip, -1 for none */
+    int32_t object_type;          /* ob_type, to check f_executable is a code object */
+
+    /* In-process reading of code objects for MSHOOK_REC_CODE (ABI 2; from struct py_offsets).
+     * Every offset is >= 0 and < 4096. */
+    int32_t code_name;            /* co_qualname (3.11+) or co_name: a str */
+    int32_t code_filename;        /* co_filename: a str */
+    int32_t code_firstlineno;     /* int */
+    int32_t code_linetable;       /* co_linetable (3.10+) or co_lnotab: a bytes */
+    int32_t unicode_length;       /* Py_ssize_t length (characters) */
+    int32_t unicode_state;        /* the state bit-field byte: kind bits 2-4, compact 5, ascii 6 */
+    int32_t unicode_ascii_size;   /* characters of a compact ASCII str start here */
+    int32_t unicode_compact_size; /* characters of a compact non-ASCII str start here */
+    int32_t unicode_data_ptr;     /* non-compact str: pointer to the characters */
+    int32_t bytes_size;           /* ob_size of a bytes object */
+    int32_t bytes_sval;           /* the bytes' characters start here */
+    int32_t _pad2;
 };
 
 /* At offset 0 of the shared region. */
@@ -135,9 +155,11 @@ struct mshook_rec {
 };
 
 enum mshook_rec_type {
-    MSHOOK_REC_PAD = 1,   /* skip to the end of the ring */
-    MSHOOK_REC_ALLOC = 2, /* struct mshook_alloc + nframes struct mshook_frame */
-    MSHOOK_REC_FREE = 3,  /* struct mshook_free: a sampled block was freed */
+    MSHOOK_REC_PAD = 1,       /* skip to the end of the ring */
+    MSHOOK_REC_ALLOC = 2,     /* struct mshook_alloc + nframes struct mshook_frame */
+    MSHOOK_REC_FREE = 3,      /* struct mshook_free: a sampled block was freed */
+    MSHOOK_REC_CODE = 4,      /* struct mshook_code + its bytes: a code object's identity */
+    MSHOOK_REC_CODE_GONE = 5, /* struct mshook_code_gone: an announced code object was freed */
 };
 
 struct mshook_frame {
@@ -148,19 +170,62 @@ struct mshook_frame {
 struct mshook_alloc {
     struct mshook_rec hdr;
     uint64_t addr;
-    uint64_t size;   /* requested size */
-    uint64_t tstate; /* PyThreadState * of the allocating thread (thread label) */
+    uint64_t size;    /* requested size */
+    uint64_t tstate;  /* PyThreadState * of the allocating thread (thread label) */
     uint32_t nframes; /* frames that follow, innermost first */
     uint32_t flags;   /* MSHOOK_ALLOC_* */
     /* struct mshook_frame frames[nframes]; */
 };
 
 #define MSHOOK_ALLOC_TRUNCATED 1u /* the stack had more than max_frames frames */
-#define MSHOOK_ALLOC_REALLOC 2u   /* the block came from realloc */
+#define MSHOOK_ALLOC_REALLOC   2u /* the block came from realloc */
 
 struct mshook_free {
     struct mshook_rec hdr;
     uint64_t addr;
+};
+
+/* A code object's identity, written the first time a recorded stack references it (always
+ * before that ALLOC record), so memsnap names frames without reading the target's memory,
+ * even for code objects that die before the ring is drained (a module's top-level code dies
+ * as soon as its import ends). After the bytes that follow the struct, in this order:
+ *   name_len * name_kind bytes     co_qualname (3.11+) or co_name, raw PEP 393 characters
+ *   filename_len * filename_kind   co_filename, the same way
+ *   table_len bytes                co_linetable / co_lnotab, raw
+ * then zeros up to len (a multiple of 8): len == round_up_8(sizeof + those three sizes).
+ * Kinds are 1, 2 or 4. Caps (bytes): name MSHOOK_CODE_NAME_MAX, filename
+ * MSHOOK_CODE_FILENAME_MAX (longer strings are cut, whole characters, and flagged), table
+ * MSHOOK_CODE_TABLE_MAX (a longer or unreadable table is left out, table_len 0, and flagged:
+ * memsnap then uses firstlineno). An unreadable name or filename is sent empty (kind 1). The
+ * announcement lasts until the matching MSHOOK_REC_CODE_GONE; a second CODE for an address
+ * replaces the first. */
+struct mshook_code {
+    struct mshook_rec hdr;
+    uint64_t code;       /* PyCodeObject address, as in struct mshook_frame */
+    int32_t firstlineno; /* co_firstlineno */
+    uint32_t flags;      /* MSHOOK_CODE_* */
+    uint32_t name_len;   /* characters */
+    uint32_t filename_len;
+    uint32_t table_len; /* bytes */
+    uint8_t name_kind;  /* 1, 2, 4 */
+    uint8_t filename_kind;
+    uint16_t _pad;
+    /* uint8_t bytes[]; */
+};
+
+#define MSHOOK_CODE_NAME_MAX     1024u
+#define MSHOOK_CODE_FILENAME_MAX 4096u
+#define MSHOOK_CODE_TABLE_MAX    65536u
+
+#define MSHOOK_CODE_NAME_CUT     1u /* the name was longer than MSHOOK_CODE_NAME_MAX bytes */
+#define MSHOOK_CODE_FILENAME_CUT 2u
+#define MSHOOK_CODE_NO_TABLE     4u /* the line table is missing: too long or unreadable */
+
+/* The code object at `code` was freed: frames naming that address from now on are of a new
+ * code object (which gets its own MSHOOK_REC_CODE first). */
+struct mshook_code_gone {
+    struct mshook_rec hdr;
+    uint64_t code;
 };
 
 /* The start function's signature. */

@@ -57,6 +57,8 @@ static void *wrap_realloc(void *ctx, void *ptr, size_t size)
     struct hook_wrap *w = ctx;
     if (!wrap_recording(w))
         return w->orig.realloc(w->orig.ctx, ptr, size);
+    if (ptr && __builtin_expect(hook_record_is_code(ptr), 0))
+        hook_record_code_free(ptr); /* never done by CPython; a C extension might */
     void *p = w->orig.realloc(w->orig.ctx, ptr, size);
     if (!p)
         return p; /* failed: the old block is untouched */
@@ -69,7 +71,12 @@ static void *wrap_realloc(void *ctx, void *ptr, size_t size)
 static void wrap_free(void *ctx, void *ptr)
 {
     struct hook_wrap *w = ctx;
-    int sampled = ptr && wrap_recording(w) && hook_record_free_begin(ptr);
+    int sampled = 0;
+    if (ptr && wrap_recording(w)) {
+        if (__builtin_expect(hook_record_is_code(ptr), 0))
+            hook_record_code_free(ptr); /* before the free: the block still holds the object */
+        sampled = hook_record_free_begin(ptr);
+    }
     w->orig.free(w->orig.ctx, ptr);
     if (__builtin_expect(sampled, 0))
         hook_record_sampled_free(ptr);

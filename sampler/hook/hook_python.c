@@ -52,6 +52,8 @@ int hook_python_resolve(struct hook_python *api, const char **missing)
         {(void **)&api->gil_release, {"PyGILState_Release", NULL}},
         {(void **)&api->tstate_get, {"PyThreadState_GetUnchecked", "_PyThreadState_UncheckedGet"}},
         {(void **)&api->code_type, {"PyCode_Type", NULL}},
+        {(void **)&api->unicode_type, {"PyUnicode_Type", NULL}},
+        {(void **)&api->bytes_type, {"PyBytes_Type", NULL}},
         {(void **)&api->is_initialized, {"Py_IsInitialized", NULL}},
         {(void **)&api->is_finalizing, {"Py_IsFinalizing", "_Py_IsFinalizing"}},
     };

@@ -34,6 +34,8 @@ struct hook_python {
     void (*gil_release)(int state);
     void *(*tstate_get)(void); /* never fails, NULL when the thread has no thread state */
     const void *code_type;     /* &PyCode_Type */
+    const void *unicode_type;  /* &PyUnicode_Type */
+    const void *bytes_type;    /* &PyBytes_Type */
     int (*is_initialized)(void);
     int (*is_finalizing)(void);
     int major, minor; /* of the running interpreter */

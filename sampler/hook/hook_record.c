@@ -50,16 +50,26 @@ static void counters_copy_out(void)
 
 int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
                         unsigned char *ring, const struct hook_stack_layout *layout,
-                        void *(*tstate_get)(void))
+                        const struct hook_code_layout *code_layout, void *(*tstate_get)(void))
 {
     struct hook_recorder *r = &hook_recorder;
     if (hook_live_begin() != 0)
         return -1;
+    if (hook_code_set_begin() != 0) {
+        hook_live_reset();
+        return -1;
+    }
     r->counters = (struct hook_counters){0};
     hook_sampler_init(&r->sampler, cfg->rate, cfg->seed);
     r->max_frames = cfg->max_frames;
     r->exact = cfg->rate <= 1;
     r->layout = *layout;
+    r->code_layout = *code_layout;
+    /* A CODE record must fit the ring with room to spare (records never exceed a quarter of
+     * it); the name and file name caps come first. */
+    uint64_t room = cfg->ring_bytes / 4 - sizeof(struct mshook_code) - MSHOOK_CODE_NAME_MAX -
+                    MSHOOK_CODE_FILENAME_MAX - 8;
+    r->code_table_max = room < MSHOOK_CODE_TABLE_MAX ? (uint32_t)room : MSHOOK_CODE_TABLE_MAX;
     r->tstate_get = tstate_get;
     hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes);
     __atomic_store_n(&r->lock, 0, __ATOMIC_RELAXED);
@@ -86,6 +96,7 @@ void hook_recorder_end(void)
     counters_copy_out();
     __atomic_store_n(&hook_recorder.ring.shared->stop_ns, now_ns(), __ATOMIC_RELAXED);
     hook_live_reset();
+    hook_code_set_end();
     lock_release();
 }
 
@@ -94,6 +105,7 @@ void hook_recorder_forget(void)
     __atomic_store_n(&hook_recorder.active, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&hook_recorder.lock, 0, __ATOMIC_RELAXED);
     hook_live_reset();
+    hook_code_set_end();
 }
 
 static void drop(size_t size)
@@ -111,6 +123,27 @@ static void block_freed(uint64_t addr, uint64_t size)
         hook_counter_add(&c->sampled_frees, 1);
     else
         drop(0);
+}
+
+/* Under the lock: a CODE record for each code object of the stack not yet announced.
+ * Returns 0, or -1 when one could not be written (the ring is full): the caller drops the
+ * ALLOC, and the code objects not announced stay so, to be announced with a later stack. */
+static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
+{
+    struct hook_recorder *r = &hook_recorder;
+    for (uint32_t i = 0; i < nframes; i++) {
+        uint64_t code = frames[i].code;
+        if (hook_code_set_contains(code))
+            continue;
+        struct hook_code_desc desc;
+        hook_code_describe(&r->code_layout, (const void *)(uintptr_t)code, r->code_table_max,
+                           &desc);
+        if (hook_ring_put_code(&r->ring, code, &desc) != 0)
+            return -1;
+        hook_counter_add(&r->counters.code_records, 1);
+        hook_code_set_add(code); /* a full set only means announcing again next time */
+    }
+    return 0;
 }
 
 void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
@@ -134,6 +167,11 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
         return;
     }
     uint64_t addr = (uint64_t)(uintptr_t)ptr;
+    if (stack_announce(frames, nframes) != 0) {
+        drop(size);
+        lock_release();
+        return;
+    }
     if (r->exact) {
         if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags, frames,
                                 nframes) == 0) {
@@ -187,5 +225,32 @@ void hook_record_sampled_free(void *ptr)
     } else if (hook_live_remove(addr, &size) == 0) {
         block_freed(addr, size);
     }
+    lock_release();
+}
+
+/* The lock is held by another thread for a bounded copy at most (a slow path or the control
+ * thread's publish): wait for it rather than lose a CODE_GONE, whose loss would let memsnap
+ * name a later code object at this address after the dead one. */
+static int lock_wait(void)
+{
+    for (int spins = 0; !lock_try(); spins++) {
+        if (spins >= 1000000)
+            return -1;
+        if (spins >= 64)
+            sched_yield();
+    }
+    return 0;
+}
+
+void hook_record_code_free(void *ptr)
+{
+    if (lock_wait() != 0) {
+        drop(0);
+        return;
+    }
+    uint64_t addr = (uint64_t)(uintptr_t)ptr;
+    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE) &&
+        hook_code_set_remove(addr) == 0 && hook_ring_put_code_gone(&hook_recorder.ring, addr) != 0)
+        drop(0); /* memsnap keeps the old name until the address is announced again */
     lock_release();
 }

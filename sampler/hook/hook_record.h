@@ -17,6 +17,12 @@
  * per allocation and per free in a table as big as the heap), is skipped: every free gets a
  * FREE record and live_sampled_bytes is not maintained (memsnap's own live set is exact).
  *
+ * Code identity: before the ALLOC record of a sampled block, every code object of its stack
+ * that is not in the announced set (hook_code.h) gets a CODE record; when one cannot be
+ * written (ring full) the ALLOC is dropped too, so memsnap never sees a frame it cannot name.
+ * Every free whose block is a code object (ob_type == PyCode_Type, one load of the block's
+ * own header) goes to hook_record_code_free(), which writes CODE_GONE if it was announced.
+ *
  * After hook_recorder_end() returns, nothing in the recorder touches the shared region again
  * (slow paths check `active` under the lock).
  */
@@ -27,6 +33,7 @@
 #include <stdint.h>
 
 #include "hook_abi.h"
+#include "hook_code.h"
 #include "hook_live.h"
 #include "hook_ring.h"
 #include "hook_sample.h"
@@ -42,6 +49,7 @@ struct hook_counters {
     uint64_t dropped_events;
     uint64_t dropped_bytes;
     uint64_t truncated_stacks;
+    uint64_t code_records; /* CODE records written (not published in the region) */
 };
 
 struct hook_recorder {
@@ -52,6 +60,8 @@ struct hook_recorder {
     uint32_t max_frames;
     uint32_t exact; /* rate <= 1: every block is sampled, so no live table (see below) */
     struct hook_stack_layout layout;
+    struct hook_code_layout code_layout;
+    uint32_t code_table_max; /* longest line table a CODE record carries (<= ring / 4) */
     struct hook_ring ring;
     void *(*tstate_get)(void);
 };
@@ -60,11 +70,11 @@ struct hook_recorder {
 extern struct hook_recorder hook_recorder;
 
 /* Starts a session: counters zeroed, sampler seeded from cfg, ring over the region, empty
- * live table, active. cfg was validated. Returns 0, or -1 when the live table cannot be
- * mapped. */
+ * live table and announced set, active. cfg was validated. Returns 0, or -1 when the live
+ * table or the set cannot be mapped. */
 int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
                         unsigned char *ring, const struct hook_stack_layout *layout,
-                        void *(*tstate_get)(void));
+                        const struct hook_code_layout *code_layout, void *(*tstate_get)(void));
 
 /* Copies the counters into the region (control thread only, periodically). */
 void hook_recorder_publish(void);
@@ -80,6 +90,15 @@ void hook_recorder_forget(void);
 /* Slow paths. */
 void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags);
 void hook_record_sampled_free(void *ptr);
+void hook_record_code_free(void *ptr);
+
+/* Whether the block about to be freed holds a code object: its ob_type is PyCode_Type. Every
+ * block the wrapped domains hand out is at least 16 bytes, so the load stays inside it. */
+static inline int hook_record_is_code(const void *ptr)
+{
+    const struct hook_stack_layout *l = &hook_recorder.layout;
+    return *(const void *const *)((const char *)ptr + l->object_type) == l->code_type;
+}
 
 static inline void hook_counter_add(uint64_t *c, uint64_t v)
 {

@@ -82,3 +82,52 @@ int hook_ring_put_free(struct hook_ring *r, uint64_t addr)
     ring_commit(r, len);
     return 0;
 }
+
+int hook_ring_put_code(struct hook_ring *r, uint64_t code, const struct hook_code_desc *desc)
+{
+    uint32_t name_bytes = desc->name_len * desc->name_kind;
+    uint32_t filename_bytes = desc->filename_len * desc->filename_kind;
+    uint32_t body =
+        (uint32_t)sizeof(struct mshook_code) + name_bytes + filename_bytes + desc->table_len;
+    uint32_t len = (body + 7u) & ~7u;
+    unsigned char *p = ring_reserve(r, len);
+    if (!p)
+        return -1;
+    struct mshook_code rec = {
+        .hdr = {.type = MSHOOK_REC_CODE, .len = len},
+        .code = code,
+        .firstlineno = desc->firstlineno,
+        .flags = desc->flags,
+        .name_len = desc->name_len,
+        .filename_len = desc->filename_len,
+        .table_len = desc->table_len,
+        .name_kind = desc->name_kind,
+        .filename_kind = desc->filename_kind,
+    };
+    unsigned char *w = p;
+    memcpy(w, &rec, sizeof rec);
+    w += sizeof rec;
+    if (name_bytes)
+        memcpy(w, desc->name, name_bytes);
+    w += name_bytes;
+    if (filename_bytes)
+        memcpy(w, desc->filename, filename_bytes);
+    w += filename_bytes;
+    if (desc->table_len)
+        memcpy(w, desc->table, desc->table_len);
+    memset(p + body, 0, len - body);
+    ring_commit(r, len);
+    return 0;
+}
+
+int hook_ring_put_code_gone(struct hook_ring *r, uint64_t code)
+{
+    uint32_t len = sizeof(struct mshook_code_gone);
+    unsigned char *p = ring_reserve(r, len);
+    if (!p)
+        return -1;
+    struct mshook_code_gone rec = {.hdr = {.type = MSHOOK_REC_CODE_GONE, .len = len}, .code = code};
+    memcpy(p, &rec, sizeof rec);
+    ring_commit(r, len);
+    return 0;
+}

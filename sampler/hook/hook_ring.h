@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "hook_abi.h"
+#include "hook_code.h"
 
 struct hook_ring {
     struct mshook_shared *shared;
@@ -30,5 +31,11 @@ void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned 
 int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint64_t tstate,
                         uint32_t flags, const struct mshook_frame *frames, uint32_t nframes);
 int hook_ring_put_free(struct hook_ring *r, uint64_t addr);
+
+/* Append a CODE record describing the code object at code / a CODE_GONE record. The caller
+ * keeps desc's lengths within the caps of hook_abi.h and the record under a quarter of the
+ * ring. Return 0, or -1 when the ring has no room (nothing written). */
+int hook_ring_put_code(struct hook_ring *r, uint64_t code, const struct hook_code_desc *desc);
+int hook_ring_put_code_gone(struct hook_ring *r, uint64_t code);
 
 #endif

@@ -5,7 +5,8 @@
  * code, which is compiled in here) must come out exactly as written; corrupt ones (bad
  * lengths, types, flags, frame counts, heads) must be refused with a sentence, without
  * delivering the bad record or reading outside the region. Opening checks the descriptor is
- * the hook's sealed memfd.
+ * the hook's sealed memfd. CODE / CODE_GONE records written by the producer come out byte for
+ * byte and feed a code table that names frames, lines included, and forgets gone objects.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "code_table.h"
 #include "ring_reader.h"
 
 /* The producer, as built into libmemsnap_hook.so. */
@@ -193,7 +195,8 @@ static void expect_corrupt(void (*setup)(struct region *g), int good, const char
     if (rc != -1)
         fail_msg("%s: drain returned %d", what, rc);
     assert_true(strlen(err.msg) > 0);
-    assert_int_equal(got.n, good);
+    if (got.n != good)
+        fail_msg("%s: %d good records delivered, not %d (%s)", what, got.n, good, err.msg);
     /* the tail covers the good records only, and a second drain refuses again */
     assert_int_equal(g.shared->ring_tail, tail0 + (uint64_t)good * 16);
     assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), -1);
@@ -286,6 +289,48 @@ static void head_unaligned(struct region *g)
     g->shared->ring_head += 4;
 }
 
+/* A CODE record header at the head with the given fields, len bytes in all. */
+static void put_code_raw(struct region *g, uint32_t len, uint8_t name_kind, uint32_t name_len,
+                         uint32_t table_len, uint32_t flags)
+{
+    struct mshook_code c = {
+        .hdr = {.type = MSHOOK_REC_CODE, .len = len},
+        .code = 0xc0de0,
+        .name_len = name_len,
+        .name_kind = name_kind,
+        .filename_kind = 1,
+        .table_len = table_len,
+        .flags = flags,
+    };
+    ring_put(g, g->shared->ring_head, &c, sizeof c);
+    g->shared->ring_head += len;
+}
+static void code_kind_3(struct region *g)
+{
+    put_code_raw(g, 48, 3, 1, 0, 0);
+}
+static void code_name_too_long(struct region *g)
+{
+    uint32_t n = MSHOOK_CODE_NAME_MAX / 2 + 1; /* UCS-2: one character past the cap */
+    put_code_raw(g, ((uint32_t)sizeof(struct mshook_code) + 2 * n + 7) & ~7u, 2, n, 0, 0);
+}
+static void code_len_mismatch(struct region *g)
+{
+    put_code_raw(g, 56, 1, 3, 0, 0); /* 40 + 3 rounds to 48, not 56 */
+}
+static void code_table_too_long(struct region *g)
+{
+    put_code_raw(g, 48, 1, 0, MSHOOK_CODE_TABLE_MAX + 1, 0);
+}
+static void code_unknown_flags(struct region *g)
+{
+    put_code_raw(g, 40, 1, 0, 0, 0x100);
+}
+static void code_too_short(struct region *g)
+{
+    put_code_raw(g, 32, 1, 0, 0, 0);
+}
+
 static void test_corrupt_rings(void **state)
 {
     (void)state;
@@ -305,6 +350,108 @@ static void test_corrupt_rings(void **state)
     expect_corrupt(head_behind_tail, 0, "head behind tail");
     expect_corrupt(head_too_far, 0, "head more than a ring ahead");
     expect_corrupt(head_unaligned, 0, "head unaligned");
+    expect_corrupt(code_kind_3, 1, "CODE with 3-byte characters");
+    expect_corrupt(code_name_too_long, 1, "CODE name over the cap");
+    expect_corrupt(code_len_mismatch, 1, "CODE length disagrees with its contents");
+    expect_corrupt(code_table_too_long, 1, "CODE line table over the cap");
+    expect_corrupt(code_unknown_flags, 1, "CODE with unknown flags");
+    expect_corrupt(code_too_short, 1, "CODE shorter than its header");
+}
+
+/* Feeds CODE / CODE_GONE records to a code table, counts the rest. */
+static int code_event(void *ctx, const struct ring_event *ev)
+{
+    struct code_table *t = ctx;
+    ms_error err;
+    if (ev->type == MSHOOK_REC_CODE)
+        return code_table_add(t, ev->code, &err);
+    if (ev->type == MSHOOK_REC_CODE_GONE)
+        code_table_remove(t, ev->addr);
+    return 0;
+}
+
+static void test_code_records(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    struct hook_ring w;
+    hook_ring_init(&w, g.shared, g.ring, RING);
+    struct ring_reader r;
+    attach(&r, &g);
+    /* 3.8: f_lasti is a byte offset and co_lnotab pairs are (bytecode delta, line delta):
+     * offsets 0-5 are on the first line, 6-13 one below, 14 and later three below. */
+    const struct py_offsets *off = py_offsets_find(3, 8);
+    assert_non_null(off);
+    struct code_table *t = code_table_new(off);
+    assert_non_null(t);
+
+    const uint16_t name[] = {'c', 'a', 'f', 0xe9, '.', 0x263a}; /* UCS-2 "café.☺" */
+    const uint8_t lnotab[] = {6, 1, 8, 2};
+    struct hook_code_desc d = {
+        .firstlineno = 40,
+        .name = name,
+        .name_len = 6,
+        .name_kind = 2,
+        .filename = "/srv/app.py",
+        .filename_len = 11,
+        .filename_kind = 1,
+        .table = lnotab,
+        .table_len = sizeof lnotab,
+    };
+    assert_int_equal(hook_ring_put_code(&w, 0xc0de0, &d), 0);
+    ms_error err = {{0}};
+    assert_int_equal(ring_reader_drain(&r, code_event, t, &err), 1);
+    struct stacks_code sc;
+    assert_int_equal(code_table_resolve(t, 0xc0de0, &sc), 0);
+    assert_string_equal(sc.name, "caf\xc3\xa9.\xe2\x98\xba");
+    assert_string_equal(sc.filename, "/srv/app.py");
+    assert_int_equal(sc.firstlineno, 40);
+    assert_int_equal(code_table_line(t, &sc, 0xc0de0, 2), 40);
+    assert_int_equal(code_table_line(t, &sc, 0xc0de0, 6), 41);
+    assert_int_equal(code_table_line(t, &sc, 0xc0de0, 20), 43);
+    assert_int_equal(code_table_line(t, &sc, 0xc0de0, (uint64_t)-1), 40); /* not started */
+    const void *first = sc.identity;
+
+    /* Gone, then a new code object at the same address with no line table: a new identity,
+     * its own name, and the old identity no longer gets lines. */
+    assert_int_equal(hook_ring_put_code_gone(&w, 0xc0de0), 0);
+    assert_int_equal(ring_reader_drain(&r, code_event, t, &err), 1);
+    assert_int_equal(code_table_resolve(t, 0xc0de0, &sc), -1);
+    assert_int_equal(code_table_count(t), 0);
+    struct hook_code_desc d2 = {.firstlineno = 7,
+                                .name = "<module>",
+                                .name_len = 8,
+                                .name_kind = 1,
+                                .filename_kind = 1,
+                                .flags = MSHOOK_CODE_NO_TABLE};
+    assert_int_equal(hook_ring_put_code(&w, 0xc0de0, &d2), 0);
+    assert_int_equal(ring_reader_drain(&r, code_event, t, &err), 1);
+    assert_int_equal(code_table_resolve(t, 0xc0de0, &sc), 0);
+    assert_true(sc.identity != first);
+    assert_string_equal(sc.name, "<module>");
+    assert_string_equal(sc.filename, "");
+    assert_int_equal(code_table_line(t, &sc, 0xc0de0, 6), -1); /* no table: caller's first line */
+    struct stacks_code stale = sc;
+    stale.identity = first;
+    assert_int_equal(code_table_line(t, &stale, 0xc0de0, 6), -1);
+
+    /* Many code objects come and go: the table holds exactly the live ones. */
+    for (uint64_t i = 1; i <= 3000; i++) {
+        if (hook_ring_put_code(&w, 0x100000 + i * 16, &d2) != 0 ||
+            (i % 3 == 0 && hook_ring_put_code_gone(&w, 0x100000 + i * 16) != 0)) {
+            assert_true(ring_reader_drain(&r, code_event, t, &err) >= 0);
+            i--; /* the ring was full: write it again */
+            continue;
+        }
+    }
+    assert_true(ring_reader_drain(&r, code_event, t, &err) >= 0);
+    assert_int_equal(code_table_count(t), 1 + 3000 - 1000);
+    for (uint64_t i = 1; i <= 3000; i++)
+        assert_int_equal(code_table_resolve(t, 0x100000 + i * 16, &sc), i % 3 == 0 ? -1 : 0);
+    code_table_free(t);
+    ring_reader_close(&r);
+    region_free(&g);
 }
 
 static void test_bad_headers(void **state)
@@ -500,7 +647,7 @@ int main(void)
         cmocka_unit_test(test_valid_records),      cmocka_unit_test(test_wrapped_with_pad),
         cmocka_unit_test(test_corrupt_rings),      cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_producer_roundtrip), cmocka_unit_test(test_stop_from_callback),
-        cmocka_unit_test(test_open_memfd),
+        cmocka_unit_test(test_open_memfd),         cmocka_unit_test(test_code_records),
     };
     return cmocka_run_group_tests_name("ring_reader", tests, NULL, NULL);
 }
