@@ -268,13 +268,13 @@ int run_record_end(struct run_record *rr, int64_t peak_rss, ms_error *err)
     p->meta.duration_ns = end_ns - rr->start_ns;
     p->meta.dropped_events = (int64_t)rr->counters.dropped_events;
     p->meta.dropped_bytes = (int64_t)rr->counters.dropped_bytes;
-    /* The kernel's maximum RSS counts the hook's ring; the timeline's samples do not, so its
-     * peak is the program's (a child too short-lived for a sample gets the kernel's number
-     * minus the ring's resident bytes now). */
+    /* The timeline's samples exclude the hook's ring but may miss a short spike between two
+     * of them; the kernel's maximum RSS sees every spike but counts the ring. The ring's
+     * resident bytes only grow, so the kernel's number minus the ring's resident bytes now is
+     * at most the program's own peak: the larger of the two is the best lower bound. */
     int64_t ring_rss = timeline_excluded_now(&rr->timeline);
-    p->meta.peak_rss = rr->timeline.peak_rss > 0 ? rr->timeline.peak_rss
-                       : peak_rss > ring_rss     ? peak_rss - ring_rss
-                                                 : 0;
+    int64_t kernel_peak = peak_rss > ring_rss ? peak_rss - ring_rss : 0;
+    p->meta.peak_rss = rr->timeline.peak_rss > kernel_peak ? rr->timeline.peak_rss : kernel_peak;
     p->meta.peak_heap = peak_heap;
     p->meta.peak_time_ns = rr->peak_time_ns;
     p->meta.total_alloc_bytes = (int64_t)rr->counters.alloc_bytes;

@@ -26,7 +26,8 @@
  * rather than blocks; the profile's dropped_events says so). The exact-mode ring is large
  * (RUN_RING_EXACT_BYTES) and drained continuously so that it does not. Its pages are shared
  * memory of the target and count in the target's RSS; the timeline subtracts them
- * (timeline_exclude), and the profile's peak RSS is the timeline's: the program's own.
+ * (timeline_exclude), and the profile's peak RSS is the program's own: the larger of the
+ * timeline's peak and the kernel's maximum RSS minus the ring's resident bytes.
  *
  * Errors: begin returns -1 with one sentence (not CPython, unsupported version, injection
  * refused, hook failed); the child is then still stopped and traced, and the caller lets it

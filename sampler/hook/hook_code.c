@@ -177,7 +177,7 @@ void hook_code_set_end(void)
     set.used = 0;
 }
 
-static void slot_put(uint64_t *slots, uint32_t bits, uint64_t addr)
+static void set_slot_put(uint64_t *slots, uint32_t bits, uint64_t addr)
 {
     uint64_t mask = ((uint64_t)1 << bits) - 1;
     uint64_t i = set_home(addr, bits);
@@ -195,7 +195,7 @@ static int set_grow(void)
         return -1;
     for (uint64_t i = 0; i <= set.mask; i++)
         if (set.slots[i])
-            slot_put(bigger, set.bits + 1, set.slots[i]);
+            set_slot_put(bigger, set.bits + 1, set.slots[i]);
     munmap(set.slots, set_bytes(set.bits));
     set.slots = bigger;
     set.bits++;
@@ -203,7 +203,7 @@ static int set_grow(void)
     return 0;
 }
 
-static int64_t slot_find(uint64_t addr)
+static int64_t set_slot_find(uint64_t addr)
 {
     if (!set.slots || addr == 0)
         return -1;
@@ -220,26 +220,26 @@ static int64_t slot_find(uint64_t addr)
 
 int hook_code_set_contains(uint64_t addr)
 {
-    return slot_find(addr) >= 0;
+    return set_slot_find(addr) >= 0;
 }
 
 int hook_code_set_add(uint64_t addr)
 {
     if (!set.slots || addr == 0)
         return -1;
-    if (slot_find(addr) >= 0)
+    if (set_slot_find(addr) >= 0)
         return 0;
     /* keep the load under 1/2 so probes stay short */
     if ((set.used + 1) * 2 > set.mask + 1 && set_grow() != 0)
         return -1;
-    slot_put(set.slots, set.bits, addr);
+    set_slot_put(set.slots, set.bits, addr);
     set.used++;
     return 0;
 }
 
 int hook_code_set_remove(uint64_t addr)
 {
-    int64_t found = slot_find(addr);
+    int64_t found = set_slot_find(addr);
     if (found < 0)
         return -1;
     /* Backward shift: pull later entries of the cluster into the hole when their home slot

@@ -5,7 +5,8 @@
  * low bit of byte 0 set, the whole header), the rest fills the ring. Whatever it holds, the
  * reader must refuse or deliver well-formed events, never read outside the region, and keep
  * its tail within one ring of the head. A second drain after the first checks the reader's
- * state stays consistent. Built and run by scripts/fuzz.d/ring.sh.
+ * state stays consistent. CODE records must come out with every length within its cap. Built and
+ * run by scripts/fuzz.d/ring.sh.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,8 +21,24 @@ static int on_event(void *ctx, const struct ring_event *ev)
 {
     uint64_t *sum = ctx;
     if (ev->nframes > MSHOOK_MAX_FRAMES ||
-        (ev->type != MSHOOK_REC_ALLOC && ev->type != MSHOOK_REC_FREE))
+        (ev->type != MSHOOK_REC_ALLOC && ev->type != MSHOOK_REC_FREE &&
+         ev->type != MSHOOK_REC_CODE && ev->type != MSHOOK_REC_CODE_GONE))
         abort();
+    if (ev->type == MSHOOK_REC_CODE) { /* every length within its cap, every byte readable */
+        const struct ring_code *c = ev->code;
+        if (!c)
+            abort();
+        uint64_t nb = (uint64_t)c->name_len * c->name_kind;
+        uint64_t fb = (uint64_t)c->filename_len * c->filename_kind;
+        if (nb > sizeof c->name || fb > sizeof c->filename || c->table_len > sizeof c->table)
+            abort();
+        for (uint64_t i = 0; i < nb; i++)
+            *sum += c->name[i];
+        for (uint64_t i = 0; i < fb; i++)
+            *sum += c->filename[i];
+        for (uint32_t i = 0; i < c->table_len; i++)
+            *sum += c->table[i];
+    }
     for (uint32_t i = 0; i < ev->nframes; i++) /* touch every frame: ASan checks the copy */
         *sum += ev->frames[i].code ^ ev->frames[i].lasti;
     return ev->addr == 0xdeadULL; /* sometimes stop early */

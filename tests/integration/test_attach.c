@@ -263,6 +263,74 @@ static void check_profile(const char *path, const struct test_python *py, pid_t 
 
 /* --- tests --- */
 
+/* Code objects that die milliseconds after they allocate (tests/py/attach_shortlived.py
+ * compiles, calls and drops a function every 10 ms) are named by what the hook announced in
+ * the ring while they lived: the kept memory's leaf is ephemeral at <ephemeral>:2, on every
+ * version, and nothing is under an "<unknown>" frame. */
+static void test_short_lived_code_named(void **state)
+{
+    (void)state;
+    struct test_proc t[MAX_PY];
+    char *args[64];
+    char pids[MAX_PY][16];
+    int n = 0;
+    args[n++] = "attach";
+    for (int i = 0; i < n_pythons; i++) {
+        char *argv[] = {(char *)pythons[i].path, (char *)test_py_script("attach_shortlived.py"),
+                        NULL};
+        assert_int_equal(test_proc_spawn(&t[i], argv), 0);
+        char line[64];
+        if (test_proc_wait_line(&t[i], "ready", line, sizeof line, READY_MS) < 0)
+            fail_msg("%s: attach_shortlived.py did not start", pythons[i].label);
+        snprintf(pids[i], sizeof pids[i], "%d", (int)t[i].pid);
+        args[n++] = pids[i];
+    }
+    char outpath[256];
+    snprintf(outpath, sizeof outpath, "%s/shortlived.pb", tmpdir);
+    char *rest[] = {"--duration", "1.5", "--rate", "16384", "-o", outpath, "--quiet", NULL};
+    for (int i = 0; rest[i]; i++)
+        args[n++] = rest[i];
+    args[n] = NULL;
+    int st = test_run_memsnap(args, out, sizeof out, err, sizeof err, RUN_MS);
+    assert_int_equal(exit_code(st), 0);
+    for (int i = 0; i < n_pythons; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/shortlived-%d.pb", tmpdir, (int)t[i].pid);
+        struct profile *p;
+        ms_error e;
+        if (profile_read(path, &p, &e) < 0)
+            fail_msg("%s: %s", pythons[i].label, e.msg);
+        int64_t named = sum_by_leaf(p, "inuse_space", "ephemeral");
+        int64_t unknown = 0;
+        int t_inuse = profile_find_sample_type(p, "inuse_space");
+        for (size_t k = 0; k < p->n_samples; k++) {
+            const struct profile_sample *s = &p->samples[k];
+            for (uint32_t j = 0; j < s->n_locs; j++) {
+                const struct profile_location *l = &p->locations[p->stack_locs[s->first_loc + j]];
+                const struct profile_line *ln = &p->lines[l->first_line];
+                const struct profile_function *f = &p->functions[ln->function];
+                if (!strcmp(p->strings[f->name], "<unknown>"))
+                    unknown += p->values[k * p->n_sample_types + (size_t)t_inuse];
+                if (j == 0 && !strcmp(p->strings[f->name], "ephemeral")) {
+                    assert_string_equal(p->strings[f->filename], "<ephemeral>");
+                    assert_int_equal(ln->line, 2);
+                }
+            }
+        }
+        print_message("    %s: inuse_space under ephemeral %lld, under <unknown> %lld\n",
+                      pythons[i].label, (long long)named, (long long)unknown);
+        /* ~150 calls of 64 KiB in the window, the newest 100 kept: megabytes, sampled every
+         * 16 KiB on average */
+        if (named < (1 << 20))
+            fail_msg("%s: only %lld bytes of inuse_space under ephemeral", pythons[i].label,
+                     (long long)named);
+        assert_int_equal(unknown, 0);
+        profile_free(p);
+        assert_false(test_pid_has_stopped_thread(t[i].pid));
+        test_proc_kill(&t[i]);
+    }
+}
+
 /* Every installed version at once, one memsnap, several pids. */
 static void test_profiles_every_python(void **state)
 {
@@ -574,6 +642,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_profiles_every_python),
+        cmocka_unit_test(test_short_lived_code_named),
         cmocka_unit_test(test_sigkill_at_random_instants),
         cmocka_unit_test(test_cycles_keep_rss_flat),
         cmocka_unit_test(test_sigint_stops_cleanly),

@@ -460,15 +460,55 @@ static struct profile *django_profile(const char *rng, const char *name)
             fail_msg("manage.py check under memsnap: status 0x%x, stderr: %s", st, err);
         assert_string_equal(out, expected);
         p = read_profile(pb);
-        unlink(pb);
         if (p->meta.dropped_events <= 100)
-            return p;
+            return p; /* the caller removes pb */
+        unlink(pb);
         printf("  %s: %lld events dropped (attempt %d), again\n", rng,
                (long long)p->meta.dropped_events, attempt);
         profile_free(p);
     }
     fail_msg("%s: memsnap dropped events in three runs in a row", rng);
     return NULL;
+}
+
+/* Sums, over `memsnap render --format folded` of pb, the values of the stacks that hold a frame
+ * named exactly `frame` (NULL: every stack). */
+static long long folded_sum(const char *pb, const char *frame)
+{
+    char txt[300];
+    snprintf(txt, sizeof txt, "%s.folded", pb);
+    char *sh[] = {"/bin/sh",
+                  "-c",
+                  "\"$0\" render --format folded \"$1\" > \"$2\"",
+                  (char *)test_memsnap(),
+                  (char *)pb,
+                  txt,
+                  NULL};
+    int st = test_run_capture(sh, out, sizeof out, err, sizeof err, RUN_TIMEOUT_MS);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("memsnap render --format folded %s: status 0x%x, stderr: %s", pb, st, err);
+    FILE *f = fopen(txt, "r");
+    assert_non_null(f);
+    static char line[1 << 16];
+    long long sum = 0;
+    size_t flen = frame ? strlen(frame) : 0;
+    while (fgets(line, sizeof line, f)) {
+        char *space = strrchr(line, ' ');
+        if (!space)
+            continue;
+        *space = 0;
+        int hit = !frame;
+        for (char *s = line; !hit && s; s = strchr(s, ';')) {
+            if (*s == ';')
+                s++;
+            hit = !strncmp(s, frame, flen) && (s[flen] == ';' || s[flen] == 0);
+        }
+        if (hit)
+            sum += atoll(space + 1);
+    }
+    fclose(f);
+    unlink(txt);
+    return sum;
 }
 
 /* The DESIGN's story: one `from numpy.random import ...` line in a Django project's
@@ -485,6 +525,28 @@ static void test_django_numpy_import(void **state)
     long long tm_random = tracemalloc_peak("random");
     struct profile *pn = django_profile("numpy", "django-numpy");
     struct profile *pr = django_profile("random", "django-random");
+    unlink(profile_path("django-random"));
+
+    /* Every frame is named, short-lived code objects included (a module's top-level code
+     * dies when its import ends, long before memsnap drains the ring): the hook announces
+     * each code object in the ring while it lives. Then the numpy import is seen as itself:
+     * render collapses the import machinery into "import numpy.random"-style frames. */
+    const char *pb = profile_path("django-numpy");
+    long long total = folded_sum(pb, NULL), unknown = folded_sum(pb, "<unknown>");
+    long long numpy = folded_sum(pb, "import numpy");
+    long long numpy_random = folded_sum(pb, "import numpy.random");
+    unlink(pb);
+    printf("  peak bytes under <unknown> frames: %lld of %lld (%.3f%%)\n", unknown, total,
+           100.0 * (double)unknown / (double)total);
+    if (total <= 0 || unknown * 100 >= total)
+        fail_msg("%lld of %lld peak bytes are under <unknown> frames", unknown, total);
+    printf("  peak bytes under `import numpy` frames: %lld, `import numpy.random`: %lld\n", numpy,
+           numpy_random);
+    assert_true(numpy_random > 0);
+    /* The program's own peak RSS: the hook's 128 MiB exact-mode ring is not counted. */
+    printf("  peak RSS %lld B\n", (long long)pn->meta.peak_rss);
+    assert_true(pn->meta.peak_rss > pn->meta.peak_heap);
+    assert_true(pn->meta.peak_rss < (100ll << 20));
 
     /* Tolerances: memsnap and tracemalloc trace the same allocator calls from the same
      * point, but the runs differ (hash seeds, dict resizes, gc timing): a few percent apart
@@ -507,6 +569,8 @@ static void test_django_numpy_import(void **state)
     int64_t line = profile_sum(pn, "peak_space", "djproject/rng_numpy.py", 3, NULL);
     assert_within("the numpy.random import line vs tracemalloc's saving", (double)line, tm_saving,
                   0.15);
+    /* ... and that line's bytes are the ones under the collapsed `import numpy` frame. */
+    assert_within("`import numpy` frames vs the import line", (double)numpy, (double)line, 0.01);
     profile_free(pn);
     profile_free(pr);
 }

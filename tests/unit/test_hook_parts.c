@@ -1,7 +1,9 @@
 /*
  * test_hook_parts.c - the hook's pure parts, compiled in from sampler/hook/: the libm-free
  * logarithm, the exponential byte gaps and the sampling probability they give, and the live
- * table (growth, backward-shift deletion, reset) against a plain reference array.
+ * table (growth, backward-shift deletion, reset) against a plain reference array; the set of
+ * announced code objects the same way, and describing fake code/str/bytes objects in memory
+ * laid out like CPython's (caps, kinds, non-str names, a too-long line table).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -9,9 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
+#include "hook/hook_code.c"
 #include "hook/hook_live.c"
 #include "hook/hook_sample.c"
 
@@ -139,6 +143,110 @@ static void test_live_table(void **state)
     free(in);
 }
 
+static void test_code_set(void **state)
+{
+    (void)state;
+    enum { N = 30000 };
+    uint64_t *addr = calloc(N, sizeof *addr);
+    char *in = calloc(N, 1);
+    assert_non_null(addr);
+    assert_non_null(in);
+    assert_int_equal(hook_code_set_begin(), 0);
+    srand(5);
+    for (int i = 0; i < N; i++)
+        addr[i] = 0x7f1000000000ull + ((uint64_t)(i % 5) << 30) + (uint64_t)i * 16;
+    for (int step = 0; step < 300000; step++) {
+        int i = rand() % N;
+        if (in[i]) {
+            assert_int_equal(hook_code_set_contains(addr[i]), 1);
+            assert_int_equal(hook_code_set_remove(addr[i]), 0);
+            in[i] = 0;
+        } else {
+            assert_int_equal(hook_code_set_contains(addr[i]), 0);
+            assert_int_equal(hook_code_set_remove(addr[i]), -1);
+            assert_int_equal(hook_code_set_add(addr[i]), 0);
+            in[i] = 1;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(hook_code_set_contains(addr[i]), in[i]);
+    assert_true(set.bits > SET_MIN_BITS); /* it grew */
+    hook_code_set_end();
+    assert_int_equal(hook_code_set_contains(addr[0]), 0); /* no set: nothing is announced */
+    assert_int_equal(hook_code_set_add(addr[0]), -1);
+    assert_int_equal(hook_code_set_begin(), 0); /* a new session starts empty */
+    for (int i = 0; i < N; i += 101)
+        assert_int_equal(hook_code_set_contains(addr[i]), 0);
+    hook_code_set_end();
+    free(addr);
+    free(in);
+}
+
+/* Fake objects: ob_type at 8, str length at 16 and state at 32, compact data at 48 (ASCII) or
+ * 72; bytes ob_size at 16 and characters at 32; code fields at 64.. */
+static void test_code_describe(void **state)
+{
+    (void)state;
+    static char unicode_type, bytes_type;
+    struct mshook_config cfg = {
+        .code_name = 64,
+        .code_filename = 72,
+        .code_firstlineno = 80,
+        .code_linetable = 88,
+        .unicode_length = 16,
+        .unicode_state = 32,
+        .unicode_ascii_size = 48,
+        .unicode_compact_size = 72,
+        .unicode_data_ptr = 72,
+        .bytes_size = 16,
+        .bytes_sval = 32,
+        .object_type = 8,
+    };
+    struct hook_code_layout l;
+    hook_code_layout_from(&l, &cfg, &unicode_type, &bytes_type);
+    assert_int_equal(hook_code_layout_check(&l), 0);
+    static _Alignas(16) unsigned char code[128], name[4096], file[128], table[256];
+    *(void **)(name + 8) = &unicode_type; /* compact UCS-2, 600 characters: cut at 512 */
+    *(int64_t *)(name + 16) = 600;
+    name[32] = (2 << 2) | 0x20;
+    *(void **)(file + 8) = &unicode_type; /* compact ASCII "app.py" */
+    *(int64_t *)(file + 16) = 6;
+    file[32] = (1 << 2) | 0x20 | 0x40;
+    memcpy(file + 48, "app.py", 6);
+    *(void **)(table + 8) = &bytes_type;
+    *(int64_t *)(table + 16) = 200;
+    *(void **)(code + 64) = name;
+    *(void **)(code + 72) = file;
+    *(int32_t *)(code + 80) = 17;
+    *(void **)(code + 88) = table;
+    struct hook_code_desc d;
+    hook_code_describe(&l, code, 1000, &d);
+    assert_int_equal(d.firstlineno, 17);
+    assert_int_equal(d.name_kind, 2);
+    assert_int_equal(d.name_len, MSHOOK_CODE_NAME_MAX / 2);
+    assert_ptr_equal(d.name, name + 72);
+    assert_int_equal(d.filename_kind, 1);
+    assert_int_equal(d.filename_len, 6);
+    assert_ptr_equal(d.filename, file + 48);
+    assert_int_equal(d.table_len, 200);
+    assert_ptr_equal(d.table, table + 32);
+    assert_int_equal(d.flags, MSHOOK_CODE_NAME_CUT);
+    /* a table over the limit is left out; a name that is not a str, or a str of an invalid
+     * kind, is sent empty */
+    hook_code_describe(&l, code, 199, &d);
+    assert_int_equal(d.flags, MSHOOK_CODE_NAME_CUT | MSHOOK_CODE_NO_TABLE);
+    assert_int_equal(d.table_len, 0);
+    *(void **)(name + 8) = &bytes_type;
+    file[32] = (3 << 2) | 0x20;
+    hook_code_describe(&l, code, 1000, &d);
+    assert_int_equal(d.name_len, 0);
+    assert_int_equal(d.filename_len, 0);
+    assert_int_equal(d.flags, 0);
+    cfg.bytes_sval = 4096; /* offsets past a page are refused */
+    hook_code_layout_from(&l, &cfg, &unicode_type, &bytes_type);
+    assert_int_equal(hook_code_layout_check(&l), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +254,8 @@ int main(void)
         cmocka_unit_test(test_gap_mean),
         cmocka_unit_test(test_sampling_probability),
         cmocka_unit_test(test_live_table),
+        cmocka_unit_test(test_code_set),
+        cmocka_unit_test(test_code_describe),
     };
     return cmocka_run_group_tests_name("hook_parts", tests, NULL, NULL);
 }
