@@ -228,9 +228,9 @@ void hook_record_sampled_free(void *ptr)
     lock_release();
 }
 
-/* The lock is held by another thread for a bounded copy at most (a slow path or the control
- * thread's publish): wait for it rather than lose a CODE_GONE, whose loss would let memsnap
- * name a later code object at this address after the dead one. */
+/* The lock is held by another thread for a bounded copy at most (a slow path of a thread that
+ * allocates without the GIL, or the session's end): wait for it rather than lose a CODE_GONE,
+ * whose loss would let memsnap name a later code object at this address after the dead one. */
 static int lock_wait(void)
 {
     for (int spins = 0; !lock_try(); spins++) {
