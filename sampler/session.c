@@ -349,13 +349,10 @@ int session_poll(struct session *s, int64_t now_ns, ms_error *err)
     }
     if (state == MSHOOK_STATE_STOPPED) /* asked to, or on its own (the interpreter exits) */
         return session_finish(s, now_ns, err) < 0 ? -1 : 1;
-    if (s->stop_requested && now_ns >= s->stop_deadline_ns) {
-        session_finish(s, now_ns, NULL);
-        return ms_error_set(err,
-                            "process %d: the hook did not confirm the stop within %d ms (the "
-                            "interpreter did not release its GIL); its watchdog will stop it",
-                            (int)s->pid, SESSION_STOP_TIMEOUT_MS);
-    }
+    /* No STOPPED in time is no failure: the hook stops at the target's next allocations (an
+     * idle target makes none), and what it recorded until our stop is drained now. */
+    if (s->stop_requested && now_ns >= s->stop_deadline_ns)
+        return session_finish(s, now_ns, err) < 0 ? -1 : 1;
     return 0;
 }
 

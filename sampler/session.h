@@ -14,9 +14,10 @@
  *                      they still exist), RSS/heap timeline. Returns 1 once the target has
  *                      exited: the session then holds what was collected until then.
  *   session_request_stop()  asks the hook to stop; session_poll() then drains until it
- *                      says STOPPED (bounded by SESSION_STOP_TIMEOUT_MS; the hook's watchdog
- *                      covers the rest) and unmaps the ring. The target keeps the dormant
- *                      library. Nothing blocks, so other sessions keep their heartbeat.
+ *                      says STOPPED (bounded by SESSION_STOP_TIMEOUT_MS: an idle target's
+ *                      hook stops at its next allocations) and unmaps the ring. The target
+ *                      keeps the dormant library. Nothing blocks, so other sessions keep
+ *                      their heartbeat.
  *   session_build()    the profile (samples, meta, timeline); the session keeps ownership.
  *
  * If memsnap dies at any instant the heartbeat goes stale and the hook stops itself within
@@ -76,14 +77,15 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
 
 /* One tick: heartbeat, drain, timeline; after session_request_stop, also waits (without
  * blocking) for the hook's STOPPED. now_ns is CLOCK_MONOTONIC. Returns 0 (going on), 1 (ended:
- * stopped as asked, the target exited, or the hook stopped on its own; the ring is unmapped),
- * -1 with err (a corrupt ring, the hook failed, or the stop was not confirmed in time; a stop
+ * stopped as asked or not confirmed in time, the target exited, or the hook stopped on its own;
+ * the ring is unmapped), -1 with err (a corrupt ring, or the hook failed; a stop
  * has been requested or the session has ended - keep polling until it returns non-zero with
  * the ring closed, see session_ended). What was drained is kept in every case. */
 int session_poll(struct session *s, int64_t now_ns, ms_error *err);
 
 /* Asks the hook to stop; the recording window ends now. Polling then drains until STOPPED
- * (bounded by SESSION_STOP_TIMEOUT_MS; the hook's watchdog covers the rest). Idempotent. */
+ * (bounded by SESSION_STOP_TIMEOUT_MS; an idle target's hook stops at its next allocations).
+ * Idempotent. */
 void session_request_stop(struct session *s, int64_t now_ns);
 
 /* session_request_stop + poll until ended (blocking, for single sessions and cleanup). */

@@ -1,19 +1,35 @@
 /*
- * hook.c - the injected library's entry point, its session, and its control thread.
+ * hook.c - the injected library's entry point and its session.
+ *
+ * No thread of ours lives in the target while it records: a thread changes what the target
+ * sees (CPython 3.12+ os.fork() warns "This process is multi-threaded" when /proc/self/stat
+ * counts more than one thread), and the rules say the target's output must not change.
  *
  * memsnap_hook_start() runs in a thread memsnap hijacked at a safe point: it holds no GIL and
- * may not block or call into Python, so it only validates the config, creates the shared
- * region (a sealed memfd) and starts the control thread. The control thread does everything
- * that needs the GIL (wrapping and unwrapping the allocators), closes the memfd once memsnap
- * has mapped it, and is the watchdog: it stops the session when memsnap asks or when memsnap's
- * heartbeat goes stale (memsnap died), so the target never keeps recording for nobody.
+ * may not block or call into Python, so it only validates the config and creates the shared
+ * region (a sealed memfd). Attach mode then starts a short-lived install thread that takes
+ * the GIL, wraps the allocators, sets RECORDING, releases the GIL and exits. Run mode
+ * (MSHOOK_F_SYNC_INSTALL: the caller holds the GIL) wraps them before returning, no thread.
+ *
+ * The periodic duties ride on the wrappers (hook_alloc.c), which run with the GIL held: every
+ * few thousand wrapped calls, session_tick() closes the memfd once memsnap has mapped it,
+ * publishes the counters, and is the watchdog: when memsnap asks to stop, or its heartbeat is
+ * stale (memsnap died), the tick ends the session on the spot - original allocators back when
+ * ours are still on top, final counters, STOPPED, region unmapped. So a target that
+ * allocates stops within microseconds; a fully idle one stops at its next allocations (memsnap
+ * does not wait for it past a bounded time), or when a new memsnap_hook_start finds the stale
+ * session and sends a short-lived reaper thread to end it under the GIL.
+ *
+ * Threads we still create (install, reaper, and the failure path below) block every signal, so
+ * process-directed signals always reach Python's threads.
  *
  * Return values of memsnap_hook_start (negative errno):
  *   -EINVAL  the config is malformed (magic, abi, size, rate, ring size, domains, offsets)
  *   -EPROTO  the config was built for another Python minor version than the running one
  *   -ENOSYS  a needed C API symbol is missing (not a CPython process?)
  *   -EAGAIN  the interpreter is not initialized, or the previous session is still stopping
- *            (its memsnap vanished less than a poll ago): retry shortly
+ *            (its memsnap vanished, and the target has not allocated since; a reaper thread
+ *            is ending it): retry shortly
  *   -EBUSY   another memsnap's session is live (fresh heartbeat)
  *   others   from memfd_create, ftruncate, mmap, pthread_create
  */
@@ -34,7 +50,7 @@
 #include "hook_record.h"
 #include "hook_stack.h"
 
-#define HOOK_POLL_NS      (50 * 1000000L)
+#define HOOK_POLL_NS      (50 * 1000000L) /* the failure path's wait for memsnap */
 #define HOOK_HEADER_BYTES 4096u
 #define HOOK_RING_MIN     (64u << 10)
 #define HOOK_RING_MAX     (1ull << 30)
@@ -42,7 +58,7 @@
 
 enum session_phase {
     PHASE_IDLE = 0,    /* no session: a start may begin one */
-    PHASE_RUNNING = 1, /* a control thread owns the session */
+    PHASE_RUNNING = 1, /* a session exists: its region is mapped here */
 };
 
 static struct {
@@ -53,9 +69,11 @@ static struct {
     struct mshook_shared *shared;
     size_t region_bytes;
     int fd;                /* the memfd until memsnap has mapped it, then -1 */
-    int installed;         /* our wrappers are in the allocator chain */
-    uint64_t heartbeat_ns; /* last heartbeat the control thread saw (for -EBUSY) */
+    int installed;         /* our wrappers are in the allocator chain; changed under the GIL */
+    int ticking;           /* a tick is running (GIL held): no re-entry */
+    uint64_t heartbeat_ns; /* last heartbeat a tick saw (for -EBUSY); relaxed */
     uint32_t timeout_ms;
+    uint32_t reaping; /* a reaper thread is under way; atomic */
     int atfork_registered;
 } session = {.fd = -1};
 
@@ -156,10 +174,12 @@ static void region_release(void)
     }
 }
 
+static void session_tick(void);
+
 /* With the GIL held by the caller: wrap the allocators and start recording. */
 static int recording_begin_locked(void)
 {
-    if (hook_alloc_install(&session.api, session.cfg.domains) != 0)
+    if (hook_alloc_install(&session.api, session.cfg.domains, session_tick) != 0)
         return -1;
     session.installed = 1;
     __atomic_store_n(&session.shared->start_ns, now_ns(), __ATOMIC_RELAXED);
@@ -174,75 +194,130 @@ static int python_usable(void)
     return session.api.is_initialized() && !session.api.is_finalizing();
 }
 
-static void recording_begin(void)
-{
-    if (!python_usable()) {
-        state_fail("the interpreter is finalizing; nothing was installed");
-        return;
-    }
-    int gil = session.api.gil_ensure();
-    if (recording_begin_locked() != 0)
-        state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
-    session.api.gil_release(gil);
-}
-
-static void recording_end(void)
+/* With the GIL held: the end of the session. The caller may be a wrapper in the middle of an
+ * allocation: it finishes through the original allocator (its slot is static, never
+ * unmapped), and no wrapper touches the region once the recorder has ended. */
+static void session_end_locked(void)
 {
     if (session.installed) {
         state_set(MSHOOK_STATE_STOPPING);
-        if (python_usable()) {
-            int gil = session.api.gil_ensure();
-            hook_alloc_uninstall(&session.api);
-            session.api.gil_release(gil);
-        } else {
+        /* Late in finalization the allocating thread may not really own the interpreter
+         * any more: leave the chain alone, ours become pass-throughs. */
+        if (session.api.is_finalizing())
             hook_alloc_disable();
-        }
+        else
+            hook_alloc_uninstall(&session.api);
         session.installed = 0;
     }
     hook_recorder_end();
     if (__atomic_load_n(&session.shared->state, __ATOMIC_ACQUIRE) != MSHOOK_STATE_FAILED)
         state_set(MSHOOK_STATE_STOPPED);
+    region_release();
+    __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
 }
 
-/* Polls until memsnap asks us to stop or stops heartbeating. */
-static void watchdog_wait(void)
+/* Has memsnap asked to stop, or stopped heartbeating? Notes the heartbeat for -EBUSY. */
+static int session_stop_due(void)
+{
+    struct mshook_shared *s = session.shared;
+    uint64_t beat = __atomic_load_n(&s->heartbeat_ns, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&session.heartbeat_ns, beat, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&s->stop_request, __ATOMIC_ACQUIRE))
+        return 1;
+    uint64_t now = now_ns();
+    return now > beat && now - beat > (uint64_t)session.timeout_ms * 1000000ull;
+}
+
+/* The periodic duties, from a wrapper, GIL held (see hook_alloc_install). */
+static void session_tick(void)
+{
+    if (session.ticking || !session.installed)
+        return;
+    session.ticking = 1;
+    if (session.fd >= 0 && __atomic_load_n(&session.shared->mapped, __ATOMIC_ACQUIRE)) {
+        close(session.fd); /* memsnap holds its own mapping: the target keeps no fd */
+        session.fd = -1;
+    }
+    if (session_stop_due())
+        session_end_locked();
+    else
+        hook_recorder_publish();
+    session.ticking = 0;
+}
+
+/* Failure before anything was wrapped: FAILED is published; keep the region until memsnap has
+ * mapped it and read why (or is gone), then release it. Only failure paths wait here. */
+static void failure_linger(void)
 {
     uint64_t timeout_ns = (uint64_t)session.timeout_ms * 1000000ull;
     for (;;) {
         struct timespec pause = {0, HOOK_POLL_NS};
         nanosleep(&pause, NULL); /* every signal is blocked here: no EINTR */
         struct mshook_shared *s = session.shared;
-        if (session.fd >= 0 && __atomic_load_n(&s->mapped, __ATOMIC_ACQUIRE)) {
-            close(session.fd); /* memsnap holds its own mapping: the target keeps no fd */
-            session.fd = -1;
-        }
         uint64_t beat = __atomic_load_n(&s->heartbeat_ns, __ATOMIC_ACQUIRE);
         __atomic_store_n(&session.heartbeat_ns, beat, __ATOMIC_RELAXED);
         if (__atomic_load_n(&s->stop_request, __ATOMIC_ACQUIRE))
-            return;
+            break;
         uint64_t now = now_ns();
         if (now > beat && now - beat > timeout_ns)
-            return;
-        hook_recorder_publish();
+            break;
     }
+    hook_recorder_end();
+    region_release();
+    __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
 }
 
-static void *control_main(void *arg)
+/* Attach mode: take the GIL, wrap, RECORDING, release, exit. Nothing of the session is touched
+ * after the GIL is released: a tick may end the session and a new one begin right away. */
+static void *install_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "memsnap-hook", 0, 0, 0);
-    if (!session.installed)
-        recording_begin();
-    watchdog_wait();
-    recording_end();
-    region_release();
-    __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
+    if (!python_usable()) {
+        state_fail("the interpreter is finalizing; nothing was installed");
+        failure_linger();
+        return NULL;
+    }
+    int gil = session.api.gil_ensure();
+    int rc = recording_begin_locked();
+    if (rc != 0)
+        state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
+    session.api.gil_release(gil);
+    if (rc != 0)
+        failure_linger();
     return NULL;
 }
 
-/* The control thread must never take a process-directed signal (SIGINT belongs to Python's
- * main thread), so it starts with every signal blocked. */
-static int control_start(void)
+static void *linger_main(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_NAME, "memsnap-hook", 0, 0, 0);
+    failure_linger();
+    return NULL;
+}
+
+/* A session whose ticks stopped (idle target) looked stale to memsnap_hook_start: under the
+ * GIL, end it if memsnap asked or is gone, else just note its fresh heartbeat (-EBUSY next). */
+static void *reaper_main(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_NAME, "memsnap-hook", 0, 0, 0);
+    if (python_usable()) {
+        int gil = session.api.gil_ensure();
+        /* installed is only changed under the GIL; without it the session is the install
+         * thread's or the failure path's, which end it themselves. */
+        if (__atomic_load_n(&session.phase, __ATOMIC_ACQUIRE) == PHASE_RUNNING &&
+            session.installed && !session.ticking && session_stop_due())
+            session_end_locked();
+        session.api.gil_release(gil);
+    }
+    __atomic_store_n(&session.reaping, 0, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A detached thread that must never take a process-directed signal (SIGINT belongs to
+ * Python's main thread), so it starts with every signal blocked. */
+static int thread_start(void *(*fn)(void *))
 {
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0)
@@ -253,7 +328,7 @@ static int control_start(void)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t thread;
-    int rc = pthread_create(&thread, &attr, control_main, NULL);
+    int rc = pthread_create(&thread, &attr, fn, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return -rc;
@@ -269,6 +344,8 @@ static void fork_child(void)
     hook_recorder_forget();
     region_release();
     session.installed = 0;
+    session.ticking = 0;
+    __atomic_store_n(&session.reaping, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
 }
 
@@ -295,7 +372,16 @@ __attribute__((visibility("default"))) int memsnap_hook_start(const struct mshoo
         uint64_t beat = __atomic_load_n(&session.heartbeat_ns, __ATOMIC_RELAXED);
         uint64_t now = now_ns();
         int fresh = beat >= now || now - beat <= (uint64_t)session.timeout_ms * 1000000ull;
-        return fresh ? -EBUSY : -EAGAIN;
+        if (fresh)
+            return -EBUSY;
+        /* Stale as far as the ticks know: memsnap died, or the target is idle and no tick
+         * ran. A reaper finds out under the GIL; the caller's retry sees the outcome. */
+        uint32_t none = 0;
+        if (__atomic_compare_exchange_n(&session.reaping, &none, 1, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED) &&
+            thread_start(reaper_main) != 0)
+            __atomic_store_n(&session.reaping, 0, __ATOMIC_RELEASE);
+        return -EAGAIN;
     }
     session.cfg = copy;
     session.timeout_ms = copy.heartbeat_timeout_ms;
@@ -325,15 +411,17 @@ __attribute__((visibility("default"))) int memsnap_hook_start(const struct mshoo
         return -ENOMEM;
     }
     session.installed = 0;
-    if ((copy.flags & MSHOOK_F_SYNC_INSTALL) && recording_begin_locked() != 0)
-        state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
-
+    session.ticking = 0;
     int fd = session.fd;
-    rc = control_start();
+    if (copy.flags & MSHOOK_F_SYNC_INSTALL) {
+        if (recording_begin_locked() == 0)
+            return fd; /* recording, and no thread: the wrappers do the rest */
+        state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
+        rc = thread_start(linger_main);
+    } else {
+        rc = thread_start(install_main);
+    }
     if (rc != 0) {
-        if (session.installed) /* the caller still holds the GIL */
-            hook_alloc_uninstall(&session.api);
-        session.installed = 0;
         hook_recorder_end();
         region_release();
         __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);

@@ -4,6 +4,12 @@
  * The wrappers are the hot path of the whole profiler: one extra indirect call, a relaxed
  * flag load, two counter bumps and a countdown per allocation; frees add one lock-free probe
  * of the live table. Everything else happens only for sampled blocks.
+ *
+ * The wrappers also carry the session's periodic duties, because the hook keeps no thread
+ * while recording (a thread would change the target: CPython 3.12+ warns on fork() in a
+ * multi-threaded process). Every WRAP_TICK_CALLS wrapped calls, one plain countdown, they call
+ * the session's tick (hook.c) with the GIL held, before the call itself: a tick that ends the
+ * session leaves that very call a plain pass-through to the original allocator.
  */
 #include "hook_alloc.h"
 
@@ -12,6 +18,11 @@
 
 /* 16 slots: two per session, plus room for sessions whose wrappers someone else re-wrapped. */
 #define WRAP_SLOTS 16
+
+/* Calls (allocations and frees) between ticks: a tick costs a clock read and a few stores
+ * into the shared header, so 1/4096 of it is lost in the noise of one wrapped call, while a
+ * busy target still notices a stop request or a dead memsnap within microseconds. */
+#define WRAP_TICK_CALLS 4096u
 
 enum wrap_state {
     WRAP_FREE = 0,
@@ -28,17 +39,36 @@ struct hook_wrap {
 
 static struct hook_wrap wrap_slots[WRAP_SLOTS];
 static struct hook_wrap *wrap_installed[HOOK_DOMAIN_OBJ + 1]; /* this session's, per domain */
+static void (*wrap_tick_fn)(void);                            /* the session's tick */
+static uint32_t wrap_tick_countdown = WRAP_TICK_CALLS;        /* GIL-serialised; relaxed */
 
 static int wrap_recording(const struct hook_wrap *w)
 {
     return __atomic_load_n(&w->recording, __ATOMIC_RELAXED) != 0;
 }
 
+/* Counts a wrapped call and runs the tick when due. Returns whether the call is to be recorded
+ * (the tick may have just ended the session). */
+static int wrap_enter(const struct hook_wrap *w)
+{
+    if (!wrap_recording(w))
+        return 0;
+    uint32_t left = __atomic_load_n(&wrap_tick_countdown, __ATOMIC_RELAXED);
+    if (__builtin_expect(left > 1, 1)) {
+        __atomic_store_n(&wrap_tick_countdown, left - 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    __atomic_store_n(&wrap_tick_countdown, WRAP_TICK_CALLS, __ATOMIC_RELAXED);
+    wrap_tick_fn();
+    return wrap_recording(w);
+}
+
 static void *wrap_malloc(void *ctx, size_t size)
 {
     struct hook_wrap *w = ctx;
+    int recording = wrap_enter(w);
     void *p = w->orig.malloc(w->orig.ctx, size);
-    if (p && wrap_recording(w))
+    if (p && recording)
         hook_record_alloc(p, size, 0);
     return p;
 }
@@ -46,8 +76,9 @@ static void *wrap_malloc(void *ctx, size_t size)
 static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct hook_wrap *w = ctx;
+    int recording = wrap_enter(w);
     void *p = w->orig.calloc(w->orig.ctx, nelem, elsize);
-    if (p && wrap_recording(w))
+    if (p && recording)
         hook_record_alloc(p, nelem * elsize, 0); /* cannot overflow: the allocation succeeded */
     return p;
 }
@@ -55,7 +86,7 @@ static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *wrap_realloc(void *ctx, void *ptr, size_t size)
 {
     struct hook_wrap *w = ctx;
-    if (!wrap_recording(w))
+    if (!wrap_enter(w))
         return w->orig.realloc(w->orig.ctx, ptr, size);
     if (ptr && __builtin_expect(hook_record_is_code(ptr), 0))
         hook_record_code_free(ptr); /* never done by CPython; a C extension might */
@@ -72,7 +103,7 @@ static void wrap_free(void *ctx, void *ptr)
 {
     struct hook_wrap *w = ctx;
     int sampled = 0;
-    if (ptr && wrap_recording(w)) {
+    if (ptr && wrap_enter(w)) {
         if (__builtin_expect(hook_record_is_code(ptr), 0))
             hook_record_code_free(ptr); /* before the free: the block still holds the object */
         sampled = hook_record_free_begin(ptr);
@@ -90,8 +121,10 @@ static struct hook_wrap *slot_claim(void)
     return NULL;
 }
 
-int hook_alloc_install(const struct hook_python *api, uint32_t domains)
+int hook_alloc_install(const struct hook_python *api, uint32_t domains, void (*tick)(void))
 {
+    wrap_tick_fn = tick;
+    __atomic_store_n(&wrap_tick_countdown, WRAP_TICK_CALLS, __ATOMIC_RELAXED);
     static const struct {
         uint32_t bit;
         int domain;

@@ -19,9 +19,12 @@
 
 #include "hook_python.h"
 
-/* Wraps every domain named in domains (MSHOOK_DOMAIN_* bits). GIL held. Returns 0, or -1
- * when no slot is free (nothing stays installed then). */
-int hook_alloc_install(const struct hook_python *api, uint32_t domains);
+/* Wraps every domain named in domains (MSHOOK_DOMAIN_* bits). GIL held. While recording, the
+ * wrappers call tick() every few thousand calls, with the GIL held, before forwarding the call;
+ * tick may end the session (hook_alloc_uninstall or hook_alloc_disable) and may not allocate
+ * through the wrapped domains. Returns 0, or -1 when no slot is free (nothing stays installed
+ * then). */
+int hook_alloc_install(const struct hook_python *api, uint32_t domains, void (*tick)(void));
 
 /* Stops recording and restores each domain's original allocator when our wrapper is still on
  * top, else retires it as a pass-through. GIL held. */

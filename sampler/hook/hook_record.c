@@ -30,9 +30,9 @@ static uint64_t counter_get(const uint64_t *c)
     return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
-/* With the region mapped. Only the control thread publishes (every poll and at
- * the end): stores from the allocating thread into the header's cache lines, which memsnap
- * reads, cost a cache-line transfer per sampled event at rate 1. */
+/* With the region mapped. Only the session's tick (every few thousand wrapped calls) and the
+ * end publish: stores into the header's cache lines, which memsnap reads, on every sampled
+ * event would cost a cache-line transfer each at rate 1. */
 static void counters_copy_out(void)
 {
     const struct hook_counters *c = &hook_recorder.counters;
@@ -79,9 +79,9 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
 
 void hook_recorder_publish(void)
 {
-    /* No lock: only the control thread publishes and only it unmaps the region, and the
-     * counters are read with relaxed loads. Taking the producers' try-lock here made them drop
-     * an event whenever the two met (a few dozen per million at rate 1). */
+    /* No lock: publishing and unmapping the region both happen in the session's ticks,
+     * under the GIL, and the counters are read with relaxed loads. Taking the producers' try-lock
+     * here made them drop an event whenever the two met (a few dozen per million at rate 1). */
     if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
         counters_copy_out();
 }

@@ -7,7 +7,7 @@
  * free; only sampled events reach the out-of-line slow paths.
  *
  * Locking: MEM and OBJ allocators are called with the GIL held, so the hot path needs no
- * atomics of its own (counters use relaxed loads and stores only so the control thread may
+ * atomics of its own (counters use relaxed loads and stores only so the session's tick may
  * read them). The slow path takes a try-lock anyway, so a C extension that breaks the GIL rule
  * makes us drop an event, never corrupt the ring; a contended lock drops and counts.
  *
@@ -76,7 +76,7 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
                         unsigned char *ring, const struct hook_stack_layout *layout,
                         const struct hook_code_layout *code_layout, void *(*tstate_get)(void));
 
-/* Copies the counters into the region (control thread only, periodically). */
+/* Copies the counters into the region (the session's tick only, periodically). */
 void hook_recorder_publish(void);
 
 /* Ends the session: inactive, waits for an in-flight slow path, publishes the final counters

@@ -13,7 +13,12 @@ Commands (answers in brackets):
   hotcold N               [hotcold done]   N x outer(): hot() allocates 10x the bytes cold() does
   exact N SIZE            [exact done]     keeps N bytes objects of SIZE bytes, in exact()
   release                 [release done]   drops what exact kept
-  fork N                  [fork status=S]  a child runs child_work(N) and exits; S its status
+  fork N                  [fork status=S warnings=W]  a child runs child_work(N) and exits; S
+                          its status, W the warnings os.fork() raised in the parent (3.12+
+                          warns when the process has more than one thread)
+  churn N                 [churn done]     N small objects made and dropped (the hook's
+                          periodic duties run inside its wrappers, every few thousand calls)
+  spin S                  [spin done]      churns for S seconds
   sleep S                 [sleep interrupted=SECONDS | sleep finished]  time.sleep(S)
   quit
 """
@@ -46,9 +51,6 @@ def allocators():
 
 
 ORIGINAL = allocators()
-# 3.12+ warns that fork() in a process with threads (our control thread) may deadlock; the
-# fork test exercises exactly that on purpose.
-warnings.simplefilter("ignore", DeprecationWarning)
 LIB_PATH = sys.argv[1]
 LIB = ctypes.CDLL(LIB_PATH)  # calls release the GIL, as in a hijacked thread
 LIB_GIL = ctypes.PyDLL(LIB_PATH)  # calls keep the GIL, as memsnap run's synchronous install
@@ -94,6 +96,14 @@ def child_work(n):
     return len(junk)
 
 
+def churn(n):
+    i = 0
+    while i < n:
+        x = b"z" * 64
+        i += 1
+    return x
+
+
 def say(*words):
     sys.stdout.write(" ".join(str(w) for w in words) + "\n")
     sys.stdout.flush()
@@ -127,12 +137,22 @@ def main():
             kept = []
             say("release done")
         elif cmd[0] == "fork":
-            pid = os.fork()
-            if pid == 0:
-                child_work(int(cmd[1]))
-                os._exit(0)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                pid = os.fork()
+                if pid == 0:
+                    child_work(int(cmd[1]))
+                    os._exit(0)
             _, status = os.waitpid(pid, 0)
-            say("fork status=%d" % status)
+            say("fork status=%d warnings=%d" % (status, len(caught)))
+        elif cmd[0] == "churn":
+            churn(int(cmd[1]))
+            say("churn done")
+        elif cmd[0] == "spin":
+            until = time.monotonic() + float(cmd[1])
+            while time.monotonic() < until:
+                churn(1000)
+            say("spin done")
         elif cmd[0] == "sleep":
             t0 = time.monotonic()
             try:
