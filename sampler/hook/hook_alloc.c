@@ -88,7 +88,7 @@ static void *wrap_realloc(void *ctx, void *ptr, size_t size)
     struct hook_wrap *w = ctx;
     if (!wrap_enter(w))
         return w->orig.realloc(w->orig.ctx, ptr, size);
-    if (ptr && __builtin_expect(hook_record_is_code(ptr), 0))
+    if (ptr && w->domain == HOOK_DOMAIN_OBJ && __builtin_expect(hook_record_is_code(ptr), 0))
         hook_record_code_free(ptr); /* never done by CPython; a C extension might */
     void *p = w->orig.realloc(w->orig.ctx, ptr, size);
     if (!p)
@@ -104,8 +104,11 @@ static void wrap_free(void *ctx, void *ptr)
     struct hook_wrap *w = ctx;
     int sampled = 0;
     if (ptr && wrap_enter(w)) {
-        if (__builtin_expect(hook_record_is_code(ptr), 0))
-            hook_record_code_free(ptr); /* before the free: the block still holds the object */
+        /* Code objects come from and go back to the object domain (PyObject_Malloc/Free on
+         * 3.8-3.13): PyMem frees skip the test. Before the free: the block still holds the
+         * object. */
+        if (w->domain == HOOK_DOMAIN_OBJ && __builtin_expect(hook_record_is_code(ptr), 0))
+            hook_record_code_free(ptr);
         sampled = hook_record_free_begin(ptr);
     }
     w->orig.free(w->orig.ctx, ptr);
