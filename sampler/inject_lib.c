@@ -1,8 +1,9 @@
 /*
  * inject_lib.c - the sequence of injected libc calls that loads a library image into a live
- * process through a memfd and calls its start function, or reuses a copy loaded earlier.
- * The contract is in inject_lib.h; the call mechanism in inject.c; the choice of thread in
- * safepoint.c.
+ * process and calls its start function, or reuses a copy loaded earlier. The image travels
+ * as an unlinked regular file of the target's /dev/shm or /tmp, a memfd only as the last
+ * resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
+ * inject.c; the choice of thread in safepoint.c.
  */
 #include "inject_lib.h"
 
@@ -12,8 +13,14 @@
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +37,21 @@
 #define TARGET_RTLD_NOW         2
 #define TARGET_DLOPEN_MODE_FLAG 0x80000000 /* __RTLD_DLOPEN, for __libc_dlopen_mode */
 #define TARGET_MFD_CLOEXEC      1
+#define STALE_FILE_AGE_S        60 /* a leftover image file older than this is a killed run's */
+#define FILE_RANDOM_HEX         16 /* hex digits of randomness in an image file's name */
+#define IMAGE_DIRS              2
+
+/* The target's directories that may hold the image file, in order of preference, as the
+ * target names them. */
+static const char *const image_dirs[IMAGE_DIRS] = {"/dev/shm", "/tmp"};
+
+/* One candidate image file: a directory of the target opened by memsnap, and the file memsnap
+ * created there (name[0] == 0 while there is none). */
+struct image_file {
+    int dir_fd; /* -1: the directory is unusable */
+    const char *dir;
+    char name[128];
+};
 
 /* The libc functions the sequence calls, as addresses in the target. */
 struct libc_funcs {
@@ -93,6 +115,169 @@ static void image_soname(const void *image, size_t len, char *out, size_t n)
         }
     }
     elf_end(e);
+}
+
+/* The library's name stem: its SONAME without the ".so" suffix ("libmemsnap_hook"). */
+static void soname_stem(const char *soname, char *out, size_t n)
+{
+    snprintf(out, n, "%s", soname);
+    size_t l = strlen(out);
+    if (l > 3 && strcmp(out + l - 3, ".so") == 0)
+        out[l - 3] = 0;
+}
+
+/* 1 if base (a file name, no directory) is "<stem>-<FILE_RANDOM_HEX hex digits>.so", the only
+ * names memsnap gives image files: nothing else is ever reused or removed as one. */
+static int image_file_name_matches(const char *base, const char *stem)
+{
+    size_t sl = strlen(stem);
+    if (strncmp(base, stem, sl) != 0 || base[sl] != '-')
+        return 0;
+    const char *h = base + sl + 1;
+    if (strspn(h, "0123456789abcdef") != FILE_RANDOM_HEX)
+        return 0;
+    return strcmp(h + FILE_RANDOM_HEX, ".so") == 0;
+}
+
+/* 1 if a mapping's path may be a copy loaded by memsnap: "/memfd:<soname>" (the memfd way)
+ * or ".../<stem>-<hex>.so" (an image file). The caller still compares the bytes. */
+static int loaded_path_matches(const char *path, const char *soname, const char *stem)
+{
+    if (strncmp(path, "/memfd:", 7) == 0)
+        return strcmp(path + 7, soname) == 0;
+    const char *slash = strrchr(path, '/');
+    return slash && image_file_name_matches(slash + 1, stem);
+}
+
+/* The target's file-system uid and gid (what its open() is checked against). */
+static int target_fs_ids(pid_t pid, uid_t *uid, gid_t *gid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    int found = 0;
+    unsigned long r, e, s, fs;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Uid:", 4) == 0 &&
+            sscanf(line + 4, "%lu %lu %lu %lu", &r, &e, &s, &fs) == 4) {
+            *uid = (uid_t)fs;
+            found |= 1;
+        } else if (strncmp(line, "Gid:", 4) == 0 &&
+                   sscanf(line + 4, "%lu %lu %lu %lu", &r, &e, &s, &fs) == 4) {
+            *gid = (gid_t)fs;
+            found |= 2;
+        }
+    }
+    fclose(f);
+    return found == 3 ? 0 : -1;
+}
+
+/* Opens dir as the target sees it, resolved inside the target's root (a symlink planted by
+ * the target cannot lead memsnap out of it), if it is a writable, executable-allowing file
+ * system. Returns the descriptor or -1. */
+static int target_dir_open(pid_t pid, const char *dir)
+{
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", (int)pid);
+    int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return -1;
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, root_fd, dir + 1, &how, sizeof how);
+    close(root_fd);
+    if (fd < 0)
+        return -1;
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) < 0 || (vfs.f_flag & (ST_NOEXEC | ST_RDONLY))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Removes image files of this library that a killed memsnap left behind: only regular files
+ * named like ours (no symlink is followed) and older than STALE_FILE_AGE_S, so that a
+ * concurrent memsnap's file, which lives for milliseconds, is never touched. A process that
+ * still maps a removed file keeps its mapping. */
+static void stale_files_remove(int dir_fd, const char *stem)
+{
+    int fd = dup(dir_fd);
+    if (fd < 0)
+        return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    time_t now = time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!image_file_name_matches(de->d_name, stem) ||
+            fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_mtime > now - STALE_FILE_AGE_S)
+            continue;
+        unlinkat(dir_fd, de->d_name, 0);
+    }
+    closedir(d);
+}
+
+/* Writes the image into a new file "<stem>-<random>.so" of f's directory, readable and
+ * executable by its owner only, owned by the target's ids so that its dlopen may open it.
+ * Returns 0, or -1 with nothing left behind. */
+static int image_file_create(pid_t pid, struct image_file *f, const char *stem, const void *image,
+                             size_t len)
+{
+    uint8_t rnd[FILE_RANDOM_HEX / 2];
+    if (f->dir_fd < 0 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return -1;
+    char hex[FILE_RANDOM_HEX + 1];
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    if (snprintf(f->name, sizeof f->name, "%s-%s.so", stem, hex) >= (int)sizeof f->name) {
+        f->name[0] = 0;
+        return -1;
+    }
+    int fd = openat(f->dir_fd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+    if (fd < 0) {
+        f->name[0] = 0;
+        return -1;
+    }
+    int ok = 1;
+    uid_t uid;
+    gid_t gid;
+    if (geteuid() == 0 && target_fs_ids(pid, &uid, &gid) == 0 &&
+        (uid != geteuid() || gid != getegid()))
+        ok = fchown(fd, uid, gid) == 0;
+    const char *p = image;
+    for (size_t done = 0; ok && done < len;) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w <= 0)
+            ok = 0;
+        else
+            done += (size_t)w;
+    }
+    if (close(fd) < 0)
+        ok = 0;
+    if (!ok) {
+        unlinkat(f->dir_fd, f->name, 0);
+        f->name[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Unlinks f's file if there is one; the target's mapping keeps the loaded library alive. */
+static void image_file_unlink(struct image_file *f)
+{
+    if (f->dir_fd >= 0 && f->name[0])
+        unlinkat(f->dir_fd, f->name, 0);
+    f->name[0] = 0;
 }
 
 static int find_func(struct elf_image *libc, uint64_t bias, const char *name, uint64_t *out,
@@ -172,15 +357,14 @@ out:
     return rc;
 }
 
-/* The mapping of an already-loaded identical copy, or NULL. */
+/* The mapping of an already-loaded identical copy (by either way of loading), or NULL. */
 static const struct proc_map *find_loaded_copy(pid_t pid, const struct proc_maps *maps,
-                                               const char *name, const void *image, size_t len)
+                                               const char *name, const char *stem,
+                                               const void *image, size_t len)
 {
-    char want[300];
-    snprintf(want, sizeof want, "/memfd:%s", name);
     for (size_t i = 0; i < maps->count; i++) {
         const struct proc_map *m = &maps->maps[i];
-        if (m->offset != 0 || strcmp(m->path, want) != 0)
+        if (m->offset != 0 || !loaded_path_matches(m->path, name, stem))
             continue;
         int fd = proc_maps_open(pid, m, NULL);
         if (fd < 0)
@@ -246,14 +430,45 @@ static int fill_memfd(pid_t pid, int remote_fd, const void *image, size_t len, m
     return 0;
 }
 
-/* The loading part of the session: memfd, dlopen, close, dlsym. Fills *start. */
-static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const char *name,
-                      const void *image, size_t len, const char *start_symbol, uint64_t errno_addr,
-                      uint64_t *start, ms_error *err)
+/* dlopen(path) in the target. *handle is 0 when it failed there; the target's dlerror text
+ * then goes to msg (which also clears the target's dlerror state). Returns -1 only when the
+ * thread is lost to us. */
+static int remote_dlopen(struct inject_thread *t, const struct libc_funcs *f, const char *path,
+                         uint64_t *handle, char *msg, size_t msg_len, ms_error *err)
+{
+    uint64_t path_addr, args[2];
+    *handle = 0;
+    if (inject_scratch_put(t, path, strlen(path) + 1, &path_addr, err) < 0)
+        return -1;
+    args[0] = path_addr;
+    args[1] = f->old_dlopen ? (TARGET_RTLD_NOW | TARGET_DLOPEN_MODE_FLAG) : TARGET_RTLD_NOW;
+    if (inject_call(t, "dlopen", f->dlopen, args, 2, DLOPEN_TIMEOUT_MS, handle, err) < 0)
+        return -1;
+    if (*handle)
+        return 0;
+    snprintf(msg, msg_len, "no dlerror text");
+    uint64_t s = 0;
+    if (f->dlerror &&
+        inject_call(t, "dlerror", f->dlerror, NULL, 0, CALL_TIMEOUT_MS, &s, NULL) == 0 && s) {
+        if (remote_read(t->pid, s, msg, msg_len - 1, NULL) < 0 &&
+            remote_read(t->pid, s, msg, msg_len < 128 ? msg_len - 1 : 127, NULL) < 0)
+            snprintf(msg, msg_len, "unreadable dlerror text");
+        msg[msg_len - 1] = 0;
+    }
+    return 0;
+}
+
+/* The last resort: dlopen through a memfd of the target (memfd_create, write through
+ * /proc/PID/fd/N, dlopen /proc/self/fd/N, close). Returns -1 when the thread is lost or the
+ * memfd cannot be made; *handle 0 when dlopen failed (text in msg). */
+static int load_memfd(struct inject_thread *t, const struct libc_funcs *f, const char *name,
+                      const void *image, size_t len, uint64_t errno_addr, uint64_t *handle,
+                      char *msg, size_t msg_len, ms_error *err)
 {
     pid_t pid = t->pid;
     char hint[160], etext[128];
     uint64_t name_addr, ret, args[2];
+    *handle = 0;
     if (inject_scratch_put(t, name, strlen(name) + 1, &name_addr, err) < 0)
         return -1;
     args[0] = name_addr;
@@ -268,33 +483,41 @@ static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const
     }
     char path[48];
     snprintf(path, sizeof path, "/proc/self/fd/%d", rfd);
-    uint64_t path_addr, handle = 0;
     int rc = fill_memfd(pid, rfd, image, len, err);
-    if (rc == 0)
-        rc = inject_scratch_put(t, path, strlen(path) + 1, &path_addr, err);
-    if (rc == 0) {
-        args[0] = path_addr;
-        args[1] = f->old_dlopen ? (TARGET_RTLD_NOW | TARGET_DLOPEN_MODE_FLAG) : TARGET_RTLD_NOW;
-        rc = inject_call(t, "dlopen", f->dlopen, args, 2, DLOPEN_TIMEOUT_MS, &handle, err);
-        if (rc < 0)
-            return -1; /* the thread is gone from us; it closes nothing more */
-    }
+    if (rc == 0 && remote_dlopen(t, f, path, handle, msg, msg_len, err) < 0)
+        return -1; /* the thread is gone from us; it closes nothing more */
     /* The target keeps no descriptor: the mapping holds the memfd alive. */
     args[0] = (uint64_t)rfd;
     if (inject_call(t, "close", f->close, args, 1, CALL_TIMEOUT_MS, &ret, rc < 0 ? NULL : err) < 0)
         return -1;
-    if (rc < 0)
+    return rc;
+}
+
+/* The loading part of the session: dlopen of the first image file that loads (each unlinked
+ * as soon as its dlopen returns), else of a memfd; then dlsym. Fills *start. */
+static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const char *name,
+                      const char *stem, struct image_file files[IMAGE_DIRS], const void *image,
+                      size_t len, const char *start_symbol, uint64_t errno_addr, uint64_t *start,
+                      ms_error *err)
+{
+    pid_t pid = t->pid;
+    char hint[160], msg[512] = "no dlerror text";
+    uint64_t handle = 0, args[2];
+    for (int i = 0; i < IMAGE_DIRS && !handle; i++) {
+        struct image_file *file = &files[i];
+        if (!file->name[0] && image_file_create(pid, file, stem, image, len) < 0)
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s", file->dir, file->name);
+        int rc = remote_dlopen(t, f, path, &handle, msg, sizeof msg, err);
+        image_file_unlink(file);
+        if (rc < 0)
+            return -1;
+    }
+    if (!handle &&
+        load_memfd(t, f, name, image, len, errno_addr, &handle, msg, sizeof msg, err) < 0)
         return -1;
     if (!handle) {
-        char msg[512] = "no dlerror text";
-        uint64_t s = 0;
-        if (f->dlerror &&
-            inject_call(t, "dlerror", f->dlerror, NULL, 0, CALL_TIMEOUT_MS, &s, NULL) == 0 && s) {
-            if (remote_read(pid, s, msg, sizeof msg - 1, NULL) < 0 &&
-                remote_read(pid, s, msg, 128, NULL) < 0)
-                snprintf(msg, sizeof msg, "unreadable dlerror text");
-            msg[sizeof msg - 1] = 0;
-        }
         seccomp_hint(pid, hint, sizeof hint);
         return ms_error_set(err, "dlopen of the library failed in process %d: %s%s", (int)pid, msg,
                             hint);
@@ -312,23 +535,17 @@ static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const
 }
 
 /* The whole session. adopt: tid is already traced and stopped by the caller (inject_adopt),
- * else it is attached here (tid > 0) or chosen at a safe point (tid 0). */
-static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, size_t len,
-                           const char *start_symbol, const void *arg, size_t arg_len,
-                           struct inject_result *res, ms_error *err)
+ * else it is attached here (tid > 0) or chosen at a safe point (tid 0). files: the
+ * candidate image files (library_session owns them). */
+static int session_run(pid_t pid, pid_t tid, int adopt, const void *image, size_t len,
+                       const char *name, const char *stem, struct image_file files[IMAGE_DIRS],
+                       const char *start_symbol, const void *arg, size_t arg_len,
+                       struct inject_result *res, ms_error *err)
 {
-    struct inject_result local;
-    if (!res)
-        res = &local;
-    memset(res, 0, sizeof *res);
     long long t0 = now_ns();
-    if (!image || len < 64 || !start_symbol)
-        return ms_error_set(err, "inject_library: no library image or start symbol");
     if (!adopt && inject_target_check(pid, err) < 0)
         return -1;
 
-    char name[256];
-    image_soname(image, len, name, sizeof name);
     struct elf_image *img = NULL;
     struct elf_symbol start_sym;
     uint64_t img_vaddr, img_off;
@@ -373,7 +590,7 @@ static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, s
         inject_thread_free(&t);
         return -1;
     }
-    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, image, len);
+    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, stem, image, len);
     if (copy) {
         res->reused = 1;
         res->base = proc_maps_file_base(&maps, copy);
@@ -396,7 +613,8 @@ static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, s
     else if (rc == 0)
         rc = ms_error_prefix(err, "reading errno of thread %d", (int)t.tid);
     if (rc == 0 && !res->reused)
-        rc = load_fresh(&t, &f, name, image, len, start_symbol, errno_addr, &start, err);
+        rc = load_fresh(&t, &f, name, stem, files, image, len, start_symbol, errno_addr, &start,
+                        err);
     if (rc == 0) {
         uint64_t arg_addr = 0;
         if (arg && arg_len)
@@ -416,12 +634,52 @@ static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, s
     inject_thread_free(&t);
 
     if (rc == 0 && !res->reused && proc_maps_read(pid, &maps, NULL) == 0) {
-        const struct proc_map *m = find_loaded_copy(pid, &maps, name, image, len);
+        const struct proc_map *m = find_loaded_copy(pid, &maps, name, stem, image, len);
         if (m)
             res->base = proc_maps_file_base(&maps, m);
         proc_maps_free(&maps);
     }
     res->wall_ns = now_ns() - t0;
+    return rc;
+}
+
+/* Prepares the image files before any thread is stopped (removing a killed run's leftovers
+ * and writing the image into the first usable directory, so that the stop stays short), runs
+ * the session, and unlinks whatever file is left in every case. */
+static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, size_t len,
+                           const char *start_symbol, const void *arg, size_t arg_len,
+                           struct inject_result *res, ms_error *err)
+{
+    struct inject_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    long long t0 = now_ns();
+    if (!image || len < 64 || !start_symbol)
+        return ms_error_set(err, "inject_library: no library image or start symbol");
+    char name[256], stem[256];
+    image_soname(image, len, name, sizeof name);
+    soname_stem(name, stem, sizeof stem);
+    struct image_file files[IMAGE_DIRS];
+    int created = 0;
+    for (int i = 0; i < IMAGE_DIRS; i++) {
+        files[i].dir = image_dirs[i];
+        files[i].name[0] = 0;
+        files[i].dir_fd = target_dir_open(pid, image_dirs[i]);
+        if (files[i].dir_fd >= 0)
+            stale_files_remove(files[i].dir_fd, stem);
+        if (!created)
+            created = image_file_create(pid, &files[i], stem, image, len) == 0;
+    }
+    long long prepare_ns = now_ns() - t0;
+    int rc = session_run(pid, tid, adopt, image, len, name, stem, files, start_symbol, arg, arg_len,
+                         res, err);
+    for (int i = 0; i < IMAGE_DIRS; i++) {
+        image_file_unlink(&files[i]);
+        if (files[i].dir_fd >= 0)
+            close(files[i].dir_fd);
+    }
+    res->wall_ns += prepare_ns;
     return rc;
 }
 

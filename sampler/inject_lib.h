@@ -1,16 +1,31 @@
 /*
  * inject_lib.h - load a shared library into a live process and call its start function.
  *
- * The library travels as bytes (memsnap embeds the hook), so nothing has to exist in the
- * target's mount namespace: in one hijack session of one thread at a safe point
- * (safepoint.h), memsnap calls the target's own libc memfd_create(name, MFD_CLOEXEC), writes
- * the image into /proc/PID/fd/N, calls dlopen("/proc/self/fd/N", RTLD_NOW) (glibc >= 2.34
- * exports dlopen from libc; older ones __libc_dlopen_mode), close(N), dlsym for the start
- * function, and finally start(arg) with arg copied onto the hijacked thread's stack. The
- * mapping then shows as "/memfd:<name> (deleted)", name being the library's DT_SONAME.
+ * The library travels as bytes (memsnap embeds the hook). Before stopping anything, memsnap
+ * writes the image into a new file of the target's own mount namespace,
+ * /proc/PID/root/dev/shm/<stem>-<16 random hex>.so (else .../tmp/..., skipping a noexec or
+ * read-only file system; created O_EXCL|O_NOFOLLOW, mode 0500, owned by the target's fs
+ * uid/gid when memsnap is root, the directory resolved inside the target's root), stem being
+ * the library's DT_SONAME without ".so". Then, in one hijack session of one thread at a safe
+ * point (safepoint.h), it calls the target's own dlopen("/dev/shm/<file>", RTLD_NOW)
+ * (glibc >= 2.34 exports dlopen from libc; older ones __libc_dlopen_mode), unlinks the file
+ * as soon as dlopen returns (and on every error path), calls dlsym for the start function and
+ * finally start(arg) with arg copied onto the hijacked thread's stack. The mapping then shows
+ * as "/dev/shm/<stem>-<hex>.so (deleted)".
  *
- * A library already loaded by an earlier session (a mapping "/memfd:<name>" whose bytes equal
- * the image) is reused: no second copy, only the start function is called.
+ * Why not a memfd: gdb 13 resolves a "/memfd:..." mapping by opening every /proc/PID/fd/N
+ * of the target and reading an ELF header from it, and blocks forever on a pipe or FIFO (a
+ * gunicorn worker, a python fed by a pipe); a deleted regular file only earns a warning. The
+ * memfd way (memfd_create(soname, MFD_CLOEXEC) in the target, written through
+ * /proc/PID/fd/N, dlopen("/proc/self/fd/N"), close) remains the last resort when no file
+ * could be written or loaded.
+ *
+ * Files named like ours that a killed memsnap left in those directories are removed by the
+ * next injection once older than a minute (regular files only, no symlink followed).
+ *
+ * A library already loaded by an earlier session (a mapping at offset 0 named
+ * ".../<stem>-<hex>.so" or "/memfd:<soname>" whose bytes equal the image) is reused: no
+ * second copy, only the start function is called.
  *
  * The thread's errno is saved before and restored after the calls, so the target cannot
  * notice them through errno either.

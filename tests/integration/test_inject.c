@@ -4,7 +4,8 @@
  * threads sit in time.sleep, accept, select, a pipe read, Event.wait and a compute loop, and
  * which afterwards reports whether any of them noticed anything (an exception, a shortened or
  * lengthened sleep). Also: every thread kind hijacked directly, the loaded copy reused,
- * never left stopped or traced, refusals of bad targets, memsnap SIGKILLed at random instants
+ * never left stopped or traced, gdb still attaching afterwards (the library is an unlinked
+ * /dev/shm file, not a memfd), refusals of bad targets, memsnap SIGKILLed at random instants
  * in the middle of injections, and threads hammering malloc.
  *
  * INJECT_STRESS=1 (scripts/stress.d/inject.sh) raises the SIGKILL and malloc-hammer rounds
@@ -16,7 +17,11 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -175,6 +180,17 @@ static void assert_untouched(const struct target *t, const char *when)
         fail_msg("%s: the process was left traced %s", t->py->label, when);
 }
 
+/* 1 if a mapping path is a loaded libprobe.so: an unlinked "/dev/shm/libprobe-<16 hex>.so"
+ * (or /tmp), or the last resort "/memfd:libprobe.so". */
+static int is_probe_path(const char *path)
+{
+    if (strcmp(path, "/memfd:libprobe.so") == 0)
+        return 1;
+    const char *base = strrchr(path, '/');
+    return base && strncmp(base, "/libprobe-", 10) == 0 &&
+           strspn(base + 10, "0123456789abcdef") == 16 && strcmp(base + 26, ".so") == 0;
+}
+
 /* Mappings of libprobe.so's first page in pid: one per loaded copy. */
 static int probe_copies(pid_t pid, uint64_t *base)
 {
@@ -184,7 +200,7 @@ static int probe_copies(pid_t pid, uint64_t *base)
         return -1;
     int n = 0;
     for (size_t i = 0; i < maps.count; i++)
-        if (strcmp(maps.maps[i].path, "/memfd:libprobe.so") == 0 && maps.maps[i].offset == 0) {
+        if (is_probe_path(maps.maps[i].path) && maps.maps[i].offset == 0) {
             n++;
             if (base)
                 *base = maps.maps[i].start;
@@ -256,6 +272,130 @@ static void test_inject_every_thread_kind(void **state)
     free(ts);
 }
 
+/* The path of libprobe.so's first mapping in pid (empty if none). */
+static void probe_path(pid_t pid, char *out, size_t n)
+{
+    struct proc_maps maps;
+    ms_error err;
+    out[0] = 0;
+    if (proc_maps_read(pid, &maps, &err) < 0)
+        return;
+    for (size_t i = 0; i < maps.count; i++)
+        if (is_probe_path(maps.maps[i].path) && maps.maps[i].offset == 0) {
+            snprintf(out, n, "%s", maps.maps[i].path);
+            break;
+        }
+    proc_maps_free(&maps);
+}
+
+/* gdb's absolute path from PATH, or 0 when it is not installed. */
+static int find_gdb(char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/gdb", d);
+        if (access(out, X_OK) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A file in /dev/shm named like an image file of libprobe.so, with its mtime age_s ago. */
+static void plant_image_file(char *path, size_t n, const char *hex, int age_s)
+{
+    snprintf(path, n, "/dev/shm/libprobe-%s.so", hex);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("not a library", f);
+    fclose(f);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= age_s;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* gdb 13 hangs attaching to a process that maps a "/memfd:..." library and holds a pipe (it
+ * reads an ELF header from every descriptor): the library must come from an unlinked file of
+ * /dev/shm instead. For Debian's python and one pyenv one, whose inject_target.py holds pipes
+ * (its stdin, the "read" thread's pipe): inject, then gdb must attach, list the library and
+ * detach within 20 s; our image file is gone from /dev/shm, a planted stale one (2 minutes
+ * old) was removed by the injection and a fresh one (a concurrent run's) was left alone. */
+static void test_gdb_attaches_after_injection(void **state)
+{
+    (void)state;
+    char gdb[PATH_MAX];
+    if (!find_gdb(gdb, sizeof gdb)) {
+        print_message("SKIP: gdb is not installed\n");
+        return;
+    }
+    const struct test_python *chosen[2] = {NULL, NULL};
+    for (int i = 0; i < n_pythons; i++) {
+        if (pythons[i].debian && !chosen[0])
+            chosen[0] = &pythons[i];
+        if (!pythons[i].debian && !chosen[1])
+            chosen[1] = &pythons[i];
+    }
+    for (int k = 0; k < 2; k++) {
+        const struct test_python *py = chosen[k];
+        if (!py)
+            continue;
+        char stale[PATH_MAX], fresh[PATH_MAX];
+        plant_image_file(stale, sizeof stale, "00000000deadbeef", 120);
+        plant_image_file(fresh, sizeof fresh, "00000000feedf00d", 0);
+        struct target t;
+        memset(&t, 0, sizeof t);
+        t.py = py;
+        char *targv[] = {(char *)py->path, (char *)test_py_script("inject_target.py"), NULL};
+        /* gdb's attach stops every thread for a while, which lengthens the sleep thread's
+         * sleep: here only gdb's stop, not the injection, may show there. */
+        setenv("INJECT_TARGET_SLEEP", "2.0", 1);
+        setenv("INJECT_TARGET_SLACK", "5.0", 1);
+        assert_int_equal(test_proc_spawn(&t.proc, targv), 0);
+        target_wait_ready(&t);
+        inject_ok(&t, 0, "before gdb");
+        char mapped[PATH_MAX];
+        probe_path(t.proc.pid, mapped, sizeof mapped);
+        if (strncmp(mapped, "/dev/shm/libprobe-", 18) != 0)
+            fail_msg("%s: the probe is mapped as '%s', not from /dev/shm", py->label, mapped);
+        int stale_gone = access(stale, F_OK) != 0, fresh_kept = access(fresh, F_OK) == 0;
+        unlink(fresh);
+        unlink(stale);
+        if (access(mapped, F_OK) == 0)
+            fail_msg("%s: %s was left in /dev/shm", py->label, mapped);
+        assert_true(stale_gone);
+        assert_true(fresh_kept);
+
+        char pid[16], out[16384], err[4096];
+        snprintf(pid, sizeof pid, "%d", (int)t.proc.pid);
+        char *argv[] = {gdb,
+                        "-nx",
+                        "-batch",
+                        "-iex",
+                        "set debuginfod enabled off",
+                        "-p",
+                        pid,
+                        "-ex",
+                        "info sharedlibrary",
+                        "-ex",
+                        "detach",
+                        NULL};
+        long long t0 = test_now_ms();
+        int st = test_run_capture(argv, out, sizeof out, err, sizeof err, 20000);
+        if (st == -2)
+            fail_msg("%s: gdb hung attaching after the injection (killed after 20 s)", py->label);
+        assert_true(st >= 0);
+        if (!strstr(out, mapped + 9))
+            fail_msg("%s: gdb (%.1f s) did not list %s:\n%s\n%s", py->label,
+                     (test_now_ms() - t0) / 1e3, mapped, out, err);
+        assert_untouched(&t, "after gdb");
+        inject_ok(&t, 0, "after gdb, reusing the copy");
+        target_finish(&t);
+    }
+}
+
 static void expect_refusal(pid_t pid, const char *needle)
 {
     struct inject_result res;
@@ -317,6 +457,49 @@ static long long rand_between(long long lo, long long hi)
     return lo + (long long)(random() % (hi - lo + 1));
 }
 
+/* The libprobe image files now in /dev/shm and /tmp, as one string of "dir/name\n" lines. */
+static void image_files_list(char *out, size_t n)
+{
+    static const char *const dirs[] = {"/dev/shm", "/tmp"};
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t k = 0; k < 2; k++) {
+        DIR *d = opendir(dirs[k]);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name);
+            if (is_probe_path(path) && used + strlen(path) + 2 < n)
+                used += (size_t)snprintf(out + used, n - used, "%s\n", path);
+        }
+        if (d)
+            closedir(d);
+    }
+}
+
+/* Removes the image files listed in after but not in before (a killed injector's, which the
+ * next injection would only remove after a minute); returns how many. */
+static int image_files_remove_new(const char *before, const char *after)
+{
+    int n = 0;
+    char line[PATH_MAX + 2];
+    for (const char *p = after; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        if (l < sizeof line - 1) {
+            memcpy(line, p, l);
+            line[l] = '\n';
+            line[l + 1] = 0;
+            if (!strstr(before, line)) {
+                line[l] = 0;
+                n += unlink(line) == 0;
+            }
+        }
+        p += l + (nl ? 1 : 0);
+    }
+    return n;
+}
+
 /* memsnap SIGKILLed at random instants of an injection: the kernel detaches the thread and
  * the self-restoring stub must bring it back on its own. */
 static void test_survives_sigkill_mid_injection(void **state)
@@ -328,10 +511,12 @@ static void test_survives_sigkill_mid_injection(void **state)
         struct target t;
         target_start(&t, &pythons[p], 0);
         target_wait_ready(&t);
-        int completed = 0;
+        int completed = 0, leftovers = 0;
         for (int r = 0; r < rounds; r++) {
             /* A parent cannot be killed by its own test, so the injector runs in a child. */
             long long delay_us = rand_between(0, 8000);
+            char before[8192], after[8192];
+            image_files_list(before, sizeof before);
             pid_t child = fork();
             if (child == 0) {
                 struct inject_result res;
@@ -347,6 +532,9 @@ static void test_survives_sigkill_mid_injection(void **state)
             waitpid(child, &st, 0);
             if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
                 completed++;
+            /* A run killed between writing its image file and unlinking it leaves one. */
+            image_files_list(after, sizeof after);
+            leftovers += image_files_remove_new(before, after);
             /* The kernel detaches a dead tracer's tracees at once. */
             int stuck = 1;
             for (int i = 0; i < 100 && (stuck = test_pid_has_stopped_thread(t.proc.pid)); i++)
@@ -355,8 +543,9 @@ static void test_survives_sigkill_mid_injection(void **state)
                 fail_msg("%s: left stopped after SIGKILL at %lld us", t.py->label, delay_us);
             assert_int_equal(kill(t.proc.pid, 0), 0);
         }
-        print_message("%s: %d of %d killed injections had completed\n", t.py->label, completed,
-                      rounds);
+        print_message("%s: %d of %d killed injections had completed, %d left an image file\n",
+                      t.py->label, completed, rounds, leftovers);
+        assert_true(leftovers <= rounds - completed);
         usleep(20000);
         /* A later injection works; the count of earlier runs is unknown, so check directly. */
         struct inject_result res;
@@ -406,6 +595,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inject_every_thread_kind),
+        cmocka_unit_test(test_gdb_attaches_after_injection),
         cmocka_unit_test(test_refuses_bad_targets),
         cmocka_unit_test(test_survives_sigkill_mid_injection),
         cmocka_unit_test(test_malloc_hammer_never_deadlocks),
