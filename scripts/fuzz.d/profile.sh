@@ -13,15 +13,8 @@ build="${BUILD:-build}"
 seconds="${FUZZ_SECONDS:-60}"
 cc="${FUZZ_CC:-clang}"
 
-if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "SKIP: $cc is not installed, profile reader not fuzzed"
-  exit 0
-fi
-if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
-  "$cc" -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null; then
-  echo "SKIP: $cc has no libFuzzer (-fsanitize=fuzzer), profile reader not fuzzed"
-  exit 0
-fi
+. "$here/scripts/fuzz-common.sh"
+fuzz_require "the profile reader"
 
 out="$build/fuzz"
 mkdir -p "$out/profile-corpus" "$out/profile-artifacts"
@@ -46,16 +39,5 @@ if [ -x /usr/bin/python3 ]; then
   done
 fi
 
-echo "profile fuzzer: ${seconds}s"
 # Inputs up to 64 KiB; one run may use at most 2 GiB (the reader's own cap is the test).
-"$bin" "$out/profile-corpus" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-  -rss_limit_mb=2560 -artifact_prefix="$out/profile-artifacts/" -print_final_stats=1 \
-  >"$out/profile-fuzz.log" 2>&1
-rc=$?
-grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$out/profile-fuzz.log"
-if [ $rc -ne 0 ]; then
-  tail -40 "$out/profile-fuzz.log" >&2
-  echo "profile fuzzer: FAILED (inputs in $out/profile-artifacts/)" >&2
-  exit 1
-fi
-echo "profile fuzzer: no crash in ${seconds}s"
+fuzz_run profile "$bin" "$out/profile-corpus" "$seconds" -max_len=65536 -rss_limit_mb=2560

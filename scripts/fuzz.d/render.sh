@@ -9,9 +9,8 @@ cd "$here"
 build="${BUILD:-build}"
 seconds="${FUZZ_SECONDS:-60}"
 cc="${FUZZ_CC:-clang}"
-if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "SKIP: $cc is not installed, renderer not fuzzed"; exit 0
-fi
+. "$here/scripts/fuzz-common.sh"
+fuzz_require "the renderer"
 out="$build/fuzz"
 mkdir -p "$out/render-corpus" "$out/render-artifacts" "$build/gen"
 make -s BUILD="$build" "$build/gen/flame_assets.h" "$build/gen/profile.pb-c.c" "$build/libmemsnap.a" \
@@ -37,14 +36,4 @@ for f in tests/fuzz/corpus/profile/* "$out/demo.pb" "$out/after.pb"; do
   done
   n=$((n + 1))
 done
-echo "render fuzzer: ${seconds}s"
-"$bin" "$out/render-corpus" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-  -rss_limit_mb=2560 -artifact_prefix="$out/render-artifacts/" -print_final_stats=1 \
-  >"$out/render-fuzz.log" 2>&1
-rc=$?
-grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$out/render-fuzz.log"
-if [ $rc -ne 0 ]; then
-  tail -40 "$out/render-fuzz.log" >&2
-  echo "render fuzzer: FAILED (inputs in $out/render-artifacts/)" >&2; exit 1
-fi
-echo "render fuzzer: no crash in ${seconds}s"
+fuzz_run render "$bin" "$out/render-corpus" "$seconds" -max_len=65536 -rss_limit_mb=2560

@@ -10,15 +10,8 @@ build="${BUILD:-build}"
 seconds="${FUZZ_SECONDS:-60}"
 cc="${FUZZ_CC:-clang}"
 
-if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "SKIP: $cc is not installed, ring reader not fuzzed"
-  exit 0
-fi
-if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
-  "$cc" -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null; then
-  echo "SKIP: $cc has no libFuzzer (-fsanitize=fuzzer), ring reader not fuzzed"
-  exit 0
-fi
+. "$here/scripts/fuzz-common.sh"
+fuzz_require "the ring reader"
 
 out="$build/fuzz"
 mkdir -p "$out/ring-corpus" "$out/ring-artifacts"
@@ -52,13 +45,4 @@ open(os.path.join(d, "seed-wrap"), "wb").write(
     b"\0" + struct.pack("<QQ", 65536 - 16, 16 + len(free)) + pad + b"\0" * 8 + free)
 PY
 
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
-  -artifact_prefix="$out/ring-artifacts/" "$out/ring-corpus" 2>"$out/ring.log"
-status=$?
-grep -E "^(stat::number_of_executed_units|Done)" "$out/ring.log" || true
-if [ $status -ne 0 ]; then
-  tail -40 "$out/ring.log" >&2
-  echo "ring fuzzer FAILED (inputs in $out/ring-artifacts/)" >&2
-  exit 1
-fi
-echo "ring fuzzer: no crash in ${seconds}s"
+fuzz_run ring "$bin" "$out/ring-corpus" "$seconds" -rss_limit_mb=1024
