@@ -52,6 +52,16 @@ static int fail(ms_error *err, int e, pid_t pid, const char *what, uint64_t addr
     return -1;
 }
 
+/* The errno of a failed /proc/PID/mem transfer that returned k: an unmapped address reads as
+ * EOF (0 bytes) or EIO/EFAULT, and so does a process that died, so ask whether it exists. */
+static int mem_io_errno(pid_t pid, ssize_t k)
+{
+    int e = k < 0 ? errno : EFAULT;
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        e = ESRCH;
+    return e;
+}
+
 /* /proc/PID/mem, range by range. */
 static int mem_readv(pid_t pid, const struct remote_iov *iov, int n, ms_error *err)
 {
@@ -74,11 +84,7 @@ static int mem_readv(pid_t pid, const struct remote_iov *iov, int n, ms_error *e
             if (k < 0 && errno == EINTR)
                 continue;
             if (k <= 0) {
-                /* EOF-like 0 on an unmapped address, EIO/EFAULT otherwise; a dead process
-                 * reads as 0 bytes too, so ask the kernel whether it still exists. */
-                int e = k < 0 ? errno : EFAULT;
-                if (kill(pid, 0) != 0 && errno == ESRCH)
-                    e = ESRCH;
+                int e = mem_io_errno(pid, k);
                 close(fd);
                 return fail(err, e, pid, "reading", iov[i].addr, iov[i].len);
             }
@@ -191,9 +197,7 @@ int remote_write(pid_t pid, uint64_t addr, const void *buf, size_t len, ms_error
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
-            int e = k < 0 ? errno : EFAULT;
-            if (kill(pid, 0) != 0 && errno == ESRCH)
-                e = ESRCH;
+            int e = mem_io_errno(pid, k);
             close(fd);
             return fail(err, e, pid, "writing", addr, len);
         }

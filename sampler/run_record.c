@@ -138,7 +138,8 @@ static int hook_install(struct run_record *rr, ms_error *err)
         .rate = rr->rate,
         .ring_bytes = rr->rate == 1 ? RUN_RING_EXACT_BYTES : RUN_RING_SAMPLED_BYTES,
         .heartbeat_timeout_ms = RUN_HEARTBEAT_TIMEOUT_MS,
-        .flags = MSHOOK_F_SYNC_INSTALL,
+        /* Exact mode: the program waits for memsnap rather than lose events (hook_abi.h). */
+        .flags = MSHOOK_F_SYNC_INSTALL | (rr->rate == 1 ? MSHOOK_F_WAIT_WHEN_FULL : 0),
         .seed = (uint64_t)clock_ns(CLOCK_REALTIME) ^ ((uint64_t)rr->pid << 32),
         .memsnap_pid = (int32_t)getpid(),
     };

@@ -109,7 +109,7 @@ static int config_check(const struct mshook_config *cfg, const struct hook_pytho
         return -EINVAL;
     if (cfg->max_frames == 0 || cfg->max_frames > MSHOOK_MAX_FRAMES)
         return -EINVAL;
-    if ((cfg->flags & ~MSHOOK_F_SYNC_INSTALL) != 0)
+    if ((cfg->flags & ~(MSHOOK_F_SYNC_INSTALL | MSHOOK_F_WAIT_WHEN_FULL)) != 0)
         return -EINVAL;
     struct hook_stack_layout layout;
     hook_stack_layout_from(&layout, cfg, api->code_type);

@@ -60,6 +60,13 @@
         * stops the main thread at Py_RunMain): wrap the allocators                                \
         * before returning instead of from the control thread */
 
+#define MSHOOK_F_WAIT_WHEN_FULL                                                                    \
+    2u /* memsnap run's exact mode: when the ring is full, the                                     \
+        * allocating thread waits (sleeping 20 us at a time) for                                   \
+        * memsnap to drain instead of dropping the event, while the                                \
+        * heartbeat is fresh and for at most 2 s per record; never                                 \
+        * used by attach, whose targets must not be slowed */
+
 /* shared.state */
 enum mshook_state {
     MSHOOK_STATE_STARTING = 1, /* region exists, allocators not wrapped yet */

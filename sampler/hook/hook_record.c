@@ -71,7 +71,9 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
                     MSHOOK_CODE_FILENAME_MAX - 8;
     r->code_table_max = room < MSHOOK_CODE_TABLE_MAX ? (uint32_t)room : MSHOOK_CODE_TABLE_MAX;
     r->tstate_get = tstate_get;
-    hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes);
+    uint64_t wait_ns =
+        (cfg->flags & MSHOOK_F_WAIT_WHEN_FULL) ? (uint64_t)cfg->heartbeat_timeout_ms * 1000000u : 0;
+    hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes, wait_ns);
     __atomic_store_n(&r->lock, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->active, 1, __ATOMIC_RELEASE);
     return 0;

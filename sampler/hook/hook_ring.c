@@ -4,15 +4,48 @@
 #include "hook_ring.h"
 
 #include <string.h>
+#include <time.h>
 
 void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned char *data,
-                    uint64_t size)
+                    uint64_t size, uint64_t wait_timeout_ns)
 {
     r->shared = shared;
     r->data = data;
     r->size = size;
     r->head = 0;
     r->tail_seen = 0;
+    r->wait_timeout_ns = wait_timeout_ns;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Exact mode's back-pressure: sleeps in 20 us steps until the consumer has freed `need` bytes.
+ * Gives up (the caller drops and counts) when memsnap asked to stop, its heartbeat is older
+ * than the timeout (it died or stopped), its tail is nonsense, or 2 s passed for this record:
+ * a slow memsnap may slow the program it runs, a vanished one must not hang it. */
+static int ring_wait_for_room(struct hook_ring *r, uint64_t need)
+{
+    uint64_t start = monotonic_ns();
+    const struct timespec step = {0, 20000};
+    for (;;) {
+        uint64_t tail = __atomic_load_n(&r->shared->ring_tail, __ATOMIC_ACQUIRE);
+        if (tail > r->head || r->head - tail > r->size || tail < r->tail_seen)
+            return -1;
+        r->tail_seen = tail;
+        if (r->size - (r->head - tail) >= need)
+            return 0;
+        uint64_t now = monotonic_ns();
+        uint64_t beat = __atomic_load_n(&r->shared->heartbeat_ns, __ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&r->shared->stop_request, __ATOMIC_ACQUIRE) ||
+            (now > beat && now - beat > r->wait_timeout_ns) || now - start > 2000000000u)
+            return -1;
+        nanosleep(&step, NULL);
+    }
 }
 
 /* Room for len contiguous bytes (8-aligned, <= size / 2), writing a PAD record over the end of
@@ -27,6 +60,9 @@ static unsigned char *ring_reserve(struct hook_ring *r, uint32_t len)
         if (tail > r->head || r->head - tail > r->size || tail < r->tail_seen)
             return NULL; /* the consumer's tail is nonsense: never overwrite on its word */
         r->tail_seen = tail;
+        if (r->size - (r->head - r->tail_seen) < need && r->wait_timeout_ns &&
+            ring_wait_for_room(r, need) != 0)
+            return NULL;
     }
     uint64_t free_bytes = r->size - (r->head - r->tail_seen);
     if (len <= room_to_end) {

@@ -16,15 +16,18 @@
 
 struct hook_ring {
     struct mshook_shared *shared;
-    unsigned char *data; /* ring_bytes of records */
-    uint64_t size;       /* power of two */
-    uint64_t head;       /* bytes ever written (private copy of shared->ring_head) */
-    uint64_t tail_seen;  /* the consumer's tail when last read: the ring is at least this
-                          * empty, so it is only read again when a record seems not to fit */
+    unsigned char *data;      /* ring_bytes of records */
+    uint64_t size;            /* power of two */
+    uint64_t head;            /* bytes ever written (private copy of shared->ring_head) */
+    uint64_t tail_seen;       /* the consumer's tail when last read: the ring is at least this
+                               * empty, so it is only read again when a record seems not to fit */
+    uint64_t wait_timeout_ns; /* 0: drop when full; else wait for the consumer while its
+                               * heartbeat is younger than this (MSHOOK_F_WAIT_WHEN_FULL) */
 };
 
+/* wait_timeout_ns: see struct hook_ring (0 = never wait). */
 void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned char *data,
-                    uint64_t size);
+                    uint64_t size, uint64_t wait_timeout_ns);
 
 /* Append an ALLOC record with nframes frames (<= MSHOOK_MAX_FRAMES) / a FREE record and publish
  * the new head. Return 0, or -1 when the ring has no room (nothing written). */

@@ -376,7 +376,7 @@ static void test_code_records(void **state)
     struct region g;
     region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING);
+    hook_ring_init(&w, g.shared, g.ring, RING, 0);
     struct ring_reader r;
     attach(&r, &g);
     /* 3.8: f_lasti is a byte offset and co_lnotab pairs are (bytecode delta, line delta):
@@ -512,7 +512,7 @@ static void test_producer_roundtrip(void **state)
     struct region g;
     region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING);
+    hook_ring_init(&w, g.shared, g.ring, RING, 0);
     struct ring_reader r;
     attach(&r, &g);
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
