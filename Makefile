@@ -116,7 +116,7 @@ integration: deps $(BUILD)/memsnap $(INTEG_BIN)
 # browser test of the SVG and a short fuzzing pass over the profile reader.
 test: deps $(BUILD)/memsnap $(UNIT_BIN) $(INTEG_BIN)
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) bash scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
-	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) bash scripts/run-parts.sh test-extra $(abspath $(BUILD)/memsnap)
+	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) CFLAGS="$(CFLAGS)" bash scripts/run-parts.sh test-extra $(abspath $(BUILD)/memsnap)
 
 asan: deps
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
