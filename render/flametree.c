@@ -1,12 +1,15 @@
 /*
  * flametree.c - merging stacks into the pruned tree (see flametree.h).
  *
- * Construction is top-down partitioning rather than inserting stack after stack: all samples
- * start in the root's group; a group is split by the frame each sample has at the next depth
- * (a radix sort of (frame, sample) pairs), each split becomes a child, and only children wide
- * enough to survive pruning are split further. The work is therefore proportional to the
- * samples times the depth at which their group becomes too narrow to draw, and a profile of
- * a million distinct 40-frame stacks never materialises forty million nodes.
+ * Construction goes a depth at a time over all samples at once: every sample still being
+ * placed sits at a node of the current depth and either ends there or continues into the
+ * child named by its next frame; the children of the whole depth are gathered in one hash
+ * table, those too narrow to draw merge into their parent's "(other)" at once, and their
+ * samples stop there. The work is therefore proportional to the samples times the depth at
+ * which their group becomes too narrow to draw, a profile of a million distinct 40-frame
+ * stacks never materialises forty million nodes, and each depth reads the samples and their
+ * stacks in ascending order (what a large profile's cost comes down to: no pass jumps between
+ * samples at random). A last pass numbers the nodes in depth-first order.
  *
  * Most stacks are read in place from the profile (leaf-first location indexes, each location
  * mapped to one frame). Stacks that need rewriting (inlined multi-line locations, import
@@ -23,6 +26,9 @@
 /* Deeper stacks (only possible with inlined multi-line locations) are cut at the leaf end:
  * the tree is walked recursively, and no real Python stack is this deep. */
 #define FLAME_MAX_DEPTH PROFILE_MAX_STACK_DEPTH
+#define NO_NODE         UINT32_MAX
+/* How many samples ahead depth_place fetches stacks. */
+#define PREFETCH_AHEAD 16
 
 /* One input stack and its values, together: splitting touches one cache line per sample. */
 struct sample {
@@ -32,21 +38,53 @@ struct sample {
     int64_t value, count, base;
 };
 
+/* A child-to-be met at the current depth: a parent node and the next frame of some of its
+ * samples, with their sums. */
+struct cand {
+    uint64_t key; /* parent << 32 | frame */
+    int64_t total, count, base;
+    uint32_t node; /* the node made for it, NO_NODE while none (or pruned) */
+    uint32_t slot; /* its slot in the hash table, cleared for the next depth */
+};
+
+struct cand_slot {
+    uint64_t key;  /* the candidate's key */
+    uint32_t cand; /* its index + 1; 0 = empty */
+};
+
+/* What a parent's narrow children add up to: its "(other)" child. */
+struct other_sums {
+    int64_t total, count, base;
+};
+
 struct build {
     struct flame_tree *t;
     const uint32_t *loc_frame; /* the main profile's location -> frame, for direct paths */
     struct sample *samp;
     size_t n;
-    uint32_t *order;  /* permutation of samples; each node owns a contiguous range */
-    uint64_t *pairs;  /* scratch: frame << 32 | sample */
-    uint64_t *sorted; /* scratch for the radix sort */
-    uint32_t *node_lo, *node_hi;
     int64_t threshold;
     uint32_t other_frame;
     /* Copied paths, root first, back to back; copy_at[sample] is the start or SIZE_MAX. */
     uint32_t *copies;
     size_t copies_len, copies_cap;
     size_t *copy_at;
+
+    /* The samples still being placed (ascending) and the node each has reached. */
+    uint32_t *live, *live_node;
+    size_t n_live;
+    uint8_t *split; /* per node: some sample continued below it */
+    /* The current depth's candidates and their open-addressing table (at most half full). */
+    struct cand *cands;
+    size_t n_cands, cap_cands;
+    struct cand_slot *slots;
+    unsigned slot_bits; /* 1 << slot_bits slots; 0 before the first candidate */
+    /* Scratch of depth_place, per parent of the depth and per kept candidate. */
+    uint32_t *group;
+    size_t cap_group;
+    struct other_sums *other;
+    size_t cap_other;
+    uint64_t *kept;
+    size_t cap_kept;
 };
 
 int64_t flametree_add(int64_t a, int64_t b)
@@ -244,56 +282,89 @@ static inline uint32_t path_frame(const struct build *b, uint32_t s, uint32_t d)
     return pa->direct ? b->loc_frame[pa->ids[pa->len - 1 - d]] : pa->ids[d];
 }
 
-/* Stable LSD radix sort of pairs by their upper 32 bits, 11 bits per pass, only as many passes
- * as the largest frame index needs. */
-static void pairs_sort(uint64_t *a, uint64_t *tmp, size_t n, uint32_t max_key)
+/* Fibonacci hashing: the top bits of the product depend on every bit of the key. */
+static size_t key_slot(uint64_t key, unsigned bits)
 {
-    if (n < 64) {
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = i; j > 0 && (a[j - 1] >> 32) > (a[j] >> 32); j--) {
-                uint64_t x = a[j];
-                a[j] = a[j - 1];
-                a[j - 1] = x;
-            }
-        return;
+    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+}
+
+/* Doubles the candidate table (at least 1024 slots) and puts every candidate back. */
+static int cands_rehash(struct build *b)
+{
+    unsigned bits = b->slot_bits ? b->slot_bits + 1 : 10;
+    size_t n_slots = (size_t)1 << bits;
+    struct cand_slot *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t c = 0; c < b->n_cands; c++) {
+        size_t j = key_slot(b->cands[c].key, bits);
+        while (slots[j].cand)
+            j = (j + 1) & (n_slots - 1);
+        slots[j] = (struct cand_slot){b->cands[c].key, (uint32_t)c + 1};
+        b->cands[c].slot = (uint32_t)j;
     }
-    uint64_t *src = a, *dst = tmp;
-    for (unsigned shift = 32; shift < 64 && (shift == 32 || (max_key >> (shift - 32)));
-         shift += 11) {
-        size_t count[2048] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 2047]++;
-        size_t sum = 0;
-        for (size_t i = 0; i < 2048; i++) {
-            size_t c = count[i];
-            count[i] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 2047]++] = src[i];
-        uint64_t *x = src;
-        src = dst;
-        dst = x;
+    free(b->slots);
+    b->slots = slots;
+    b->slot_bits = bits;
+    return 0;
+}
+
+/* The candidate child (parent, frame) of the current depth, made when new; NO_NODE on
+ * ENOMEM. The key sits in the slot, so a lookup touches one cache line of the table. */
+static uint32_t cand_find(struct build *b, uint32_t parent, uint32_t frame)
+{
+    uint64_t key = (uint64_t)parent << 32 | frame;
+    if ((b->n_cands + 1) * 2 > ((size_t)1 << b->slot_bits) && cands_rehash(b) < 0)
+        return NO_NODE;
+    size_t mask = ((size_t)1 << b->slot_bits) - 1, j = key_slot(key, b->slot_bits);
+    for (; b->slots[j].cand; j = (j + 1) & mask)
+        if (b->slots[j].key == key)
+            return b->slots[j].cand - 1;
+    if (b->n_cands == b->cap_cands) {
+        size_t cap = b->cap_cands ? b->cap_cands * 2 : 1024;
+        struct cand *cands = realloc(b->cands, cap * sizeof *cands);
+        if (!cands)
+            return NO_NODE;
+        b->cands = cands;
+        b->cap_cands = cap;
     }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
+    uint32_t c = (uint32_t)b->n_cands++;
+    b->cands[c] = (struct cand){.key = key, .node = NO_NODE, .slot = (uint32_t)j};
+    b->slots[j] = (struct cand_slot){key, c + 1};
+    b->split[parent] = 1;
+    return c;
+}
+
+/* Makes sure `need` entries fit in a scratch array of `elem` bytes (capacity *cap). */
+static int scratch_reserve(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    void *a = realloc(*arr, n * elem);
+    if (!a)
+        return -1;
+    *arr = a;
+    *cap = n;
+    return 0;
 }
 
 static int node_new(struct build *b, uint32_t frame, uint32_t parent, uint32_t depth)
 {
     struct flame_tree *t = b->t;
+    if (t->n_nodes >= INT32_MAX)
+        return -1; /* node indexes are 32-bit; memory runs out long before */
     if (t->n_nodes == t->nodes_cap) {
         size_t cap = t->nodes_cap ? t->nodes_cap * 2 : 1024;
         struct flame_node *nodes = realloc(t->nodes, cap * sizeof *nodes);
-        uint32_t *lo = realloc(b->node_lo, cap * sizeof *lo);
-        if (lo)
-            b->node_lo = lo;
-        uint32_t *hi = realloc(b->node_hi, cap * sizeof *hi);
-        if (hi)
-            b->node_hi = hi;
         if (nodes)
             t->nodes = nodes;
-        if (!nodes || !lo || !hi)
+        uint8_t *split = realloc(b->split, cap);
+        if (split)
+            b->split = split;
+        if (!nodes || !split)
             return -1;
         t->nodes_cap = cap;
     }
@@ -302,106 +373,217 @@ static int node_new(struct build *b, uint32_t frame, uint32_t parent, uint32_t d
     nd->frame = frame;
     nd->parent = parent;
     nd->depth = depth;
+    b->split[t->n_nodes] = 0;
     if (depth > t->max_depth)
         t->max_depth = depth;
     return (int)t->n_nodes++;
 }
 
-/* Splits node `id`'s samples (order[lo..hi), all sharing its first `depth` frames) into its
- * children and recurses into the wide ones. */
-static int node_split(struct build *b, uint32_t id)
+/* Sorts a parent's kept children (frame << 32 | candidate) by frame: insertion sort for the
+ * few children most nodes have, qsort for the rest. */
+static int kept_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void kept_sort(uint64_t *a, size_t n)
+{
+    if (n > 32) {
+        qsort(a, n, sizeof *a, kept_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && a[j - 1] > a[j]; j--) {
+            uint64_t x = a[j];
+            a[j] = a[j - 1];
+            a[j - 1] = x;
+        }
+}
+
+/* Places the live samples one frame deeper. They sit at the nodes [level_lo, level_hi) of
+ * depth `depth`: each sample either ends there (the node's self) or continues into the child
+ * named by its next frame. Children wide enough become nodes (each parent's children
+ * contiguous, sorted by frame, "(other)" last), the rest merge into their parent's "(other)",
+ * and only the samples of new nodes stay live. */
+static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint32_t level_hi)
 {
     struct flame_tree *t = b->t;
-    uint32_t lo = b->node_lo[id], hi = b->node_hi[id], depth = t->nodes[id].depth;
-    /* One pass: samples whose stack ends here are the node's own, the others are keyed by
-     * their next frame. Groups are big and samples scattered, so the loads are prefetched a
-     * few samples ahead (the sample, then the stack word it points to). */
-    int64_t self = 0, cself = 0, bself = 0;
-    uint32_t max_key = 0, first_key = UINT32_MAX, end = lo;
-    int all_same = 1;
-    for (uint32_t i = lo; i < hi; i++) {
-        if (i + 16 < hi)
-            __builtin_prefetch(&b->samp[b->order[i + 16]]);
-        if (i + 8 < hi) {
-            const struct sample *q = &b->samp[b->order[i + 8]];
+    b->n_cands = 0;
+    /* Live samples stay in sample order, so the samples and their stacks are read in
+     * ascending addresses; consecutive samples often continue into the same child. */
+    uint64_t last_key = UINT64_MAX;
+    uint32_t last = NO_NODE;
+    for (size_t i = 0; i < b->n_live; i++) {
+        /* The stacks are too far apart for the hardware to guess: fetch the frame a few
+         * samples ahead. */
+        if (i + PREFETCH_AHEAD < b->n_live) {
+            const struct sample *q = &b->samp[b->live[i + PREFETCH_AHEAD]];
             if (q->len > depth)
                 __builtin_prefetch(q->direct ? &q->ids[q->len - 1 - depth] : &q->ids[depth]);
         }
-        uint32_t s = b->order[i];
+        uint32_t s = b->live[i], node = b->live_node[i];
         const struct sample *sp = &b->samp[s];
         if (sp->len == depth) {
-            self = flametree_add(self, sp->value);
-            cself = flametree_add(cself, sp->count);
-            bself = flametree_add(bself, sp->base);
+            struct flame_node *nd = &t->nodes[node];
+            nd->self = flametree_add(nd->self, sp->value);
+            nd->count_self = flametree_add(nd->count_self, sp->count);
+            nd->base_self = flametree_add(nd->base_self, sp->base);
+            b->live_node[i] = NO_NODE;
             continue;
         }
         uint32_t f = path_frame(b, s, depth);
-        b->pairs[end++] = (uint64_t)f << 32 | s;
-        max_key = f > max_key ? f : max_key;
-        if (first_key == UINT32_MAX)
-            first_key = f;
-        all_same &= f == first_key;
+        uint64_t key = (uint64_t)node << 32 | f;
+        uint32_t c = key == last_key ? last : cand_find(b, node, f);
+        if (c == NO_NODE)
+            return -1;
+        last_key = key;
+        last = c;
+        struct cand *cd = &b->cands[c];
+        cd->total = flametree_add(cd->total, sp->value);
+        cd->count = flametree_add(cd->count, sp->count);
+        cd->base = flametree_add(cd->base, sp->base);
+        b->live_node[i] = c;
     }
-    t->nodes[id].self = self;
-    t->nodes[id].count_self = cself;
-    t->nodes[id].base_self = bself;
-    if (end == lo)
-        return 0;
-    /* The children's samples become order[lo .. end), sorted by frame. */
-    if (!all_same)
-        pairs_sort(b->pairs + lo, b->sorted + lo, end - lo, max_key);
-    for (uint32_t i = lo; i < end; i++)
-        b->order[i] = (uint32_t)b->pairs[i];
 
-    /* Create the children (contiguous), then recurse: node_new may move the node array. */
-    uint32_t first_child = (uint32_t)t->n_nodes, n_children = 0;
-    int64_t other = 0, cother = 0, bother = 0;
-    for (uint32_t a = lo; a < end;) {
-        uint32_t key = (uint32_t)(b->pairs[a] >> 32), e = a;
-        int64_t total = 0, count = 0, base = 0;
-        for (; e < end && (uint32_t)(b->pairs[e] >> 32) == key; e++) {
-            if (e + 8 < end)
-                __builtin_prefetch(&b->samp[b->order[e + 8]]);
-            const struct sample *sp = &b->samp[b->order[e]];
-            total = flametree_add(total, sp->value);
-            count = flametree_add(count, sp->count);
-            base = flametree_add(base, sp->base);
-        }
-        /* In a diff, what shrank to nothing stays as a zero-width node: the text and folded
-         * outputs list it, and the SVG's tooltips of its ancestors count it. */
-        int64_t wide = total > base ? total : base;
+    /* Keep the wide candidates, grouped by parent (a counting sort over this depth's nodes);
+     * the narrow ones' sums go to their parent's "(other)". In a diff, what shrank to nothing
+     * stays as a zero-width node: the text and folded outputs list it, and the SVG's tooltips
+     * of its ancestors count it. */
+    size_t n_par = level_hi - level_lo;
+    if (scratch_reserve((void **)&b->group, &b->cap_group, n_par + 1, sizeof *b->group) < 0 ||
+        scratch_reserve((void **)&b->other, &b->cap_other, n_par, sizeof *b->other) < 0 ||
+        scratch_reserve((void **)&b->kept, &b->cap_kept, b->n_cands, sizeof *b->kept) < 0)
+        return -1;
+    memset(b->group, 0, (n_par + 1) * sizeof *b->group);
+    memset(b->other, 0, n_par * sizeof *b->other);
+    for (size_t c = 0; c < b->n_cands; c++) {
+        const struct cand *cd = &b->cands[c];
+        uint32_t par = (uint32_t)(cd->key >> 32) - level_lo;
+        int64_t wide = cd->total > cd->base ? cd->total : cd->base;
         if (wide == 0 || wide < b->threshold) {
-            other = flametree_add(other, total);
-            cother = flametree_add(cother, count);
-            bother = flametree_add(bother, base);
+            struct other_sums *o = &b->other[par];
+            o->total = flametree_add(o->total, cd->total);
+            o->count = flametree_add(o->count, cd->count);
+            o->base = flametree_add(o->base, cd->base);
         } else {
-            int c = node_new(b, key, id, depth + 1);
+            b->group[par + 1]++;
+        }
+    }
+    for (size_t i = 0; i < n_par; i++)
+        b->group[i + 1] += b->group[i];
+    for (size_t c = 0; c < b->n_cands; c++) {
+        const struct cand *cd = &b->cands[c];
+        int64_t wide = cd->total > cd->base ? cd->total : cd->base;
+        if (wide != 0 && wide >= b->threshold)
+            b->kept[b->group[(cd->key >> 32) - level_lo]++] = (cd->key << 32) | c;
+    }
+    /* group[i] is now the end of parent i's run (and the start of parent i + 1's). */
+
+    for (size_t i = 0, at = 0; i < n_par; i++) {
+        uint32_t par = level_lo + (uint32_t)i, first_child = (uint32_t)t->n_nodes;
+        size_t end = b->group[i];
+        kept_sort(b->kept + at, end - at);
+        for (; at < end; at++) {
+            struct cand *cd = &b->cands[(uint32_t)b->kept[at]];
+            int c = node_new(b, (uint32_t)(b->kept[at] >> 32), par, depth + 1);
             if (c < 0)
                 return -1;
-            t->nodes[c].total = total;
-            t->nodes[c].count_total = count;
-            t->nodes[c].base_total = base;
-            b->node_lo[c] = a;
-            b->node_hi[c] = e;
-            n_children++;
+            t->nodes[c].total = cd->total;
+            t->nodes[c].count_total = cd->count;
+            t->nodes[c].base_total = cd->base;
+            cd->node = (uint32_t)c;
         }
-        a = e;
+        const struct other_sums *o = &b->other[i];
+        if (o->total || o->count || o->base) {
+            int c = node_new(b, b->other_frame, par, depth + 1);
+            if (c < 0)
+                return -1;
+            t->nodes[c].total = t->nodes[c].self = o->total;
+            t->nodes[c].count_total = t->nodes[c].count_self = o->count;
+            t->nodes[c].base_total = t->nodes[c].base_self = o->base;
+        }
+        t->nodes[par].first_child = first_child;
+        t->nodes[par].n_children = (uint32_t)t->n_nodes - first_child;
     }
-    if (other || bother || cother) {
-        int c = node_new(b, b->other_frame, id, depth + 1);
-        if (c < 0)
-            return -1;
-        t->nodes[c].total = t->nodes[c].self = other;
-        t->nodes[c].count_total = t->nodes[c].count_self = cother;
-        t->nodes[c].base_total = t->nodes[c].base_self = bother;
-        b->node_lo[c] = b->node_hi[c] = 0;
-        n_children++;
+
+    /* The samples of new nodes go on, still in sample order. */
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n_live; i++) {
+        uint32_t c = b->live_node[i];
+        if (c == NO_NODE || b->cands[c].node == NO_NODE)
+            continue;
+        b->live[kept] = b->live[i];
+        b->live_node[kept++] = b->cands[c].node;
     }
-    t->nodes[id].first_child = first_child;
-    t->nodes[id].n_children = n_children;
-    for (uint32_t c = first_child; c < first_child + n_children; c++)
-        if (t->frames[t->nodes[c].frame].kind != FLAME_OTHER && node_split(b, c) < 0)
-            return -1;
+    b->n_live = kept;
+    for (size_t c = 0; c < b->n_cands; c++)
+        b->slots[b->cands[c].slot].cand = 0;
+    return 0;
+}
+
+/* The tree was made a depth at a time; this renumbers it into the layout a depth-first
+ * construction has (and earlier versions had): a node's children are numbered when it is
+ * reached in preorder, one block after the blocks of the nodes reached before it. A node
+ * that no sample continued below has first_child 0; one whose continuing samples were all
+ * pruned away to nothing has the number of the next block and no children. Outputs that
+ * walk nodes in index order therefore see exactly what they always saw. */
+static int layout_depth_first(struct build *b)
+{
+    struct flame_tree *t = b->t;
+    size_t n = t->n_nodes;
+    struct walk {
+        uint32_t node, first, n, next;
+    } *stack = malloc(((size_t)t->max_depth + 2) * sizeof *stack);
+    uint32_t *perm = malloc(n * sizeof *perm);
+    if (!stack || !perm) {
+        free(stack);
+        free(perm);
+        return -1;
+    }
+    perm[0] = 0;
+    uint32_t next = 1;
+    size_t top = 0;
+    stack[0] = (struct walk){0, t->nodes[0].first_child, t->nodes[0].n_children, 0};
+    for (;;) {
+        struct walk *w = &stack[top];
+        if (w->next == 0) { /* just reached: number its children */
+            struct flame_node *nd = &t->nodes[w->node];
+            nd->first_child = b->split[w->node] ? next : 0;
+            for (uint32_t k = 0; k < w->n; k++)
+                perm[w->first + k] = next++;
+        }
+        if (w->next == w->n) {
+            if (top == 0)
+                break;
+            top--;
+            continue;
+        }
+        uint32_t child = w->first + w->next++;
+        const struct flame_node *cn = &t->nodes[child];
+        if (t->frames[cn->frame].kind != FLAME_OTHER) {
+            stack[++top] = (struct walk){child, cn->first_child, cn->n_children, 0};
+        }
+    }
+    free(stack);
+    for (size_t i = 0; i < n; i++) {
+        struct flame_node *nd = &t->nodes[i];
+        if (nd->parent != UINT32_MAX)
+            nd->parent = perm[nd->parent];
+        if (!b->split[i]) /* "(other)" nodes too: never split */
+            nd->first_child = 0;
+    }
+    /* Apply the permutation in place: each swap puts one node where it belongs. */
+    for (size_t i = 0; i < n; i++)
+        while (perm[i] != i) {
+            uint32_t j = perm[i];
+            struct flame_node x = t->nodes[j];
+            t->nodes[j] = t->nodes[i];
+            t->nodes[i] = x;
+            perm[i] = perm[j];
+            perm[j] = j;
+        }
+    free(perm);
     return 0;
 }
 
@@ -454,14 +636,17 @@ out:
 static void build_release(struct build *b)
 {
     free(b->samp);
-    free(b->order);
-    free(b->pairs);
-    free(b->sorted);
-    free(b->node_lo);
-    free(b->node_hi);
     free((void *)b->loc_frame);
     free(b->copies);
     free(b->copy_at);
+    free(b->live);
+    free(b->live_node);
+    free(b->split);
+    free(b->cands);
+    free(b->slots);
+    free(b->group);
+    free(b->other);
+    free(b->kept);
 }
 
 /* Collapses the import machinery of the copied paths, learning from every stack first. */
@@ -513,11 +698,10 @@ int flametree_build(const struct profile *p, const struct profile *base,
 
     size_t n1 = n ? n : 1;
     b.samp = malloc(n1 * sizeof *b.samp);
-    b.order = malloc(n1 * sizeof *b.order);
-    b.pairs = malloc(n1 * sizeof *b.pairs);
-    b.sorted = malloc(n1 * sizeof *b.sorted);
+    b.live = malloc(n1 * sizeof *b.live);
+    b.live_node = malloc(n1 * sizeof *b.live_node);
     b.copy_at = malloc(n1 * sizeof *b.copy_at);
-    if (!b.samp || !b.order || !b.pairs || !b.sorted || !b.copy_at)
+    if (!b.samp || !b.live || !b.live_node || !b.copy_at)
         goto nomem;
 
     uint32_t root_frame = flametree_frame(t, "all", "", 0, FLAME_ROOT);
@@ -536,7 +720,8 @@ int flametree_build(const struct profile *p, const struct profile *base,
 
     int64_t total = 0, count = 0, base_total = 0;
     for (size_t k = 0; k < b.n; k++) {
-        b.order[k] = (uint32_t)k;
+        b.live[k] = (uint32_t)k;
+        b.live_node[k] = 0;
         total = flametree_add(total, b.samp[k].value);
         count = flametree_add(count, b.samp[k].count);
         base_total = flametree_add(base_total, b.samp[k].base);
@@ -548,10 +733,15 @@ int flametree_build(const struct profile *p, const struct profile *base,
     t->nodes[0].total = total;
     t->nodes[0].count_total = count;
     t->nodes[0].base_total = base_total;
-    b.node_lo[0] = 0;
-    b.node_hi[0] = (uint32_t)b.n;
     /* A node at depth d holds its samples' frame d - 1; the root holds none. */
-    if (node_split(&b, 0) < 0)
+    b.n_live = b.n;
+    for (uint32_t depth = 0, lo = 0, hi = 1; b.n_live; depth++) {
+        if (depth_place(&b, depth, lo, hi) < 0)
+            goto nomem;
+        lo = hi;
+        hi = (uint32_t)t->n_nodes;
+    }
+    if (layout_depth_first(&b) < 0)
         goto nomem;
     build_release(&b);
     *out = t;
