@@ -7,7 +7,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <libunwind-ptrace.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,56 +16,18 @@
 #include <unistd.h>
 
 #include "elf_symbols.h"
+#include "native_unwind.h"
 #include "proc_maps.h"
-#include "remote.h"
 
 #define MAX_CANDIDATES    1024
 #define MAX_FRAMES        512
 #define ATTACH_TIMEOUT_MS 200
 #define RETRY_SLEEP_MS    3
 
-#define CACHE_PAGES 64
-#define PAGE        4096
-
-/* libunwind-ptrace reads the target one word per PTRACE_PEEKDATA, and a first unwind walks
- * the .eh_frame tables of several objects: about 1800 syscalls, 7-12 ms, all while the
- * candidate thread is stopped. Reading whole pages with process_vm_readv and keeping them for
- * the duration of one unwind cuts that to a few dozen syscalls. The cache is emptied before
- * each unwind, because stack pages change between stops. */
-struct page_cache {
-    pid_t pid;
-    uint64_t page[CACHE_PAGES];
-    int valid[CACHE_PAGES];
-    uint8_t data[CACHE_PAGES][PAGE];
-};
-
-/* libunwind hands accessors the _UPT handle as their argument, so the cache is found through
- * the thread that drives the unwind. */
-static _Thread_local struct page_cache *unwind_cache;
-
-static int cached_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
-                             void *arg)
-{
-    struct page_cache *c = unwind_cache;
-    if (write || !c || (addr & 7) != 0)
-        return _UPT_access_mem(as, addr, val, write, arg);
-    uint64_t page = addr & ~(uint64_t)(PAGE - 1);
-    unsigned slot = (unsigned)((page / PAGE) % CACHE_PAGES);
-    if (!c->valid[slot] || c->page[slot] != page) {
-        if (remote_read(c->pid, page, c->data[slot], PAGE, NULL) < 0) {
-            c->valid[slot] = 0;
-            return _UPT_access_mem(as, addr, val, write, arg);
-        }
-        c->page[slot] = page;
-        c->valid[slot] = 1;
-    }
-    memcpy(val, c->data[slot] + (addr - page), sizeof *val);
-    return 0;
-}
-
 struct candidate {
     pid_t tid;
     int cls;
+    uint64_t sp, pc; /* from /proc: where a blocked thread sits in user space; 0 if unknown */
 };
 
 /* What a process's libc and loader look like, for naming frames. */
@@ -176,6 +137,10 @@ static int namer_open(pid_t pid, struct frame_namer *n, ms_error *err)
         return ms_error_prefix(err, "reading libc of process %d", (int)pid);
     }
     n->libc_bias = elf_load_bias(proc_maps_file_base(&n->maps, n->libc), vaddr);
+    /* The first lookup sorts libc's symbols (about 1 ms): do it now, not with a thread
+     * stopped. */
+    struct elf_symbol sym;
+    elf_image_symbol_at(n->libc_img, vaddr, &sym, NULL);
     return 0;
 }
 
@@ -191,65 +156,71 @@ static int same_file(const struct proc_map *a, const struct proc_map *b)
            a->dev_minor == b->dev_minor && strcmp(a->path, b->path) == 0;
 }
 
-/* Unwinds the stopped thread tid. Returns 1 if it is safe to hijack, 0 if not (reason set),
- * 2 if not because it is inside the loader or a dl* function. */
-static int stack_is_safe(unw_addr_space_t as, const struct frame_namer *n, pid_t tid, char *reason,
-                         size_t rn)
+/* What stack_is_safe's frame visitor needs and finds. */
+struct frame_check {
+    const struct frame_namer *n;
+    pid_t tid;
+    char *reason;
+    size_t rn;
+};
+
+/* A frame in the loader or an unsafe libc function stops the walk: 2 for the loader or a
+ * dl* function, 3 for the others. */
+static int frame_check(uint64_t ip, int depth, void *ctx)
 {
-    if (unwind_cache)
-        memset(unwind_cache->valid, 0, sizeof unwind_cache->valid);
-    void *upt = _UPT_create(tid);
-    if (!upt) {
-        snprintf(reason, rn, "thread %d: cannot start unwinding", (int)tid);
-        return 0;
+    struct frame_check *c = ctx;
+    const struct frame_namer *n = c->n;
+    /* A return address points after its call; look the caller up by the call itself. */
+    uint64_t pc = depth > 0 && ip > 0 ? ip - 1 : ip;
+    const struct proc_map *m = proc_maps_find_addr(&n->maps, pc);
+    if (m && same_file(m, n->ld)) {
+        snprintf(c->reason, c->rn, "thread %d is inside the dynamic loader", (int)c->tid);
+        return 2;
     }
-    unw_cursor_t cur;
-    int safe = 0;
-    if (unw_init_remote(&cur, as, upt) < 0) {
-        snprintf(reason, rn, "thread %d: cannot start unwinding", (int)tid);
-        goto out;
+    if (m && same_file(m, n->libc)) {
+        struct elf_symbol sym;
+        if (elf_image_symbol_at(n->libc_img, pc - n->libc_bias, &sym, NULL) == 0 &&
+            safepoint_libc_frame_unsafe(sym.name)) {
+            snprintf(c->reason, c->rn, "thread %d is inside %s()", (int)c->tid, sym.name);
+            return strncmp(sym.name, "dl", 2) == 0 || strncmp(sym.name, "_dl", 3) == 0 ? 2 : 3;
+        }
     }
+    return 0;
+}
+
+/* Unwinds the stopped thread tid, whose registers are regs. Returns 1 if it is safe to
+ * hijack, 0 if not (reason set), 2 if not because it is inside the loader or a dl* function. */
+static int stack_is_safe(struct native_unwind *u, const struct frame_namer *n, pid_t tid,
+                         const struct user_regs_struct *regs, char *reason, size_t rn)
+{
+    struct frame_check check = {n, tid, reason, rn};
     uint64_t last_ip = 0;
-    int depth = 0, step = 1;
-    for (; depth < MAX_FRAMES; depth++) {
-        unw_word_t ip = 0;
-        unw_get_reg(&cur, UNW_REG_IP, &ip);
-        last_ip = ip;
-        /* A return address points after its call; look the caller up by the call itself. */
-        uint64_t pc = depth > 0 && ip > 0 ? ip - 1 : ip;
-        const struct proc_map *m = proc_maps_find_addr(&n->maps, pc);
-        if (m && same_file(m, n->ld)) {
-            snprintf(reason, rn, "thread %d is inside the dynamic loader", (int)tid);
-            safe = 2;
-            goto out;
-        }
-        if (m && same_file(m, n->libc)) {
-            struct elf_symbol sym;
-            if (elf_image_symbol_at(n->libc_img, pc - n->libc_bias, &sym, NULL) == 0 &&
-                safepoint_libc_frame_unsafe(sym.name)) {
-                snprintf(reason, rn, "thread %d is inside %s()", (int)tid, sym.name);
-                if (strncmp(sym.name, "dl", 2) == 0 || strncmp(sym.name, "_dl", 3) == 0)
-                    safe = 2;
-                goto out;
-            }
-        }
-        step = unw_step(&cur);
-        if (step <= 0)
-            break;
-    }
-    /* A complete unwind ends (step == 0) at the frame whose CFI marks the return address
-     * undefined: clone3 for threads, _start in the executable for the main thread. */
+    int rc = native_unwind_walk(u, regs, MAX_FRAMES, frame_check, &check, &last_ip);
+    if (rc > 0)
+        return rc == 2 ? 2 : 0;
+    /* A complete unwind ends at the frame whose CFI marks the return address undefined:
+     * clone3 for threads, _start in the executable for the main thread. */
     const struct proc_map *bottom = proc_maps_find_addr(&n->maps, last_ip ? last_ip - 1 : 0);
-    if (step != 0 || depth >= MAX_FRAMES ||
-        !(same_file(bottom, n->libc) || same_file(bottom, n->exe))) {
+    if (rc < 0 || !(same_file(bottom, n->libc) || same_file(bottom, n->exe))) {
         snprintf(reason, rn, "thread %d: its native stack does not unwind to a thread start",
                  (int)tid);
-        goto out;
+        return 0;
     }
-    safe = 1;
-out:
-    _UPT_destroy(upt);
-    return safe;
+    return 1;
+}
+
+/* Before stopping a thread blocked in a syscall, walks its stack as /proc shows it (stack
+ * pointer and program counter only): the verdict means nothing, but the walk loads the
+ * unwind tables and pages that the real walk, done while the thread is stopped, needs. */
+static void stack_rehearse(struct native_unwind *u, const struct candidate *c)
+{
+    if (!c->sp || !c->pc)
+        return;
+    struct user_regs_struct regs;
+    memset(&regs, 0, sizeof regs);
+    regs.rsp = c->sp;
+    regs.rip = c->pc;
+    native_unwind_walk(u, &regs, MAX_FRAMES, NULL, NULL, NULL);
 }
 
 static int cmp_candidate(const void *a, const void *b)
@@ -282,6 +253,15 @@ static int list_candidates(pid_t pid, struct candidate *out, int max)
         fclose(f);
         out[n].tid = (pid_t)atoi(e->d_name);
         out[n].cls = safepoint_syscall_class(line);
+        out[n].sp = out[n].pc = 0;
+        /* "nr arg1 .. arg6 sp pc" in a syscall, "-1 sp pc" blocked elsewhere */
+        unsigned long long w[9];
+        int got = sscanf(line, "%*d %llx %llx %llx %llx %llx %llx %llx %llx", &w[0], &w[1], &w[2],
+                         &w[3], &w[4], &w[5], &w[6], &w[7]);
+        if (got == 8) {
+            out[n].sp = w[6];
+            out[n].pc = w[7];
+        }
         n++;
     }
     closedir(d);
@@ -299,25 +279,17 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
     struct frame_namer namer;
     if (namer_open(pid, &namer, err) < 0)
         return -1;
-    unw_accessors_t acc = _UPT_accessors;
-    acc.access_mem = cached_access_mem;
-    unw_addr_space_t as = unw_create_addr_space(&acc, 0);
-    if (!as) {
+    struct native_unwind *unwinder;
+    if (native_unwind_open(pid, &namer.maps, &unwinder, err) < 0) {
         namer_close(&namer);
-        return ms_error_set(err, "libunwind: cannot create an address space");
+        return -1;
     }
-    unw_set_caching_policy(as, UNW_CACHE_GLOBAL);
     struct candidate *cand = malloc(sizeof *cand * MAX_CANDIDATES);
-    struct page_cache *cache = calloc(1, sizeof *cache);
-    if (!cand || !cache) {
-        free(cand);
-        free(cache);
-        unw_destroy_addr_space(as);
+    if (!cand) {
+        native_unwind_close(unwinder);
         namer_close(&namer);
         return ms_error_set(err, "out of memory");
     }
-    cache->pid = pid;
-    unwind_cache = cache;
     long long deadline = now_ns() + (long long)deadline_ms * 1000000LL;
     int rc = -1, found = 0;
     ms_error attach_err = {""};
@@ -332,6 +304,7 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
          * hijack another thread and decide, mid-load, whether a copy is loaded. */
         int loader_busy = 0;
         for (int i = 0; i < n && !found && !loader_busy; i++) {
+            stack_rehearse(unwinder, &cand[i]);
             if (inject_attach(t, pid, cand[i].tid, ATTACH_TIMEOUT_MS, &attach_err) < 0) {
                 if (kill(pid, 0) < 0 && errno == ESRCH) {
                     ms_error_set(err, "process %d exited", (int)pid);
@@ -347,7 +320,7 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
             }
             stats->attempts++;
             long long u0 = now_ns();
-            int verdict = stack_is_safe(as, &namer, cand[i].tid, stats->last_reason,
+            int verdict = stack_is_safe(unwinder, &namer, cand[i].tid, &t->raw, stats->last_reason,
                                         sizeof stats->last_reason);
             if (verdict == 1) {
                 stats->unwind_ns = now_ns() - u0;
@@ -371,10 +344,8 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
     }
     rc = 0;
 done:
-    unwind_cache = NULL;
-    free(cache);
     free(cand);
-    unw_destroy_addr_space(as);
+    native_unwind_close(unwinder);
     namer_close(&namer);
     return rc;
 }

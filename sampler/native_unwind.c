@@ -1,0 +1,308 @@
+/*
+ * native_unwind.c - libunwind driven through accessors of our own: a page cache over
+ * process_vm_readv, registers from a captured set, and one libunwind-ptrace state per
+ * executable object so no object's tables are loaded twice. Why: native_unwind.h.
+ */
+#include "native_unwind.h"
+
+#include <libunwind-ptrace.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "remote.h"
+
+#define CACHE_SLOTS 256 /* 1 MiB: the tables' pages of a few objects plus a stack */
+#define PAGE        4096u
+#define MAX_OBJECTS 4096
+
+struct cache_slot {
+    uint64_t page;
+    int valid;
+    int persistent; /* of a read-only file mapping: kept across walks */
+    uint8_t data[PAGE];
+};
+
+/* One executable file mapping and, once a frame fell in it, libunwind-ptrace's state for it
+ * (which keeps that object's unwind tables loaded). */
+struct unwind_object {
+    uint64_t start, end;
+    void *upt;
+};
+
+struct native_unwind {
+    pid_t pid;
+    const struct proc_maps *maps;
+    unw_addr_space_t as;
+    struct unwind_object *objects; /* sorted by start (maps are) */
+    size_t n_objects;
+    const struct user_regs_struct *regs; /* of the walk in progress */
+    struct cache_slot cache[CACHE_SLOTS];
+};
+
+/* libunwind hands some accessors the argument of unw_init_remote and others the
+ * libunwind-ptrace state of an object, so the walk in progress is found here instead. */
+static _Thread_local struct native_unwind *walking;
+
+static int page_persistent(const struct native_unwind *u, uint64_t page)
+{
+    const struct proc_map *m = proc_maps_find_addr(u->maps, page);
+    return m && !(m->perms & PROC_MAP_WRITE) && m->path[0] == '/' && page + PAGE <= m->end;
+}
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write, void *arg)
+{
+    (void)as;
+    (void)arg;
+    struct native_unwind *u = walking;
+    if (write || !u)
+        return -UNW_EINVAL;
+    uint64_t page = addr & ~(uint64_t)(PAGE - 1);
+    uint64_t off = addr - page;
+    if (off + sizeof *val > PAGE) { /* straddles two pages: two cached halves */
+        uint8_t bytes[sizeof *val];
+        size_t first = PAGE - off;
+        unw_word_t lo, hi;
+        if (access_mem(as, page + PAGE - sizeof lo, &lo, 0, arg) < 0 ||
+            access_mem(as, page + PAGE, &hi, 0, arg) < 0)
+            return -UNW_EINVAL;
+        memcpy(bytes, (uint8_t *)&lo + sizeof lo - first, first);
+        memcpy(bytes + first, &hi, sizeof bytes - first);
+        memcpy(val, bytes, sizeof bytes);
+        return 0;
+    }
+    struct cache_slot *s = &u->cache[(page / PAGE) % CACHE_SLOTS];
+    if (!s->valid || s->page != page) {
+        s->valid = 0;
+        if (remote_read(u->pid, page, s->data, PAGE, NULL) < 0)
+            return -UNW_EINVAL;
+        s->page = page;
+        s->valid = 1;
+        s->persistent = page_persistent(u, page);
+    }
+    memcpy(val, s->data + off, sizeof *val);
+    return 0;
+}
+
+static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write, void *arg)
+{
+    (void)as;
+    (void)arg;
+    const struct native_unwind *u = walking;
+    if (write || !u || !u->regs)
+        return -UNW_EREADONLYREG;
+    const struct user_regs_struct *r = u->regs;
+    switch (reg) {
+    case UNW_X86_64_RAX:
+        *val = r->rax;
+        break;
+    case UNW_X86_64_RDX:
+        *val = r->rdx;
+        break;
+    case UNW_X86_64_RCX:
+        *val = r->rcx;
+        break;
+    case UNW_X86_64_RBX:
+        *val = r->rbx;
+        break;
+    case UNW_X86_64_RSI:
+        *val = r->rsi;
+        break;
+    case UNW_X86_64_RDI:
+        *val = r->rdi;
+        break;
+    case UNW_X86_64_RBP:
+        *val = r->rbp;
+        break;
+    case UNW_X86_64_RSP:
+        *val = r->rsp;
+        break;
+    case UNW_X86_64_R8:
+        *val = r->r8;
+        break;
+    case UNW_X86_64_R9:
+        *val = r->r9;
+        break;
+    case UNW_X86_64_R10:
+        *val = r->r10;
+        break;
+    case UNW_X86_64_R11:
+        *val = r->r11;
+        break;
+    case UNW_X86_64_R12:
+        *val = r->r12;
+        break;
+    case UNW_X86_64_R13:
+        *val = r->r13;
+        break;
+    case UNW_X86_64_R14:
+        *val = r->r14;
+        break;
+    case UNW_X86_64_R15:
+        *val = r->r15;
+        break;
+    case UNW_X86_64_RIP:
+        *val = r->rip;
+        break;
+    default:
+        return -UNW_EBADREG;
+    }
+    return 0;
+}
+
+static int access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write,
+                        void *arg)
+{
+    (void)as, (void)reg, (void)val, (void)write, (void)arg;
+    return -UNW_EBADREG;
+}
+
+static int resume(unw_addr_space_t as, unw_cursor_t *c, void *arg)
+{
+    (void)as, (void)c, (void)arg;
+    return -UNW_EINVAL;
+}
+
+static int get_proc_name(unw_addr_space_t as, unw_word_t ip, char *buf, size_t len, unw_word_t *off,
+                         void *arg)
+{
+    (void)as, (void)ip, (void)buf, (void)len, (void)off, (void)arg;
+    return -UNW_ENOINFO;
+}
+
+static int get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *addr, void *arg)
+{
+    (void)as, (void)addr, (void)arg;
+    return -UNW_ENOINFO; /* no JIT registers unwind info in a CPython we hijack */
+}
+
+static struct unwind_object *object_of(struct native_unwind *u, uint64_t ip)
+{
+    size_t lo = 0, hi = u->n_objects;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct unwind_object *o = &u->objects[mid];
+        if (ip < o->start)
+            hi = mid;
+        else if (ip >= o->end)
+            lo = mid + 1;
+        else
+            return o;
+    }
+    return NULL;
+}
+
+static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
+                          int need_unwind_info, void *arg)
+{
+    (void)arg;
+    struct native_unwind *u = walking;
+    struct unwind_object *o = u ? object_of(u, ip) : NULL;
+    if (!o)
+        return -UNW_ENOINFO;
+    if (!o->upt && !(o->upt = _UPT_create(u->pid)))
+        return -UNW_ENOMEM;
+    return _UPT_find_proc_info(as, ip, pi, need_unwind_info, o->upt);
+}
+
+static void put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
+{
+    _UPT_put_unwind_info(as, pi, arg);
+}
+
+int native_unwind_open(pid_t pid, const struct proc_maps *maps, struct native_unwind **out,
+                       ms_error *err)
+{
+    *out = NULL;
+    struct native_unwind *u = calloc(1, sizeof *u);
+    if (!u)
+        return ms_error_set(err, "out of memory");
+    u->pid = pid;
+    u->maps = maps;
+    size_t n = 0;
+    for (size_t i = 0; i < maps->count; i++)
+        n += (maps->maps[i].perms & PROC_MAP_EXEC) && maps->maps[i].path[0] == '/';
+    if (n > MAX_OBJECTS)
+        n = MAX_OBJECTS;
+    u->objects = calloc(n ? n : 1, sizeof *u->objects);
+    if (!u->objects) {
+        free(u);
+        return ms_error_set(err, "out of memory");
+    }
+    for (size_t i = 0; i < maps->count && u->n_objects < n; i++) {
+        const struct proc_map *m = &maps->maps[i];
+        if ((m->perms & PROC_MAP_EXEC) && m->path[0] == '/')
+            u->objects[u->n_objects++] = (struct unwind_object){m->start, m->end, NULL};
+    }
+    unw_accessors_t acc = {
+        .find_proc_info = find_proc_info,
+        .put_unwind_info = put_unwind_info,
+        .get_dyn_info_list_addr = get_dyn_info_list_addr,
+        .access_mem = access_mem,
+        .access_reg = access_reg,
+        .access_fpreg = access_fpreg,
+        .resume = resume,
+        .get_proc_name = get_proc_name,
+    };
+    u->as = unw_create_addr_space(&acc, 0);
+    if (!u->as) {
+        free(u->objects);
+        free(u);
+        return ms_error_set(err, "libunwind: cannot create an address space");
+    }
+    /* The address space's own cache of parsed frames: a rehearsal fills it, so the real
+     * walk mostly finds each frame's rules ready (measured: 0.14-0.23 ms per walk against
+     * 0.26-0.29 ms without it, whose every step re-parses CFI and locks libunwind's pools). */
+    unw_set_caching_policy(u->as, UNW_CACHE_GLOBAL);
+    *out = u;
+    return 0;
+}
+
+int native_unwind_walk(struct native_unwind *u, const struct user_regs_struct *regs, int max_frames,
+                       native_frame_fn visit, void *ctx, uint64_t *last_ip)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (!u->cache[i].persistent)
+            u->cache[i].valid = 0;
+    u->regs = regs;
+    walking = u;
+    int rc = -1;
+    unw_cursor_t cur;
+    if (unw_init_remote(&cur, u->as, u) < 0)
+        goto out;
+    for (int depth = 0; depth < max_frames; depth++) {
+        unw_word_t ip = 0;
+        unw_get_reg(&cur, UNW_REG_IP, &ip);
+        if (visit) {
+            int v = visit(ip, depth, ctx);
+            if (v > 0) {
+                rc = v;
+                goto out;
+            }
+        }
+        int step = unw_step(&cur);
+        if (step == 0) {
+            if (last_ip)
+                *last_ip = ip;
+            rc = 0;
+            goto out;
+        }
+        if (step < 0)
+            goto out;
+    }
+out:
+    walking = NULL;
+    u->regs = NULL;
+    return rc;
+}
+
+void native_unwind_close(struct native_unwind *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->n_objects; i++)
+        if (u->objects[i].upt)
+            _UPT_destroy(u->objects[i].upt);
+    unw_destroy_addr_space(u->as);
+    free(u->objects);
+    free(u);
+}
