@@ -210,6 +210,20 @@ static void host_spawn(struct host *h, const struct test_python *py)
     h->seen.code_adaptive = o->code_code_adaptive;
 }
 
+/* Waits until the install thread has wrapped the allocators: allocations made before that
+ * are not the session's, and a stop request needs the wrappers' tick to be seen. */
+static void host_wait_recording(struct host *h)
+{
+    long long deadline = test_now_ms() + 5000;
+    while (ring_reader_state(&h->ring) != MSHOOK_STATE_RECORDING) {
+        if (test_now_ms() > deadline)
+            fail_msg("%s: hook state %u, never RECORDING", h->py->label,
+                     ring_reader_state(&h->ring));
+        host_drain(h);
+        usleep(5000);
+    }
+}
+
 /* Sends the config, checks the return value; with a ring, maps it and waits for RECORDING. */
 static int host_start(struct host *h, uint64_t rate, uint32_t timeout_ms, uint32_t flags)
 {
@@ -231,14 +245,7 @@ static int host_start(struct host *h, uint64_t rate, uint32_t timeout_ms, uint32
     h->beating = 1;
     if (flags & MSHOOK_F_SYNC_INSTALL)
         assert_int_equal(ring_reader_state(&h->ring), MSHOOK_STATE_RECORDING);
-    long long deadline = test_now_ms() + 5000;
-    while (ring_reader_state(&h->ring) != MSHOOK_STATE_RECORDING) {
-        if (test_now_ms() > deadline)
-            fail_msg("%s: hook state %u, never RECORDING", h->py->label,
-                     ring_reader_state(&h->ring));
-        host_drain(h);
-        usleep(5000);
-    }
+    host_wait_recording(h);
     return rc;
 }
 
@@ -536,6 +543,7 @@ static void test_watchdog(void **state)
         if (ring_reader_open(h.proc.pid, rc, &h.ring, &err) != 0)
             fail_msg("%s: %s", py[i].label, err.msg);
         h.beating = 1;
+        host_wait_recording(&h); /* else the churn that should see the stop may come first */
         host_stop(&h);
         host_expect_allocators(&h, 1);
         host_quit(&h);
