@@ -14,7 +14,8 @@
  *   A. the string table, the counts that size every array, and the wire structure;
  *   B. sample types, functions and the scalars, whose string indexes can now be checked;
  *   C. locations, whose lines refer to function ids (now all known);
- *   D. samples, which refer to location ids (now all known);
+ *   D. samples, which refer to location ids (now all known), in parts decoded by several
+ *      threads at once (pass A marks where parts can start; see "pass D in parts");
  * then memsnap's comments become the metadata and the timeline (profile_comments.c).
  * Skipping over a field costs a varint and a pointer bump, so the extra passes are cheap.
  */
@@ -22,6 +23,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +72,13 @@ struct cursor {
     const uint8_t *p, *end;
 };
 
+/* A top-level field that is the Sample number `sample`, and the Sample bytes before it. */
+struct sample_mark {
+    const uint8_t *at;
+    size_t sample;
+    size_t bytes_before;
+};
+
 struct reader {
     const uint8_t *base; /* the whole message, for byte offsets in errors */
     const char *what;    /* "leak.pb", "standard input", ... */
@@ -82,7 +92,6 @@ struct reader {
     size_t string_bytes;
 
     size_t cap_lines;
-    size_t cap_stack_locs;
     size_t n_bare_done;             /* locations without lines synthesized so far */
     char *names_next;               /* where the next synthesized name goes in the string block */
     int64_t default_type;           /* string index of Profile.default_sample_type */
@@ -90,6 +99,14 @@ struct reader {
     struct id_map functions, locations;
     uint32_t *comments; /* every comment, in file order, before memsnap's are taken out */
     size_t n_all_comments;
+
+    /* Pass D's bookkeeping: where some samples start (pass A), so that several threads can
+     * each decode a part, and where the current part writes its location indexes. */
+    struct sample_mark *marks;
+    size_t n_marks, cap_marks;
+    size_t sample_bytes; /* of all Sample fields, keys and lengths included */
+    size_t loc_next, loc_end;
+    struct decode_parts parts;
 };
 
 /* --- errors --- */
@@ -349,6 +366,7 @@ static int pass_strings(struct reader *r, struct cursor c)
         uint32_t field;
         unsigned wt;
         struct cursor sub;
+        const uint8_t *field_at = c.p;
         if (key_read(r, &c, &field, &wt))
             return -1;
         if (field == P_COMMENT) { /* packed or not: at least a byte per entry either way */
@@ -370,6 +388,14 @@ static int pass_strings(struct reader *r, struct cursor c)
             r->n_sample_types++;
             break;
         case P_SAMPLE:
+            if (r->n_samples % r->parts.mark_every == 0) {
+                if (profile_array_reserve((void **)&r->marks, &r->cap_marks, r->n_marks + 1,
+                                          sizeof *r->marks))
+                    return nomem(r);
+                r->marks[r->n_marks++] =
+                    (struct sample_mark){field_at, r->n_samples, r->sample_bytes};
+            }
+            r->sample_bytes += (size_t)(sub.end - field_at);
             r->n_samples++;
             break;
         case P_LOCATION:
@@ -771,31 +797,38 @@ static int label_decode(struct reader *r, struct cursor c, struct profile_sample
     return 0;
 }
 
-/* Appends one location id, mapped to its index, to the current sample's stack. */
-static inline int stack_push(struct reader *r, uint64_t id, size_t sample)
+/* A part's stack_locs slice is counted before it is decoded, with the structure sample_decode
+ * follows; a sample that overruns it means the count and the decoding disagree. */
+static int count_mismatch(struct reader *r, size_t sample)
 {
-    struct profile *p = r->p;
+    return invalid(r, "sample %zu has more locations than counted", sample + 1);
+}
+
+/* Appends one location id, mapped to its index, to the current sample's stack, which starts
+ * at stack_locs[first]. */
+static inline int stack_push(struct reader *r, uint64_t id, size_t sample, size_t first)
+{
     int64_t i = id_map_find(&r->locations, id);
     if (i < 0)
         return invalid(r, "sample %zu refers to location id %" PRIu64 ", which is not defined",
                        sample + 1, id);
-    p->stack_locs[p->n_stack_locs++] = (uint32_t)i;
+    if (r->loc_next - first == PROFILE_MAX_STACK_DEPTH)
+        return invalid(r, "sample %zu is more than %d frames deep", sample + 1,
+                       PROFILE_MAX_STACK_DEPTH);
+    if (r->loc_next == r->loc_end)
+        return count_mismatch(r, sample);
+    r->p->stack_locs[r->loc_next++] = (uint32_t)i;
     return 0;
 }
 
 /* Appends a packed run of location ids to the sample's stack: the hot loop of a big profile
- * (tens of millions of ids), so one- and two-byte ids are decoded inline and the depth limit
- * is checked per id rather than after the run. */
+ * (tens of millions of ids), so ids of up to three bytes are decoded inline and the depth
+ * limit and the part's end are checked against one bound per id. */
 static int stack_run_decode(struct reader *r, struct cursor run, size_t sample, size_t first)
 {
-    struct profile *p = r->p;
-    /* Every id takes at least one byte, which bounds what this run can add. */
-    size_t most = (size_t)(run.end - run.p);
-    if (profile_array_reserve((void **)&p->stack_locs, &r->cap_stack_locs, p->n_stack_locs + most,
-                              sizeof *p->stack_locs))
-        return nomem(r);
-    uint32_t *locs = p->stack_locs;
-    size_t n = p->n_stack_locs, limit = first + PROFILE_MAX_STACK_DEPTH;
+    uint32_t *locs = r->p->stack_locs;
+    size_t n = r->loc_next, deepest = first + PROFILE_MAX_STACK_DEPTH;
+    size_t limit = deepest < r->loc_end ? deepest : r->loc_end;
     const struct id_map *m = &r->locations;
     const uint8_t *q = run.p;
     while (q < run.end) {
@@ -806,6 +839,9 @@ static int stack_run_decode(struct reader *r, struct cursor run, size_t sample, 
         } else if (q + 1 < run.end && q[1] < 0x80) {
             id = (uint64_t)(q[0] & 0x7f) | (uint64_t)q[1] << 7;
             q += 2;
+        } else if (q + 2 < run.end && q[2] < 0x80) {
+            id = (uint64_t)(q[0] & 0x7f) | (uint64_t)(q[1] & 0x7f) << 7 | (uint64_t)q[2] << 14;
+            q += 3;
         } else {
             struct cursor c = {q, run.end};
             if (varint_read(r, &c, &id))
@@ -816,22 +852,25 @@ static int stack_run_decode(struct reader *r, struct cursor run, size_t sample, 
         if (i < 0)
             return invalid(r, "sample %zu refers to location id %" PRIu64 ", which is not defined",
                            sample + 1, id);
-        if (n == limit)
-            return invalid(r, "sample %zu is more than %d frames deep", sample + 1,
-                           PROFILE_MAX_STACK_DEPTH);
+        if (n == limit) {
+            if (n == deepest)
+                return invalid(r, "sample %zu is more than %d frames deep", sample + 1,
+                               PROFILE_MAX_STACK_DEPTH);
+            return count_mismatch(r, sample);
+        }
         locs[n++] = (uint32_t)i;
     }
-    p->n_stack_locs = n;
+    r->loc_next = n;
     return 0;
 }
 
 static int sample_decode(struct reader *r, struct cursor c, size_t index)
 {
     struct profile *p = r->p;
-    size_t nt = p->n_sample_types, nv = 0;
+    size_t nt = p->n_sample_types, nv = 0, first = r->loc_next;
     int64_t *row = p->values + index * nt;
     struct profile_sample *s = &p->samples[index];
-    *s = (struct profile_sample){.first_loc = (uint32_t)p->n_stack_locs};
+    *s = (struct profile_sample){.first_loc = (uint32_t)first};
     while (c.p < c.end) {
         uint32_t field;
         unsigned wt;
@@ -850,18 +889,15 @@ static int sample_decode(struct reader *r, struct cursor c, size_t index)
                 return malformed(r, c.p, "sample %zu has a field of wire type %u", index + 1, wt);
             }
             if (field == 1 && wt == WT_LEN) {
-                if (stack_run_decode(r, sub, index, s->first_loc))
+                if (stack_run_decode(r, sub, index, first))
                     return -1;
                 continue;
             }
-            if (field == 1 && profile_array_reserve((void **)&p->stack_locs, &r->cap_stack_locs,
-                                                    p->n_stack_locs + 1, sizeof *p->stack_locs))
-                return nomem(r);
             do {
                 if (varint_read(r, &sub, &v))
                     return -1;
                 if (field == 1) {
-                    if (stack_push(r, v, index))
+                    if (stack_push(r, v, index, first))
                         return -1;
                 } else {
                     if (nv == nt)
@@ -871,9 +907,6 @@ static int sample_decode(struct reader *r, struct cursor c, size_t index)
             } while (wt == WT_LEN && sub.p < sub.end);
             if (wt == WT_VARINT)
                 c.p = sub.p;
-            if (p->n_stack_locs - s->first_loc > PROFILE_MAX_STACK_DEPTH)
-                return invalid(r, "sample %zu is more than %d frames deep", index + 1,
-                               PROFILE_MAX_STACK_DEPTH);
         } else if (field == 3) {
             if (message_read(r, &c, wt, "a label", &sub) || label_decode(r, sub, s))
                 return -1;
@@ -883,14 +916,94 @@ static int sample_decode(struct reader *r, struct cursor c, size_t index)
     }
     if (nv != nt)
         return invalid(r, "sample %zu has %zu values for %zu sample types", index + 1, nv, nt);
-    s->n_locs = (uint32_t)(p->n_stack_locs - s->first_loc);
+    s->n_locs = (uint32_t)(r->loc_next - first);
     return 0;
 }
 
-static int pass_samples(struct reader *r, struct cursor c)
+/* --- pass D in parts: the samples, decoded by several threads at once --- */
+
+/* Pass D is most of decoding a big profile, and its samples are independent of each other:
+ * the Sample fields are cut into parts at pass A's marks, as many as there are CPUs (at most
+ * 8) for inputs of several megabytes, and each part is decoded by its own thread into its own
+ * rows of samples and values. What stack_locs slice each part fills is known by first
+ * counting every part's location ids (also in parallel: a cheap walk that counts the bytes
+ * ending a number). The result does not depend on the number of parts: an error is the one
+ * of the first sample in file order that has one, as in a single pass. */
+#define MAX_PARTS 8
+
+struct sample_part {
+    struct reader r; /* a copy: its own error, label key cache and place in stack_locs */
+    ms_error err;
+    struct cursor walk; /* from the part's first Sample field to the end of the message */
+    size_t first, n;    /* its samples */
+    size_t n_locs;      /* location ids counted in them */
+    int rc;
+};
+
+/* The number of varints in a packed run: one per byte without the continuation bit, eight
+ * bytes at a time. */
+static size_t varints_count(const uint8_t *p, const uint8_t *end)
 {
-    struct profile *p = r->p;
-    while (c.p < c.end) {
+    size_t n = 0;
+    for (; end - p >= 8; p += 8) {
+        uint64_t w;
+        memcpy(&w, p, sizeof w);
+        uint64_t last = ~w & 0x8080808080808080ull;
+        n += (size_t)(((last >> 7) * 0x0101010101010101ull) >> 56);
+    }
+    for (; p < end; p++)
+        n += *p < 0x80;
+    return n;
+}
+
+/* Counts the location ids of a part's samples with the structure sample_decode follows, up to
+ * the first fault (decoding stops there too, and reports it). */
+static void *part_count(void *arg)
+{
+    struct sample_part *part = arg;
+    struct reader *r = &part->r;
+    struct cursor c = part->walk;
+    size_t done = 0, ids = 0;
+    while (done < part->n && c.p < c.end) {
+        uint32_t field;
+        unsigned wt;
+        struct cursor sub, run;
+        if (key_read(r, &c, &field, &wt) || (field == P_SAMPLE && len_read(r, &c, &sub)) ||
+            (field != P_SAMPLE && field_skip(r, &c, wt)))
+            break; /* cannot happen: pass A checked the top level */
+        if (field != P_SAMPLE)
+            continue;
+        done++;
+        while (sub.p < sub.end) {
+            uint64_t v;
+            if (key_read(r, &sub, &field, &wt))
+                goto out;
+            if (field == 1 && wt == WT_LEN) {
+                if (len_read(r, &sub, &run))
+                    goto out;
+                ids += varints_count(run.p, run.end);
+            } else if (field == 1 && wt == WT_VARINT) {
+                if (varint_read(r, &sub, &v))
+                    goto out;
+                ids++;
+            } else if (field_skip(r, &sub, wt)) {
+                goto out;
+            }
+        }
+    }
+out:
+    part->n_locs = ids;
+    return NULL;
+}
+
+static void *part_decode(void *arg)
+{
+    struct sample_part *part = arg;
+    struct reader *r = &part->r;
+    struct cursor c = part->walk;
+    size_t done = 0;
+    part->rc = 0;
+    while (done < part->n && c.p < c.end) {
         uint32_t field;
         unsigned wt;
         struct cursor sub;
@@ -900,10 +1013,91 @@ static int pass_samples(struct reader *r, struct cursor c)
             continue;
         }
         len_read(r, &c, &sub);
-        if (sample_decode(r, sub, p->n_samples))
-            return -1;
-        p->n_samples++;
+        if (sample_decode(r, sub, part->first + done)) {
+            part->rc = -1;
+            return NULL;
+        }
+        done++;
     }
+    /* Neither can happen: pass A counted the samples, part_count their locations. */
+    if (done < part->n)
+        part->rc = invalid(r, "its samples changed between two readings");
+    else if (r->loc_next != r->loc_end)
+        part->rc = invalid(r, "its samples have fewer locations than counted");
+    return NULL;
+}
+
+/* Runs fn on every part, the first on this thread, the others on threads of their own that
+ * block every signal (the caller's handlers keep running on the caller's thread). A part
+ * whose thread cannot be created runs here. */
+static void parts_run(struct sample_part *parts, size_t n, void *(*fn)(void *))
+{
+    if (n == 1) {
+        fn(&parts[0]);
+        return;
+    }
+    pthread_t tid[MAX_PARTS];
+    int started[MAX_PARTS] = {0};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (size_t i = 1; i < n; i++)
+        started[i] = pthread_create(&tid[i], NULL, fn, &parts[i]) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    fn(&parts[0]);
+    for (size_t i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            fn(&parts[i]);
+    }
+}
+
+static int pass_samples(struct reader *r, struct cursor all)
+{
+    struct profile *p = r->p;
+    if (r->n_samples == 0)
+        return 0;
+    /* Cut at the marks nearest to equal shares of the Sample bytes. */
+    size_t want = r->parts.max_parts > MAX_PARTS ? MAX_PARTS : r->parts.max_parts;
+    if (want > r->sample_bytes / r->parts.min_bytes)
+        want = r->sample_bytes / r->parts.min_bytes;
+    if (want < 1)
+        want = 1;
+    struct sample_part parts[MAX_PARTS];
+    size_t n = 0;
+    for (size_t k = 0, m = 0; k < want; k++) {
+        size_t target = r->sample_bytes / want * k;
+        while (m < r->n_marks && r->marks[m].bytes_before < target)
+            m++;
+        if (m == r->n_marks || (n && r->marks[m].sample == parts[n - 1].first))
+            continue;
+        parts[n] = (struct sample_part){
+            .r = *r, .walk = {r->marks[m].at, all.end}, .first = r->marks[m].sample};
+        parts[n].r.err = &parts[n].err;
+        n++;
+    }
+    for (size_t k = 0; k < n; k++)
+        parts[k].n = (k + 1 < n ? parts[k + 1].first : r->n_samples) - parts[k].first;
+
+    parts_run(parts, n, part_count);
+    size_t total = 0;
+    for (size_t k = 0; k < n; k++) {
+        parts[k].r.loc_next = total;
+        total += parts[k].n_locs;
+        parts[k].r.loc_end = total;
+    }
+    p->stack_locs = malloc((total + 1) * sizeof *p->stack_locs);
+    if (!p->stack_locs)
+        return nomem(r);
+    parts_run(parts, n, part_decode);
+    for (size_t k = 0; k < n; k++)
+        if (parts[k].rc) {
+            *r->err = parts[k].err;
+            return -1;
+        }
+    p->n_samples = r->n_samples;
+    p->n_stack_locs = total;
     return 0;
 }
 
@@ -981,10 +1175,28 @@ out:
 int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped,
                    struct profile **out, ms_error *err)
 {
+    struct decode_parts parts = {
+        .max_parts = (size_t)gzip_stream_threads(),
+        .min_bytes = DECODE_PART_MIN_BYTES,
+        .mark_every = DECODE_MARK_EVERY,
+    };
+    return profile_decode_parts(buf, len, what, gzipped, &parts, out, err);
+}
+
+int profile_decode_parts(const uint8_t *buf, size_t len, const char *what, int gzipped,
+                         const struct decode_parts *parts, struct profile **out, ms_error *err)
+{
     *out = NULL;
     if (len == 0)
         return ms_error_set(err, "%s is not a pprof profile: it is empty", what);
     struct reader r = {.base = buf, .what = what, .gzipped = gzipped, .err = err};
+    r.parts = *parts;
+    if (r.parts.max_parts < 1)
+        r.parts.max_parts = 1;
+    if (r.parts.min_bytes < 1)
+        r.parts.min_bytes = 1;
+    if (r.parts.mark_every < 1)
+        r.parts.mark_every = 1;
     r.p = calloc(1, sizeof *r.p);
     if (!r.p)
         return nomem(&r);
@@ -992,6 +1204,7 @@ int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped
     id_map_free(&r.functions);
     id_map_free(&r.locations);
     free(r.comments);
+    free(r.marks);
     if (rc) {
         profile_free(r.p);
         return -1;

@@ -61,6 +61,23 @@ void utf8_repair(const uint8_t *s, size_t len, char *dst);
 int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped,
                    struct profile **out, ms_error *err);
 
+/* How profile_decode_parts cuts the samples into parts decoded by threads of their own: at
+ * most max_parts (capped at 8) parts of at least min_bytes of Sample fields each, starting at
+ * one of the marks taken every mark_every samples. The profile and any error are the same
+ * whatever these are; profile_decode uses one part per CPU and the defaults below, tests pin
+ * them to compare. */
+struct decode_parts {
+    size_t max_parts;
+    size_t min_bytes;
+    size_t mark_every;
+};
+
+#define DECODE_PART_MIN_BYTES (1u << 20)
+#define DECODE_MARK_EVERY     4096 /* a few hundred marks for a million samples */
+
+int profile_decode_parts(const uint8_t *buf, size_t len, const char *what, int gzipped,
+                         const struct decode_parts *parts, struct profile **out, ms_error *err);
+
 /* --- memsnap's metadata and timeline as comments (profile_comments.c) --- */
 
 #define MEMSNAP_COMMENT_PREFIX "memsnap."
@@ -99,7 +116,8 @@ struct gzip_stream {
     size_t dict_len;
 };
 
-/* How many blocks to compress at once: the CPUs this process may run on, at most 8. */
+/* How many blocks to compress at once: the CPUs this process may run on, at most 8. (The
+ * decoder cuts its samples into as many parts.) */
 int gzip_stream_threads(void);
 
 /* Compresses in[0..len) (at most gzip_stream_threads() * GZIP_BLOCK_BYTES bytes), as the next
