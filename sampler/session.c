@@ -28,6 +28,7 @@
 #include "hook/hook_abi.h"
 #include "hook_blob.h"
 #include "hook_config.h"
+#include "hook_ring_wait.h"
 #include "inject_lib.h"
 #include "pyruntime.h"
 #include "ring_reader.h"
@@ -254,7 +255,8 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
     }
     /* From here the hook runs; if we fail before mapping its ring, its watchdog stops it
      * (the heartbeat never starts). */
-    if (ring_reader_open(pid, fd, &s->ring, err) < 0) {
+    if (hook_ring_wait(pid, fd, SESSION_RING_WAIT_MS, err) < 0 ||
+        ring_reader_open(pid, fd, &s->ring, err) < 0) {
         ms_error_prefix(err, "process %d", (int)pid);
         session_free(s);
         return -1;

@@ -36,6 +36,7 @@
 #define SESSION_HEARTBEAT_TIMEOUT_MS 1000 /* the watchdog stops the hook within 2 s */
 #define SESSION_STOP_TIMEOUT_MS      3000
 #define SESSION_START_RETRY_MS       3000 /* retrying a start refused with -EAGAIN */
+#define SESSION_RING_WAIT_MS         1000 /* for the hook's install thread to make its ring */
 
 struct session_options {
     uint64_t rate;  /* sampling rate in bytes, >= 1 */

@@ -6,10 +6,14 @@
  * counts more than one thread), and the rules say the target's output must not change.
  *
  * memsnap_hook_start() runs in a thread memsnap hijacked at a safe point: it holds no GIL and
- * may not block or call into Python, so it only validates the config and creates the shared
- * region (a sealed memfd). Attach mode then starts a short-lived install thread that takes
- * the GIL, wraps the allocators, sets RECORDING, releases the GIL and exits. Run mode
- * (MSHOOK_F_SYNC_INSTALL: the caller holds the GIL) wraps them before returning, no thread.
+ * may not block or call into Python. memsnap holds that thread stopped and takes a ptrace stop
+ * at each of its syscalls, so in attach mode it does as little as it can: validates the
+ * config, creates the memfd (whose number it returns) and starts a short-lived install
+ * thread; the thread sizes, seals and maps the shared region, writes its header (state
+ * STARTING last, which memsnap waits for: hook_ring_wait.h), takes the GIL, wraps the
+ * allocators, sets RECORDING, releases the GIL and exits. Run mode (MSHOOK_F_SYNC_INSTALL:
+ * the caller holds the GIL) sets everything up and wraps before returning, no thread. The
+ * hijacked thread's errno is kept (ABI 3), so memsnap need not save it around a reused hook.
  *
  * The periodic duties ride on the wrappers (hook_alloc.c), which run with the GIL held: every
  * few thousand wrapped calls, session_tick() closes the memfd once memsnap has mapped it,
@@ -23,7 +27,7 @@
  * Threads we still create (install, reaper, and the failure path below) block every signal, so
  * process-directed signals always reach Python's threads.
  *
- * Return values of memsnap_hook_start (negative errno):
+ * Return values of memsnap_hook_start (negative errno; else the memfd's descriptor number):
  *   -EINVAL  the config is malformed (magic, abi, size, rate, ring size, domains, offsets)
  *   -EPROTO  the config was built for another Python minor version than the running one
  *   -ENOSYS  a needed C API symbol is missing (not a CPython process?)
@@ -31,8 +35,11 @@
  *            (its memsnap vanished, and the target has not allocated since; a reaper thread
  *            is ending it): retry shortly
  *   -EBUSY   another memsnap's session is live (fresh heartbeat)
- *   others   from memfd_create, ftruncate, mmap, pthread_create
+ *   others   from memfd_create, pthread_create (attach mode); ftruncate, mmap (run mode)
+ * When the install thread cannot set the region up (out of memory), it closes the memfd and
+ * the session ends: memsnap sees the descriptor go away while it waits for STARTING.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -126,26 +133,27 @@ static int config_check(const struct mshook_config *cfg, const struct hook_pytho
     return 0;
 }
 
-/* The shared region: a sealed memfd of header + ring, mapped here. Returns 0 or -errno. */
-static int region_create(const struct mshook_config *cfg)
+/* The shared region's memfd (session.fd). Returns 0 or -errno. */
+static int region_open(void)
 {
-    size_t bytes = HOOK_HEADER_BYTES + (size_t)cfg->ring_bytes;
     int fd = memfd_create(MSHOOK_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    if (ftruncate(fd, (off_t)bytes) != 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
+    session.fd = fd;
+    return 0;
+}
+
+/* Sizes, seals and maps the memfd as header + ring and writes the header, state STARTING
+ * last (release): memsnap maps the region only once it sees that. Returns 0 or -errno. */
+static int region_map(const struct mshook_config *cfg)
+{
+    size_t bytes = HOOK_HEADER_BYTES + (size_t)cfg->ring_bytes;
+    if (ftruncate(session.fd, (off_t)bytes) != 0 ||
+        fcntl(session.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        return -errno;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, session.fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
     struct mshook_shared *s = p;
     s->magic = MSHOOK_MAGIC;
     s->abi = MSHOOK_ABI;
@@ -155,10 +163,23 @@ static int region_create(const struct mshook_config *cfg)
     s->memsnap_pid = cfg->memsnap_pid;
     s->config = *cfg;
     s->heartbeat_ns = now_ns(); /* memsnap has one timeout to map the region and heartbeat */
-    s->state = MSHOOK_STATE_STARTING;
     session.shared = s;
     session.region_bytes = bytes;
-    session.fd = fd;
+    state_set(MSHOOK_STATE_STARTING);
+    return 0;
+}
+
+/* The recorder over the mapped region. Returns 0 or -ENOMEM. */
+static int recorder_start(const struct mshook_config *cfg)
+{
+    struct hook_stack_layout layout;
+    hook_stack_layout_from(&layout, cfg, session.api.code_type);
+    struct hook_code_layout code_layout;
+    hook_code_layout_from(&code_layout, cfg, session.api.unicode_type, session.api.bytes_type);
+    if (hook_recorder_begin(cfg, session.shared,
+                            (unsigned char *)session.shared + HOOK_HEADER_BYTES, &layout,
+                            &code_layout, session.api.tstate_get) != 0)
+        return -ENOMEM;
     return 0;
 }
 
@@ -246,8 +267,9 @@ static void session_tick(void)
 }
 
 /* Failure before anything was wrapped: FAILED is published; keep the region until memsnap has
- * mapped it and read why (or is gone), then release it. Only failure paths wait here. */
-static void failure_linger(void)
+ * mapped it and read why (or is gone), then release it. Only failure paths wait here.
+ * recorder_begun: whether hook_recorder_begin succeeded (then the recorder is ended too). */
+static void failure_linger(int recorder_begun)
 {
     uint64_t timeout_ns = (uint64_t)session.timeout_ms * 1000000ull;
     for (;;) {
@@ -262,7 +284,8 @@ static void failure_linger(void)
         if (now > beat && now - beat > timeout_ns)
             break;
     }
-    hook_recorder_end();
+    if (recorder_begun)
+        hook_recorder_end();
     region_release();
     __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
 }
@@ -273,9 +296,20 @@ static void *install_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "memsnap-hook", 0, 0, 0);
+    if (region_map(&session.cfg) != 0) {
+        /* Nothing to report through: closing the memfd tells memsnap, which waits for it. */
+        region_release();
+        __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    if (recorder_start(&session.cfg) != 0) {
+        state_fail("the hook could not map its tables (out of memory)");
+        failure_linger(0);
+        return NULL;
+    }
     if (!python_usable()) {
         state_fail("the interpreter is finalizing; nothing was installed");
-        failure_linger();
+        failure_linger(1);
         return NULL;
     }
     int gil = session.api.gil_ensure();
@@ -284,7 +318,7 @@ static void *install_main(void *arg)
         state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
     session.api.gil_release(gil);
     if (rc != 0)
-        failure_linger();
+        failure_linger(1);
     return NULL;
 }
 
@@ -292,7 +326,7 @@ static void *linger_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "memsnap-hook", 0, 0, 0);
-    failure_linger();
+    failure_linger(1);
     return NULL;
 }
 
@@ -316,9 +350,19 @@ static void *reaper_main(void *arg)
 }
 
 /* A detached thread that must never take a process-directed signal (SIGINT belongs to
- * Python's main thread), so it starts with every signal blocked. */
+ * Python's main thread), so it starts with every signal blocked: through its attributes when
+ * libc can (glibc >= 2.32, looked up at run time so that the hook still loads into older
+ * ones), else by blocking them around pthread_create, two more syscalls in the hijacked
+ * thread. */
 static int thread_start(void *(*fn)(void *))
 {
+    static int (*set_sigmask)(pthread_attr_t *, const sigset_t *);
+    static int looked_up;
+    if (!looked_up) {
+        set_sigmask = (int (*)(pthread_attr_t *, const sigset_t *))dlsym(
+            RTLD_DEFAULT, "pthread_attr_setsigmask_np");
+        looked_up = 1;
+    }
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0)
         return -ENOMEM;
@@ -326,10 +370,13 @@ static int thread_start(void *(*fn)(void *))
     pthread_attr_setstacksize(&attr, HOOK_THREAD_STACK);
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int masked_by_attr = set_sigmask && set_sigmask(&attr, &all) == 0;
+    if (!masked_by_attr)
+        pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t thread;
     int rc = pthread_create(&thread, &attr, fn, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!masked_by_attr)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return -rc;
 }
@@ -349,7 +396,7 @@ static void fork_child(void)
     __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
 }
 
-__attribute__((visibility("default"))) int memsnap_hook_start(const struct mshook_config *cfg)
+static int session_start(const struct mshook_config *cfg)
 {
     if (!cfg)
         return -EINVAL;
@@ -394,33 +441,34 @@ __attribute__((visibility("default"))) int memsnap_hook_start(const struct mshoo
         session.atfork_registered = 1;
     }
 
-    rc = region_create(&copy);
+    session.installed = 0;
+    session.ticking = 0;
+    rc = region_open();
     if (rc != 0) {
         __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
         return rc;
     }
-    struct hook_stack_layout layout;
-    hook_stack_layout_from(&layout, &copy, session.api.code_type);
-    struct hook_code_layout code_layout;
-    hook_code_layout_from(&code_layout, &copy, session.api.unicode_type, session.api.bytes_type);
-    if (hook_recorder_begin(&copy, session.shared,
-                            (unsigned char *)session.shared + HOOK_HEADER_BYTES, &layout,
-                            &code_layout, session.api.tstate_get) != 0) {
+    int fd = session.fd;
+    if (!(copy.flags & MSHOOK_F_SYNC_INSTALL)) {
+        rc = thread_start(install_main); /* which sets the region up */
+        if (rc != 0) {
+            region_release();
+            __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
+        }
+        return rc != 0 ? rc : fd;
+    }
+    rc = region_map(&copy);
+    if (rc == 0)
+        rc = recorder_start(&copy);
+    if (rc != 0) {
         region_release();
         __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
-        return -ENOMEM;
+        return rc;
     }
-    session.installed = 0;
-    session.ticking = 0;
-    int fd = session.fd;
-    if (copy.flags & MSHOOK_F_SYNC_INSTALL) {
-        if (recording_begin_locked() == 0)
-            return fd; /* recording, and no thread: the wrappers do the rest */
-        state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
-        rc = thread_start(linger_main);
-    } else {
-        rc = thread_start(install_main);
-    }
+    if (recording_begin_locked() == 0)
+        return fd; /* recording, and no thread: the wrappers do the rest */
+    state_fail("no free allocator wrapper slot (too many sessions were re-wrapped)");
+    rc = thread_start(linger_main);
     if (rc != 0) {
         hook_recorder_end();
         region_release();
@@ -428,4 +476,12 @@ __attribute__((visibility("default"))) int memsnap_hook_start(const struct mshoo
         return rc;
     }
     return fd;
+}
+
+__attribute__((visibility("default"))) int memsnap_hook_start(const struct mshook_config *cfg)
+{
+    int saved_errno = errno; /* the hijacked thread's own, which memsnap no longer saves */
+    int rc = session_start(cfg);
+    errno = saved_errno;
+    return rc;
 }

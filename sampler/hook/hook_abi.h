@@ -6,9 +6,14 @@
  * Life of a session:
  *   1. memsnap writes a struct mshook_config into the target's memory and calls
  *      memsnap_hook_start(cfg) in a hijacked thread (see sampler/inject.c). The function
- *      copies the config, creates the shared region in a memfd, starts the hook's control
- *      thread and returns the memfd's descriptor number (>= 0) or a negative errno
- *      (-EBUSY: another session is live). It never takes the GIL and never blocks.
+ *      copies the config, creates the region's memfd, starts the hook's control thread and
+ *      returns the memfd's descriptor number (>= 0) or a negative errno (-EBUSY: another
+ *      session is live). It never takes the GIL, never blocks, and leaves the thread's errno
+ *      as it found it. Since ABI 3 the control thread, not the hijacked one, sizes, seals and
+ *      maps the region and writes its header, state (STARTING) last with release order:
+ *      memsnap waits for a non-zero state before mapping (sampler/hook_ring_wait.h); a
+ *      descriptor that goes away before that means the region could not be made. (With
+ *      MSHOOK_F_SYNC_INSTALL the region is complete when the function returns.)
  *   2. memsnap opens /proc/PID/fd/N, maps the region, checks magic/abi/sizes, and sets
  *      `mapped`; the control thread then closes its descriptor (so the target keeps no fd).
  *   3. The control thread takes the GIL (PyGILState_Ensure), wraps the allocator domains
@@ -43,7 +48,7 @@
 #include <stdint.h>
 
 #define MSHOOK_MAGIC              0x4b4f4f48504e534dull /* "MSNPHOOK" */
-#define MSHOOK_ABI                2
+#define MSHOOK_ABI                3
 #define MSHOOK_START_SYMBOL       "memsnap_hook_start"
 #define MSHOOK_MEMFD_NAME         "memsnap-ring"
 #define MSHOOK_LIB_MEMFD_NAME     "libmemsnap_hook.so"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "hook_config.h"
+#include "hook_ring_wait.h"
 #include "py_offsets.h"
 #include "ring_reader.h"
 
@@ -113,7 +114,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct ring_reader r;
-    if (ring_reader_open(pid, fd, &r, &err) != 0) {
+    if (hook_ring_wait(pid, fd, 5000, &err) != 0 || ring_reader_open(pid, fd, &r, &err) != 0) {
         fprintf(stderr, "hook_drain: %s\n", err.msg);
         kill(pid, SIGKILL);
         return 1;

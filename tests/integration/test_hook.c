@@ -34,6 +34,7 @@
 #include <cmocka.h>
 
 #include "hook/hook_abi.h"
+#include "hook_ring_wait.h"
 #include "hook_config.h"
 #include "py_offsets.h"
 #include "ring_reader.h"
@@ -239,7 +240,8 @@ static int host_start(struct host *h, uint64_t rate, uint32_t timeout_ms, uint32
     if (rc < 0)
         return rc;
     ms_error err = {{0}};
-    if (ring_reader_open(h->proc.pid, rc, &h->ring, &err) != 0)
+    if (hook_ring_wait(h->proc.pid, rc, 5000, &err) != 0 ||
+        ring_reader_open(h->proc.pid, rc, &h->ring, &err) != 0)
         fail_msg("%s: %s", h->py->label, err.msg);
     h->ring_open = 1;
     h->beating = 1;
@@ -540,7 +542,8 @@ static void test_watchdog(void **state)
         assert_int_equal(ring_reader_state(&h.ring), MSHOOK_STATE_STOPPED);
         ring_reader_close(&h.ring);
         ms_error err = {{0}};
-        if (ring_reader_open(h.proc.pid, rc, &h.ring, &err) != 0)
+        if (hook_ring_wait(h.proc.pid, rc, 5000, &err) != 0 ||
+            ring_reader_open(h.proc.pid, rc, &h.ring, &err) != 0)
             fail_msg("%s: %s", py[i].label, err.msg);
         h.beating = 1;
         host_wait_recording(&h); /* else the churn that should see the stop may come first */
