@@ -1,15 +1,23 @@
 /*
  * hook_alloc.c - the wrappers installed into CPython's allocator domains; see hook_alloc.h.
  *
- * The wrappers are the hot path of the whole profiler: one extra indirect call, a relaxed
- * flag load, two counter bumps and a countdown per allocation; frees add one lock-free probe
- * of the live table. Everything else happens only for sampled blocks.
+ * The wrappers are the hot path of the whole profiler (tens of millions of calls a second),
+ * so their common case is: a relaxed flag load, one counter bump that is also the tick clock,
+ * the sampler's byte countdown (allocations) or the live filter's byte (frees), then a TAIL
+ * CALL to the original allocator, with no frame of our own. The sampling decision is taken
+ * before the allocation for that reason; only sampled events (about one per rate bytes) and
+ * frees the filter cannot rule out take the out-of-line paths that call the original and
+ * record afterwards.
  *
  * The wrappers also carry the session's periodic duties, because the hook keeps no thread
  * while recording (a thread would change the target: CPython 3.12+ warns on fork() in a
- * multi-threaded process). Every WRAP_TICK_CALLS wrapped calls, one plain countdown, they call
- * the session's tick (hook.c) with the GIL held, before the call itself: a tick that ends the
- * session leaves that very call a plain pass-through to the original allocator.
+ * multi-threaded process). Every WRAP_TICK_CALLS allocations, and every WRAP_TICK_CALLS
+ * frees, as the counters count them, they call the session's tick (hook.c) with the GIL held,
+ * before the call itself: a tick that ends the session leaves that very call a plain
+ * pass-through to the original allocator.
+ *
+ * Frees in the object domain test whether the block is a code object (CODE_GONE records);
+ * the memory domain never holds one, so it gets wrappers without that test.
  */
 #include "hook_alloc.h"
 
@@ -19,9 +27,10 @@
 /* 16 slots: two per session, plus room for sessions whose wrappers someone else re-wrapped. */
 #define WRAP_SLOTS 16
 
-/* Calls (allocations and frees) between ticks: a tick costs a clock read and a few stores
- * into the shared header, so 1/4096 of it is lost in the noise of one wrapped call, while a
- * busy target still notices a stop request or a dead memsnap within microseconds. */
+/* Allocations (and, separately, frees) between ticks, a power of two: a tick costs a clock
+ * read and a few stores into the shared header, so 1/4096 of it is lost in the noise of one
+ * wrapped call, while a busy target still notices a stop request or a dead memsnap within
+ * microseconds. */
 #define WRAP_TICK_CALLS 4096u
 
 enum wrap_state {
@@ -40,80 +49,165 @@ struct hook_wrap {
 static struct hook_wrap wrap_slots[WRAP_SLOTS];
 static struct hook_wrap *wrap_installed[HOOK_DOMAIN_OBJ + 1]; /* this session's, per domain */
 static void (*wrap_tick_fn)(void);                            /* the session's tick */
-static uint32_t wrap_tick_countdown = WRAP_TICK_CALLS;        /* GIL-serialised; relaxed */
 
-static int wrap_recording(const struct hook_wrap *w)
+static inline int wrap_recording(const struct hook_wrap *w)
 {
     return __atomic_load_n(&w->recording, __ATOMIC_RELAXED) != 0;
 }
 
-/* Counts a wrapped call and runs the tick when due. Returns whether the call is to be recorded
- * (the tick may have just ended the session). */
-static int wrap_enter(const struct hook_wrap *w)
+/* The tick, out of line: it runs once per WRAP_TICK_CALLS calls. Returns whether the call
+ * is still to be recorded (the tick may have just ended the session). */
+__attribute__((noinline)) static int wrap_tick(const struct hook_wrap *w)
 {
-    if (!wrap_recording(w))
-        return 0;
-    uint32_t left = __atomic_load_n(&wrap_tick_countdown, __ATOMIC_RELAXED);
-    if (__builtin_expect(left > 1, 1)) {
-        __atomic_store_n(&wrap_tick_countdown, left - 1, __ATOMIC_RELAXED);
-        return 1;
-    }
-    __atomic_store_n(&wrap_tick_countdown, WRAP_TICK_CALLS, __ATOMIC_RELAXED);
     wrap_tick_fn();
     return wrap_recording(w);
+}
+
+/* Counts a call in *counter (GIL-serialised; relaxed so that the tick may read it) and runs
+ * the tick when the count reaches a multiple of WRAP_TICK_CALLS. Returns whether the call is
+ * to be recorded; a call the tick's end of the session turned into a pass-through is not
+ * counted (exact mode: every counted allocation is a recorded one). */
+static inline int wrap_count(const struct hook_wrap *w, uint64_t *counter)
+{
+    uint64_t n = __atomic_load_n(counter, __ATOMIC_RELAXED) + 1;
+    if (__builtin_expect((n & (WRAP_TICK_CALLS - 1)) == 0, 0) && !wrap_tick(w))
+        return 0;
+    __atomic_store_n(counter, n, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* The next count of *counter when this call neither is a tick's nor needs anything but the
+ * fast path, else 0: the common case decides with no call of its own, so every wrapper's
+ * fast path ends in a tail call and needs no saved registers. */
+static inline uint64_t wrap_next_count(const uint64_t *counter)
+{
+    uint64_t n = __atomic_load_n(counter, __ATOMIC_RELAXED) + 1;
+    return (n & (WRAP_TICK_CALLS - 1)) != 0 ? n : 0;
+}
+
+static inline void wrap_store_count(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, n, __ATOMIC_RELAXED);
+}
+
+/* An allocation the sampler picked, or any allocation whose count is a tick's. Its size is
+ * already counted down (sampled: the countdown reached its point). */
+__attribute__((noinline)) static void *malloc_slow(struct hook_wrap *w, size_t size, int sampled)
+{
+    if (!wrap_count(w, &hook_recorder.counters.alloc_count) || !sampled)
+        return w->orig.malloc(w->orig.ctx, size);
+    hook_record_alloc_take(0); /* draws the next gap */
+    void *p = w->orig.malloc(w->orig.ctx, size);
+    if (p)
+        hook_record_sampled_alloc(p, size, 0);
+    return p;
 }
 
 static void *wrap_malloc(void *ctx, size_t size)
 {
     struct hook_wrap *w = ctx;
-    int recording = wrap_enter(w);
-    void *p = w->orig.malloc(w->orig.ctx, size);
-    if (p && recording)
-        hook_record_alloc(p, size, 0);
+    if (wrap_recording(w)) {
+        uint64_t n = wrap_next_count(&hook_recorder.counters.alloc_count);
+        int sampled = !hook_sampler_skip(&hook_recorder.sampler, size);
+        if (__builtin_expect(n == 0 || sampled, 0))
+            return malloc_slow(w, size, sampled);
+        wrap_store_count(&hook_recorder.counters.alloc_count, n);
+    }
+    return w->orig.malloc(w->orig.ctx, size);
+}
+
+__attribute__((noinline)) static void *calloc_slow(struct hook_wrap *w, size_t nelem, size_t elsize)
+{
+    size_t size;
+    if (__builtin_mul_overflow(nelem, elsize, &size))
+        size = SIZE_MAX; /* the original refuses it; the countdown just sees a big request */
+    if (!wrap_count(w, &hook_recorder.counters.alloc_count) || !hook_record_alloc_take(size))
+        return w->orig.calloc(w->orig.ctx, nelem, elsize);
+    void *p = w->orig.calloc(w->orig.ctx, nelem, elsize);
+    if (p)
+        hook_record_sampled_alloc(p, size, 0);
     return p;
 }
 
 static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct hook_wrap *w = ctx;
-    int recording = wrap_enter(w);
-    void *p = w->orig.calloc(w->orig.ctx, nelem, elsize);
-    if (p && recording)
-        hook_record_alloc(p, nelem * elsize, 0); /* cannot overflow: the allocation succeeded */
+    if (wrap_recording(w))
+        return calloc_slow(w, nelem, elsize); /* rare in CPython: no fast path */
+    return w->orig.calloc(w->orig.ctx, nelem, elsize);
+}
+
+/* A free that is a tick's, of a code object, or that the live filter could not rule out. */
+__attribute__((noinline)) static void free_slow(struct hook_wrap *w, void *ptr)
+{
+    int maybe = 0;
+    if (wrap_count(w, &hook_recorder.counters.free_count)) {
+        /* Code objects come from and go back to the object domain (PyObject_Malloc/Free on
+         * 3.8-3.13). Before the free: the block still holds the object. */
+        if (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
+            hook_record_code_free(ptr);
+        maybe = hook_record_free_maybe(ptr);
+        if (maybe && !hook_recorder.exact)
+            hook_live_prefetch((uint64_t)(uintptr_t)ptr); /* overlaps the original free */
+    }
+    w->orig.free(w->orig.ctx, ptr);
+    if (maybe)
+        hook_record_sampled_free(ptr);
+}
+
+static void wrap_free_mem(void *ctx, void *ptr)
+{
+    struct hook_wrap *w = ctx;
+    if (ptr && wrap_recording(w)) {
+        uint64_t n = wrap_next_count(&hook_recorder.counters.free_count);
+        if (__builtin_expect(n == 0 || hook_record_free_maybe(ptr), 0))
+            return free_slow(w, ptr);
+        wrap_store_count(&hook_recorder.counters.free_count, n);
+    }
+    w->orig.free(w->orig.ctx, ptr);
+}
+
+static void wrap_free_obj(void *ctx, void *ptr)
+{
+    struct hook_wrap *w = ctx;
+    if (ptr && wrap_recording(w)) {
+        uint64_t n = wrap_next_count(&hook_recorder.counters.free_count);
+        if (__builtin_expect(n == 0 || hook_record_is_code(ptr) || hook_record_free_maybe(ptr), 0))
+            return free_slow(w, ptr);
+        wrap_store_count(&hook_recorder.counters.free_count, n);
+    }
+    w->orig.free(w->orig.ctx, ptr);
+}
+
+/* realloc is a free of the old block and an allocation of the new one, recorded (when
+ * sampled) only once the original has succeeded: a failed realloc leaves the old block. */
+__attribute__((noinline)) static void *realloc_slow(struct hook_wrap *w, void *ptr, size_t size)
+{
+    if (!wrap_count(w, &hook_recorder.counters.alloc_count))
+        return w->orig.realloc(w->orig.ctx, ptr, size);
+    int old_maybe = 0;
+    if (ptr && wrap_count(w, &hook_recorder.counters.free_count)) {
+        if (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
+            hook_record_code_free(ptr); /* never done by CPython; a C extension might */
+        old_maybe = hook_record_free_maybe(ptr);
+    }
+    int take = hook_record_alloc_take(size);
+    void *p = w->orig.realloc(w->orig.ctx, ptr, size);
+    if (!p)
+        return p;
+    if (old_maybe)
+        hook_record_sampled_free(ptr);
+    if (take)
+        hook_record_sampled_alloc(p, size, MSHOOK_ALLOC_REALLOC);
     return p;
 }
 
 static void *wrap_realloc(void *ctx, void *ptr, size_t size)
 {
     struct hook_wrap *w = ctx;
-    if (!wrap_enter(w))
-        return w->orig.realloc(w->orig.ctx, ptr, size);
-    if (ptr && w->domain == HOOK_DOMAIN_OBJ && __builtin_expect(hook_record_is_code(ptr), 0))
-        hook_record_code_free(ptr); /* never done by CPython; a C extension might */
-    void *p = w->orig.realloc(w->orig.ctx, ptr, size);
-    if (!p)
-        return p; /* failed: the old block is untouched */
-    if (ptr && hook_record_free_begin(ptr))
-        hook_record_sampled_free(ptr);
-    hook_record_alloc(p, size, MSHOOK_ALLOC_REALLOC);
-    return p;
-}
-
-static void wrap_free(void *ctx, void *ptr)
-{
-    struct hook_wrap *w = ctx;
-    int sampled = 0;
-    if (ptr && wrap_enter(w)) {
-        /* Code objects come from and go back to the object domain (PyObject_Malloc/Free on
-         * 3.8-3.13): PyMem frees skip the test. Before the free: the block still holds the
-         * object. */
-        if (w->domain == HOOK_DOMAIN_OBJ && __builtin_expect(hook_record_is_code(ptr), 0))
-            hook_record_code_free(ptr);
-        sampled = hook_record_free_begin(ptr);
-    }
-    w->orig.free(w->orig.ctx, ptr);
-    if (__builtin_expect(sampled, 0))
-        hook_record_sampled_free(ptr);
+    if (wrap_recording(w))
+        return realloc_slow(w, ptr, size); /* a tenth of the calls: not worth a fast path */
+    return w->orig.realloc(w->orig.ctx, ptr, size);
 }
 
 static struct hook_wrap *slot_claim(void)
@@ -127,7 +221,6 @@ static struct hook_wrap *slot_claim(void)
 int hook_alloc_install(const struct hook_python *api, uint32_t domains, void (*tick)(void))
 {
     wrap_tick_fn = tick;
-    __atomic_store_n(&wrap_tick_countdown, WRAP_TICK_CALLS, __ATOMIC_RELAXED);
     static const struct {
         uint32_t bit;
         int domain;
@@ -149,7 +242,7 @@ int hook_alloc_install(const struct hook_python *api, uint32_t domains, void (*t
             .malloc = wrap_malloc,
             .calloc = wrap_calloc,
             .realloc = wrap_realloc,
-            .free = wrap_free,
+            .free = wanted[i].domain == HOOK_DOMAIN_OBJ ? wrap_free_obj : wrap_free_mem,
         };
         api->set_allocator(wanted[i].domain, &mine);
         wrap_installed[wanted[i].domain] = w;

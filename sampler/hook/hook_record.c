@@ -38,7 +38,7 @@ static void counters_copy_out(void)
     const struct hook_counters *c = &hook_recorder.counters;
     struct mshook_shared *s = hook_recorder.ring.shared;
     __atomic_store_n(&s->alloc_count, counter_get(&c->alloc_count), __ATOMIC_RELAXED);
-    __atomic_store_n(&s->alloc_bytes, counter_get(&c->alloc_bytes), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->alloc_bytes, hook_sampler_bytes(&hook_recorder.sampler), __ATOMIC_RELAXED);
     __atomic_store_n(&s->free_count, counter_get(&c->free_count), __ATOMIC_RELAXED);
     __atomic_store_n(&s->sampled_allocs, counter_get(&c->sampled_allocs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->sampled_frees, counter_get(&c->sampled_frees), __ATOMIC_RELAXED);

@@ -40,9 +40,9 @@
 #include "hook_stack.h"
 
 struct hook_counters {
-    uint64_t alloc_count;
-    uint64_t alloc_bytes;
-    uint64_t free_count;
+    uint64_t alloc_count; /* also the wrappers' tick clock (hook_alloc.c) */
+    uint64_t alloc_bytes; /* not counted: the sampler's countdown knows them */
+    uint64_t free_count;  /* the same */
     uint64_t sampled_allocs;
     uint64_t sampled_frees;
     uint64_t live_sampled_bytes;
@@ -105,29 +105,23 @@ static inline void hook_counter_add(uint64_t *c, uint64_t v)
     __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
 
-/* Every successful allocation while recording. */
-static inline void hook_record_alloc(void *ptr, size_t size, uint32_t flags)
+/* An allocation of size bytes while recording, before it is made: 1 when it is to be
+ * sampled (then the caller makes it and calls hook_record_sampled_alloc with the block).
+ * Counting bytes here, before the allocation, keeps the wrappers' common path a tail call;
+ * a failed allocation (rare: MemoryError) is counted all the same. */
+static inline int hook_record_alloc_take(size_t size)
 {
-    hook_counter_add(&hook_recorder.counters.alloc_count, 1);
-    hook_counter_add(&hook_recorder.counters.alloc_bytes, size);
-    if (__builtin_expect(hook_sampler_take(&hook_recorder.sampler, size), 0))
-        hook_record_sampled_alloc(ptr, size, flags);
+    return __builtin_expect(hook_sampler_take(&hook_recorder.sampler, size), 0);
 }
 
-/* Every free of a non-NULL block while recording, in two steps around the original free so
- * the table probe's cache miss overlaps it: hook_record_free_begin() counts the free and
- * returns 1 when the block may be sampled; then, after the original free (still under the
- * GIL, so no other thread can have been given the address meanwhile),
- * hook_record_sampled_free() removes it and records the FREE. */
-static inline int hook_record_free_begin(void *ptr)
+/* A free of a non-NULL block while recording: 1 when the block may be a sampled one (then
+ * the caller frees it and calls hook_record_sampled_free, which removes it from the table
+ * and records the FREE; still under the GIL, so no other thread can have been given the
+ * address meanwhile). The filter answers 0 for nearly every free without touching the
+ * table. */
+static inline int hook_record_free_maybe(const void *ptr)
 {
-    hook_counter_add(&hook_recorder.counters.free_count, 1);
-    if (hook_recorder.exact)
-        return 1;
-    if (__builtin_expect(!hook_live_maybe((uint64_t)(uintptr_t)ptr), 1))
-        return 0;
-    hook_live_prefetch((uint64_t)(uintptr_t)ptr);
-    return 1;
+    return hook_recorder.exact || hook_live_maybe((uint64_t)(uintptr_t)ptr);
 }
 
 #endif

@@ -14,7 +14,9 @@ void hook_sampler_init(struct hook_sampler *s, uint64_t rate, uint64_t seed)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
     s->rng = z ? z : 0x2545f4914f6cdd1dull;
-    s->countdown = hook_sampler_gap(s);
+    s->consumed = 0;
+    s->gap = hook_sampler_gap(s);
+    s->countdown = s->gap;
 }
 
 uint64_t hook_sampler_random(struct hook_sampler *s)

@@ -21,6 +21,10 @@ struct hook_sampler {
     int64_t countdown; /* bytes left before the next sampling point; <= 0 means sample */
     uint64_t rate;     /* mean gap in bytes; <= 1 samples every allocation */
     uint64_t rng;      /* xorshift64* state, never 0 */
+    /* The bytes that went through the countdown are counted without a store per allocation:
+     * those of the finished gaps (consumed) plus gap - countdown of the current one. */
+    int64_t gap;
+    uint64_t consumed;
 };
 
 /* Seeds the generator (any seed, 0 included) and draws the first gap. */
@@ -43,8 +47,25 @@ static inline int hook_sampler_take(struct hook_sampler *s, size_t size)
     s->countdown -= (int64_t)size;
     if (__builtin_expect(s->countdown > 0, 1))
         return 0;
-    s->countdown = hook_sampler_gap(s);
+    s->consumed += (uint64_t)(s->gap - s->countdown);
+    s->gap = hook_sampler_gap(s);
+    s->countdown = s->gap;
     return 1;
+}
+
+/* The fast half of hook_sampler_take: counts size down and returns 1 while no sampling
+ * point is reached. At 0 the countdown is spent, and the caller must call hook_sampler_take
+ * with size 0 (which draws the next gap and returns 1). */
+static inline int hook_sampler_skip(struct hook_sampler *s, size_t size)
+{
+    s->countdown -= (int64_t)size;
+    return __builtin_expect(s->countdown > 0, 1);
+}
+
+/* Bytes passed to hook_sampler_take since hook_sampler_init. */
+static inline uint64_t hook_sampler_bytes(const struct hook_sampler *s)
+{
+    return s->consumed + (uint64_t)(s->gap - s->countdown);
 }
 
 #endif
