@@ -23,8 +23,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -929,7 +927,7 @@ static int sample_decode(struct reader *r, struct cursor c, size_t index)
  * counting every part's location ids (also in parallel: a cheap walk that counts the bytes
  * ending a number). The result does not depend on the number of parts: an error is the one
  * of the first sample in file order that has one, as in a single pass. */
-#define MAX_PARTS 8
+#define MAX_PARTS PROFILE_MAX_JOBS
 
 struct sample_part {
     struct reader r; /* a copy: its own error, label key cache and place in stack_locs */
@@ -1027,32 +1025,6 @@ static void *part_decode(void *arg)
     return NULL;
 }
 
-/* Runs fn on every part, the first on this thread, the others on threads of their own that
- * block every signal (the caller's handlers keep running on the caller's thread). A part
- * whose thread cannot be created runs here. */
-static void parts_run(struct sample_part *parts, size_t n, void *(*fn)(void *))
-{
-    if (n == 1) {
-        fn(&parts[0]);
-        return;
-    }
-    pthread_t tid[MAX_PARTS];
-    int started[MAX_PARTS] = {0};
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (size_t i = 1; i < n; i++)
-        started[i] = pthread_create(&tid[i], NULL, fn, &parts[i]) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    fn(&parts[0]);
-    for (size_t i = 1; i < n; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            fn(&parts[i]);
-    }
-}
-
 static int pass_samples(struct reader *r, struct cursor all)
 {
     struct profile *p = r->p;
@@ -1080,7 +1052,7 @@ static int pass_samples(struct reader *r, struct cursor all)
     for (size_t k = 0; k < n; k++)
         parts[k].n = (k + 1 < n ? parts[k + 1].first : r->n_samples) - parts[k].first;
 
-    parts_run(parts, n, part_count);
+    profile_jobs_run(part_count, parts, sizeof *parts, n);
     size_t total = 0;
     for (size_t k = 0; k < n; k++) {
         parts[k].r.loc_next = total;
@@ -1090,7 +1062,7 @@ static int pass_samples(struct reader *r, struct cursor all)
     p->stack_locs = malloc((total + 1) * sizeof *p->stack_locs);
     if (!p->stack_locs)
         return nomem(r);
-    parts_run(parts, n, part_decode);
+    profile_jobs_run(part_decode, parts, sizeof *parts, n);
     for (size_t k = 0; k < n; k++)
         if (parts[k].rc) {
             *r->err = parts[k].err;

@@ -100,32 +100,53 @@ void comment_texts_free(struct comment_texts *t);
  * *cap_timeline is p->timeline's capacity. Returns -1 on ENOMEM only. */
 int comment_parse(struct profile *p, const char *text, size_t *string_room, size_t *cap_timeline);
 
-/* --- gzip output (profile_gzip.c) --- */
+/* --- gzip output and input (profile_gzip.c) --- */
 
 /* Fast deflate: our files are long runs of small varints and compress well at level 1,
  * several times faster than the default level 6 (scripts/bench.d/profile.sh measures it). */
 #define GZIP_LEVEL       1
 #define GZIP_BLOCK_BYTES (1u << 20)
 
-/* One gzip member being written; zero-initialise it before the first gzip_stream_put. */
+/* memsnap's gzip files are a series of gzip members of at most GZIP_BLOCK_BYTES of input
+ * each (RFC 1952 allows any number; every gunzip reads them as one stream), compressed
+ * independently, each carrying its own total size in an extra-field subfield "MS" (4 bytes,
+ * little-endian), so a reader can find every member without inflating anything and inflate
+ * them all at once, as BGZF does. */
+#define GZIP_MEMBER_HEADER_BYTES  20 /* 10 + XLEN (2) + "MS", LEN (2), size (4) */
+#define GZIP_MEMBER_TRAILER_BYTES 8
+
+/* One gzip stream being written; zero-initialise it before the first gzip_stream_put. */
 struct gzip_stream {
-    int started;
-    uint32_t crc;
-    uint64_t total;
-    uint8_t dict[32768]; /* the last 32 KiB of input: the next block's dictionary */
-    size_t dict_len;
+    int started; /* a member was written */
 };
 
-/* How many blocks to compress at once: the CPUs this process may run on, at most 8. (The
- * decoder cuts its samples into as many parts.) */
+/* How many blocks to compress at once: the CPUs this process may run on, at most
+ * PROFILE_MAX_JOBS. (The reader inflates members and the decoder cuts its samples into as
+ * many parts.) */
 int gzip_stream_threads(void);
 
+/* Runs fn(arg + i * size) for i in [0, n) (n <= PROFILE_MAX_JOBS): the first on the calling
+ * thread, the others on threads of their own that block every signal (the caller's handlers
+ * keep running on the caller's thread); a job whose thread cannot be created runs on the
+ * calling thread. Returns when all are done. */
+#define PROFILE_MAX_JOBS 8
+void profile_jobs_run(void *(*fn)(void *), void *arg, size_t size, size_t n);
+
 /* Compresses in[0..len) (at most gzip_stream_threads() * GZIP_BLOCK_BYTES bytes), as the next
- * part of the stream, one thread per block, and passes the compressed bytes in order to
- * emit(), which returns 0 or -1. With last != 0 it also ends the stream (len may be 0).
- * Returns 0, or -1 when compressing (ENOMEM) or emit() failed. */
+ * members of the stream, one thread per block, and passes the compressed bytes in order to
+ * emit(), which returns 0 or -1. With last != 0 the stream ends (len may be 0; a stream that
+ * had no member yet gets an empty one). Returns 0, or -1 when compressing (ENOMEM) or emit()
+ * failed. */
 int gzip_stream_put(struct gzip_stream *g, const uint8_t *in, size_t len, int last,
                     int (*emit)(void *ctx, const uint8_t *bytes, size_t n), void *ctx);
+
+/* Inflates buf[0..len) when it is a series of members as memsnap writes them (every one
+ * with its "MS" size, the sizes tiling the input exactly), one thread per CPU. Returns 1 with
+ * *out (malloc'd) and *out_len set; 0 when the input is anything else or any member fails
+ * to inflate to its stated size and CRC (the caller then takes its general path, which
+ * names the fault); -1 on ENOMEM. */
+int gzip_members_inflate(const uint8_t *buf, size_t len, size_t max_out, uint8_t **out,
+                         size_t *out_len);
 
 /* profile_read_mem() with the input's name for error messages. */
 int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct profile **out,

@@ -4,10 +4,12 @@
  * hostile file (a gzip bomb, an endless pipe) costs bounded memory. Decoding and validation
  * are profile_decode.c's.
  *
- * Inflating is the largest single cost of reading a big profile, so a file of one gzip
- * member (what memsnap and most tools write) is inflated whole by libdeflate, which is about
- * twice as fast as zlib's streaming inflate; anything else (several members, a trailer that
- * lies about the size, corrupt data) goes through zlib, which also names the exact fault.
+ * Inflating is the largest single cost of reading a big profile, so memsnap's own files
+ * (a series of independent members that state their sizes, profile_gzip.c) are inflated by
+ * libdeflate on every CPU at once, and a file of one gzip member (what most tools and older
+ * memsnap versions write) is inflated whole by libdeflate, which is about twice as fast as
+ * zlib's streaming inflate; anything else (other series of members, a trailer that lies
+ * about the size, corrupt data) goes through zlib, which also names the exact fault.
  */
 #include "profile_internal.h"
 
@@ -163,7 +165,9 @@ int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct 
         return profile_decode(buf, len, what, 0, out, err);
     uint8_t *raw = NULL;
     size_t raw_len = 0;
-    int fast = gunzip_whole(buf, len, &raw, &raw_len);
+    int fast = gzip_members_inflate(buf, len, PROFILE_MAX_FILE_BYTES, &raw, &raw_len);
+    if (fast == 0)
+        fast = gunzip_whole(buf, len, &raw, &raw_len);
     if (fast < 0)
         return ms_error_set(err, "reading %s: out of memory", what);
     if (!fast && gunzip(buf, len, what, &raw, &raw_len, err))

@@ -1,10 +1,15 @@
 /*
- * test_profile_parts.c - the decoder's samples pass cut into parts decoded by threads of
- * their own (proto/profile_internal.h, struct decode_parts) gives exactly what one pass gives:
- * the same profile, field by field, for memsnap's own files and for hand-encoded ones with
- * unpacked location ids and hashed (non-sequential) ids; and, for inputs damaged anywhere,
- * the same error sentence (the first faulty sample in file order wins, whichever part it is
- * in).
+ * test_profile_parallel.c - reading a profile on several cores gives exactly what reading it
+ * on one gives.
+ *
+ *   - The decoder's samples pass cut into parts decoded by threads of their own
+ *     (proto/profile_internal.h, struct decode_parts): the same profile, field by field, for
+ *     memsnap's own files and for hand-encoded ones with unpacked location ids and hashed
+ *     (non-sequential) ids; and, for inputs damaged anywhere, the same error sentence (the
+ *     first faulty sample in file order wins, whichever part it is in).
+ *   - memsnap's gzip files (independent members that state their sizes) are inflated member
+ *     by member in parallel: byte for byte what zlib inflates, and when damaged, read by the
+ *     parallel path exactly when zlib can read them, else refused with one sentence.
  *
  * Profiles are built with deterministic pseudo-random stacks deep and wide enough that
  * location ids take one to three bytes.
@@ -17,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -40,15 +47,15 @@ static uint64_t rng_next(void)
     return rng;
 }
 
-/* The raw (not gzipped) bytes of a built profile, through the real writer. */
-static uint8_t *profile_bytes(const struct profile *p, size_t *len)
+/* The bytes of a built profile, through the real writer, raw or gzipped. */
+static uint8_t *profile_bytes_gz(const struct profile *p, int gzip, size_t *len)
 {
     char path[] = "/tmp/memsnap-test-parts.XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
     ms_error err;
-    if (profile_write(p, path, 0, &err))
+    if (profile_write(p, path, gzip, &err))
         fail_msg("profile_write: %s", err.msg);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -62,6 +69,11 @@ static uint8_t *profile_bytes(const struct profile *p, size_t *len)
     unlink(path);
     *len = (size_t)n;
     return buf;
+}
+
+static uint8_t *profile_bytes(const struct profile *p, size_t *len)
+{
+    return profile_bytes_gz(p, 0, len);
 }
 
 /* A memsnap-like profile: two sample types, thread and bytes labels, stacks 0 to 60 deep. */
@@ -312,12 +324,123 @@ static void test_parts_same_errors(void **state)
     free(buf);
 }
 
+/* --- gzip members --- */
+
+/* What zlib makes of gz[0..len) (every member, as gunzip does): 0 and the bytes, or -1. */
+static int zlib_gunzip(const uint8_t *gz, size_t len, uint8_t **out, size_t *out_len)
+{
+    size_t cap = 1 << 20, used = 0;
+    uint8_t *dst = malloc(cap);
+    assert_non_null(dst);
+    z_stream z = {0};
+    assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (Bytef *)gz;
+    z.avail_in = (uInt)len;
+    int rc = -1;
+    for (;;) {
+        if (used == cap) {
+            cap *= 2;
+            dst = realloc(dst, cap);
+            assert_non_null(dst);
+        }
+        z.next_out = dst + used;
+        z.avail_out = (uInt)(cap - used);
+        int zr = inflate(&z, Z_NO_FLUSH);
+        used = cap - z.avail_out;
+        if (zr == Z_STREAM_END) {
+            if (z.avail_in == 0) {
+                rc = 0;
+                break;
+            }
+            inflateReset(&z);
+            continue;
+        }
+        if (zr != Z_OK && !(zr == Z_BUF_ERROR && z.avail_out == 0))
+            break;
+    }
+    inflateEnd(&z);
+    if (rc) {
+        free(dst);
+        return -1;
+    }
+    *out = dst;
+    *out_len = used;
+    return 0;
+}
+
+static void test_members_inflate_in_parallel(void **state)
+{
+    (void)state;
+    struct profile *built = deep_profile();
+    /* Several members: pad the profile with comments until it passes 3 MiB raw. */
+    char text[4096];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = 0;
+    for (int i = 0; i < 900; i++) {
+        text[i % 4000] = (char)('a' + i % 26);
+        assert_int_equal(profile_add_comment(built, text), 0);
+    }
+    size_t raw_len, gz_len;
+    uint8_t *raw = profile_bytes(built, &raw_len);
+    uint8_t *gz = profile_bytes_gz(built, 1, &gz_len);
+    profile_free(built);
+    assert_true(raw_len > 3 * GZIP_BLOCK_BYTES);
+
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(gzip_members_inflate(gz, gz_len, PROFILE_MAX_FILE_BYTES, &out, &out_len), 1);
+    assert_int_equal(out_len, raw_len);
+    assert_memory_equal(out, raw, raw_len);
+    free(out);
+    /* A limit below the size: not this path's to refuse, the general path names it. */
+    assert_int_equal(gzip_members_inflate(gz, gz_len, raw_len - 1, &out, &out_len), 0);
+
+    /* Damage: the parallel path agrees with zlib, or steps aside for the general path. */
+    size_t tried = 0, read_back = 0;
+    for (size_t at = 0; at < gz_len; at += 1 + (at * 7919) % (gz_len / 60)) {
+        uint8_t was = gz[at];
+        gz[at] ^= (uint8_t)(1 + at % 255);
+        uint8_t *z = NULL;
+        size_t z_len = 0;
+        int z_ok = zlib_gunzip(gz, gz_len, &z, &z_len) == 0;
+        int fast = gzip_members_inflate(gz, gz_len, PROFILE_MAX_FILE_BYTES, &out, &out_len);
+        assert_true(fast == 0 || fast == 1);
+        if (fast == 1) {
+            assert_true(z_ok);
+            assert_int_equal(out_len, z_len);
+            assert_memory_equal(out, z, z_len);
+            free(out);
+        }
+        struct profile *p = NULL;
+        ms_error err;
+        int rc = profile_read_mem(gz, gz_len, &p, &err);
+        if (!z_ok)
+            assert_int_equal(rc, -1);
+        if (rc == 0 && z_len == raw_len && memcmp(z, raw, raw_len) == 0)
+            read_back++;
+        profile_free(p);
+        free(z);
+        gz[at] = was;
+        tried++;
+    }
+    assert_true(tried > 40);
+    assert_true(read_back < tried);
+    /* Some damage is harmless: a member's time stamp is not checked by anyone. */
+    gz[5] ^= 0xff;
+    assert_int_equal(gzip_members_inflate(gz, gz_len, PROFILE_MAX_FILE_BYTES, &out, &out_len), 1);
+    assert_memory_equal(out, raw, raw_len);
+    free(out);
+    free(raw);
+    free(gz);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parts_match_one_pass),
         cmocka_unit_test(test_parts_unpacked_hashed_ids),
         cmocka_unit_test(test_parts_same_errors),
+        cmocka_unit_test(test_members_inflate_in_parallel),
     };
-    return cmocka_run_group_tests_name("profile_parts", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("profile_parallel", tests, NULL, NULL);
 }
