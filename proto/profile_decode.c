@@ -20,6 +20,7 @@
  * Skipping over a field costs a varint and a pointer bump, so the extra passes are cheap.
  */
 #include "profile_internal.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -927,7 +928,7 @@ static int sample_decode(struct reader *r, struct cursor c, size_t index)
  * counting every part's location ids (also in parallel: a cheap walk that counts the bytes
  * ending a number). The result does not depend on the number of parts: an error is the one
  * of the first sample in file order that has one, as in a single pass. */
-#define MAX_PARTS PROFILE_MAX_JOBS
+#define MAX_PARTS JOBS_MAX
 
 struct sample_part {
     struct reader r; /* a copy: its own error, label key cache and place in stack_locs */
@@ -1052,7 +1053,7 @@ static int pass_samples(struct reader *r, struct cursor all)
     for (size_t k = 0; k < n; k++)
         parts[k].n = (k + 1 < n ? parts[k + 1].first : r->n_samples) - parts[k].first;
 
-    profile_jobs_run(part_count, parts, sizeof *parts, n);
+    jobs_run(part_count, parts, sizeof *parts, n);
     size_t total = 0;
     for (size_t k = 0; k < n; k++) {
         parts[k].r.loc_next = total;
@@ -1062,7 +1063,7 @@ static int pass_samples(struct reader *r, struct cursor all)
     p->stack_locs = malloc((total + 1) * sizeof *p->stack_locs);
     if (!p->stack_locs)
         return nomem(r);
-    profile_jobs_run(part_decode, parts, sizeof *parts, n);
+    jobs_run(part_decode, parts, sizeof *parts, n);
     for (size_t k = 0; k < n; k++)
         if (parts[k].rc) {
             *r->err = parts[k].err;
@@ -1148,7 +1149,7 @@ int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped
                    struct profile **out, ms_error *err)
 {
     struct decode_parts parts = {
-        .max_parts = (size_t)gzip_stream_threads(),
+        .max_parts = (size_t)jobs_cpus(),
         .min_bytes = DECODE_PART_MIN_BYTES,
         .mark_every = DECODE_MARK_EVERY,
     };

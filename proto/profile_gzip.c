@@ -11,52 +11,26 @@
  * reads the concatenation as one stream; memsnap's reader finds every member from the sizes
  * alone and inflates them all at once, each straight into its place in the output.
  *
- * Worker threads exist only for the duration of a batch, block every signal (so the caller's
- * handlers keep running on the caller's thread), and touch nothing but their own blocks.
+ * Worker threads (jobs.h) exist only for the duration of a batch and touch nothing but their
+ * own blocks.
  */
 #include "profile_internal.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <libdeflate.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#define MAX_THREADS PROFILE_MAX_JOBS
+#define MAX_THREADS JOBS_MAX
 /* deflate cannot expand data more than about 1032 times; beyond that a size lies. */
 #define DEFLATE_MAX_RATIO 1032
 
 int gzip_stream_threads(void)
 {
-    cpu_set_t set;
-    int n = 1;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        n = CPU_COUNT(&set);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
-}
-
-void profile_jobs_run(void *(*fn)(void *), void *arg, size_t size, size_t n)
-{
-    char *jobs = arg;
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (size_t i = 1; i < n; i++)
-        started[i] = pthread_create(&tid[i], NULL, fn, jobs + i * size) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    fn(jobs);
-    for (size_t i = 1; i < n; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            fn(jobs + i * size);
-    }
+    return jobs_cpus();
 }
 
 static void le16_put(uint8_t *b, uint32_t v)
@@ -145,7 +119,7 @@ int gzip_stream_put(struct gzip_stream *g, const uint8_t *in, size_t len, int la
         blocks[i] = (struct gzip_block){
             .in = in + at, .len = len - at < GZIP_BLOCK_BYTES ? len - at : GZIP_BLOCK_BYTES};
     }
-    profile_jobs_run(block_deflate, blocks, sizeof *blocks, n);
+    jobs_run(block_deflate, blocks, sizeof *blocks, n);
 
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -247,7 +221,7 @@ int gzip_members_inflate(const uint8_t *buf, size_t len, size_t max_out, uint8_t
 
     /* Contiguous runs of members, of about equal compressed size, one per thread. */
     struct inflate_job jobs[MAX_THREADS];
-    size_t n_jobs = (size_t)gzip_stream_threads();
+    size_t n_jobs = (size_t)jobs_cpus();
     if (n_jobs > n)
         n_jobs = n;
     for (size_t j = 0, i = 0, seen = 0; j < n_jobs; j++) {
@@ -257,7 +231,7 @@ int gzip_members_inflate(const uint8_t *buf, size_t len, size_t max_out, uint8_t
             seen += members[i++].len;
         jobs[j].n = i - jobs[j].first;
     }
-    profile_jobs_run(members_inflate, jobs, sizeof *jobs, n_jobs);
+    jobs_run(members_inflate, jobs, sizeof *jobs, n_jobs);
     free(members);
     for (size_t j = 0; j < n_jobs; j++)
         if (jobs[j].failed) {

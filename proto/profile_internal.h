@@ -64,7 +64,7 @@ int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped
 /* How profile_decode_parts cuts the samples into parts decoded by threads of their own: at
  * most max_parts (capped at 8) parts of at least min_bytes of Sample fields each, starting at
  * one of the marks taken every mark_every samples. The profile and any error are the same
- * whatever these are; profile_decode uses one part per CPU and the defaults below, tests pin
+ * whatever these are; profile_decode uses one part per CPU (jobs_cpus) and the defaults below, tests pin
  * them to compare. */
 struct decode_parts {
     size_t max_parts;
@@ -120,17 +120,8 @@ struct gzip_stream {
     int started; /* a member was written */
 };
 
-/* How many blocks to compress at once: the CPUs this process may run on, at most
- * PROFILE_MAX_JOBS. (The reader inflates members and the decoder cuts its samples into as
- * many parts.) */
+/* How many blocks to compress at once: jobs_cpus(). */
 int gzip_stream_threads(void);
-
-/* Runs fn(arg + i * size) for i in [0, n) (n <= PROFILE_MAX_JOBS): the first on the calling
- * thread, the others on threads of their own that block every signal (the caller's handlers
- * keep running on the caller's thread); a job whose thread cannot be created runs on the
- * calling thread. Returns when all are done. */
-#define PROFILE_MAX_JOBS 8
-void profile_jobs_run(void *(*fn)(void *), void *arg, size_t size, size_t n);
 
 /* Compresses in[0..len) (at most gzip_stream_threads() * GZIP_BLOCK_BYTES bytes), as the next
  * members of the stream, one thread per block, and passes the compressed bytes in order to

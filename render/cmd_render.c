@@ -14,6 +14,7 @@
  * Exit status: 0, 1 when a file cannot be read or the output cannot be written (one
  * sentence on stderr), 2 on a usage error.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,13 @@ int cmd_render(int argc, char **argv)
         return MS_EXIT_USAGE;
     }
     double min_width = a.have_min_width ? a.min_width : svg ? 0.1 : text ? 1.2 : 0;
+    /* Reading a big profile allocates and frees arrays of tens of megabytes, one after the
+     * other (the file, its inflated bytes, the decoded arrays, the tree's scratch). By
+     * default each is a fresh mapping whose every page faults in zeroed and is unmapped on
+     * free; keeping them in the heap lets the later arrays reuse the earlier ones' pages (a
+     * tenth fewer page faults on a million samples). Memory is given back at exit. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
 
     ms_error err;
     struct profile *p = NULL, *base = NULL;

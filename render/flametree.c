@@ -9,7 +9,9 @@
  * which their group becomes too narrow to draw, a profile of a million distinct 40-frame
  * stacks never materialises forty million nodes, and each depth reads the samples and their
  * stacks in ascending order (what a large profile's cost comes down to: no pass jumps between
- * samples at random). A last pass numbers the nodes in depth-first order.
+ * samples at random). Depths with many live samples are scanned by one thread per CPU, each
+ * with its own table, merged before anything is decided. A last pass numbers the nodes in
+ * depth-first order.
  *
  * Most stacks are read in place from the profile (leaf-first location indexes, each location
  * mapped to one frame). Stacks that need rewriting (inlined multi-line locations, import
@@ -21,12 +23,15 @@
 
 #include "flametree.h"
 #include "imports.h"
+#include "jobs.h"
 
 #define VALUE_CLAMP ((int64_t)1 << 62)
 /* Deeper stacks (only possible with inlined multi-line locations) are cut at the leaf end:
  * the tree is walked recursively, and no real Python stack is this deep. */
 #define FLAME_MAX_DEPTH PROFILE_MAX_STACK_DEPTH
 #define NO_NODE         UINT32_MAX
+/* A depth is scanned by several threads when each gets at least this many live samples. */
+#define SCAN_MIN_SAMPLES (1 << 16)
 /* How many samples ahead depth_place fetches stacks. */
 #define PREFETCH_AHEAD 16
 
@@ -52,9 +57,34 @@ struct cand_slot {
     uint32_t cand; /* its index + 1; 0 = empty */
 };
 
-/* What a parent's narrow children add up to: its "(other)" child. */
+/* Sums of the three metrics: a parent's narrow children (its "(other)" child), or the
+ * samples that end at a node. */
 struct other_sums {
     int64_t total, count, base;
+};
+
+/* Candidates and their open-addressing table (at most half full). */
+struct cand_table {
+    struct cand *cands;
+    size_t n, cap;
+    struct cand_slot *slots;
+    unsigned bits; /* 1 << bits slots; 0 before the first candidate */
+};
+
+/* One thread's share of a depth: live samples [lo, hi), the candidates they name (indexes
+ * into its own table, until merged), and what ends at each node of the depth. */
+struct scan {
+    struct build *b;
+    struct cand_table own;
+    struct cand_table *table; /* &own, or the build's table for the first scan */
+    size_t lo, hi;
+    uint32_t depth, level_lo;
+    size_t n_par;
+    struct other_sums *self; /* per node of the depth */
+    size_t cap_self;
+    uint32_t *to_global; /* merging: own candidate -> the build's */
+    size_t cap_to_global;
+    int failed;
 };
 
 struct build {
@@ -73,11 +103,10 @@ struct build {
     uint32_t *live, *live_node;
     size_t n_live;
     uint8_t *split; /* per node: some sample continued below it */
-    /* The current depth's candidates and their open-addressing table (at most half full). */
-    struct cand *cands;
-    size_t n_cands, cap_cands;
-    struct cand_slot *slots;
-    unsigned slot_bits; /* 1 << slot_bits slots; 0 before the first candidate */
+    /* The current depth's candidates; with several scans, merged into this table. */
+    struct cand_table table;
+    struct scan scans[JOBS_MAX];
+    size_t n_cpus;
     /* Scratch of depth_place, per parent of the depth and per kept candidate. */
     uint32_t *group;
     size_t cap_group;
@@ -288,51 +317,63 @@ static size_t key_slot(uint64_t key, unsigned bits)
     return (size_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - bits));
 }
 
-/* Doubles the candidate table (at least 1024 slots) and puts every candidate back. */
-static int cands_rehash(struct build *b)
+/* Doubles a candidate table (at least 1024 slots) and puts every candidate back. */
+static int cands_rehash(struct cand_table *tb)
 {
-    unsigned bits = b->slot_bits ? b->slot_bits + 1 : 10;
+    unsigned bits = tb->bits ? tb->bits + 1 : 10;
     size_t n_slots = (size_t)1 << bits;
     struct cand_slot *slots = calloc(n_slots, sizeof *slots);
     if (!slots)
         return -1;
-    for (size_t c = 0; c < b->n_cands; c++) {
-        size_t j = key_slot(b->cands[c].key, bits);
+    for (size_t c = 0; c < tb->n; c++) {
+        size_t j = key_slot(tb->cands[c].key, bits);
         while (slots[j].cand)
             j = (j + 1) & (n_slots - 1);
-        slots[j] = (struct cand_slot){b->cands[c].key, (uint32_t)c + 1};
-        b->cands[c].slot = (uint32_t)j;
+        slots[j] = (struct cand_slot){tb->cands[c].key, (uint32_t)c + 1};
+        tb->cands[c].slot = (uint32_t)j;
     }
-    free(b->slots);
-    b->slots = slots;
-    b->slot_bits = bits;
+    free(tb->slots);
+    tb->slots = slots;
+    tb->bits = bits;
     return 0;
 }
 
-/* The candidate child (parent, frame) of the current depth, made when new; NO_NODE on
- * ENOMEM. The key sits in the slot, so a lookup touches one cache line of the table. */
-static uint32_t cand_find(struct build *b, uint32_t parent, uint32_t frame)
+/* The candidate child `key` (parent << 32 | frame), made when new; NO_NODE on ENOMEM. The
+ * key sits in the slot, so a lookup touches one cache line of the table. */
+static uint32_t cand_find(struct cand_table *tb, uint64_t key)
 {
-    uint64_t key = (uint64_t)parent << 32 | frame;
-    if ((b->n_cands + 1) * 2 > ((size_t)1 << b->slot_bits) && cands_rehash(b) < 0)
+    if ((tb->n + 1) * 2 > ((size_t)1 << tb->bits) && cands_rehash(tb) < 0)
         return NO_NODE;
-    size_t mask = ((size_t)1 << b->slot_bits) - 1, j = key_slot(key, b->slot_bits);
-    for (; b->slots[j].cand; j = (j + 1) & mask)
-        if (b->slots[j].key == key)
-            return b->slots[j].cand - 1;
-    if (b->n_cands == b->cap_cands) {
-        size_t cap = b->cap_cands ? b->cap_cands * 2 : 1024;
-        struct cand *cands = realloc(b->cands, cap * sizeof *cands);
+    size_t mask = ((size_t)1 << tb->bits) - 1, j = key_slot(key, tb->bits);
+    for (; tb->slots[j].cand; j = (j + 1) & mask)
+        if (tb->slots[j].key == key)
+            return tb->slots[j].cand - 1;
+    if (tb->n == tb->cap) {
+        size_t cap = tb->cap ? tb->cap * 2 : 1024;
+        struct cand *cands = realloc(tb->cands, cap * sizeof *cands);
         if (!cands)
             return NO_NODE;
-        b->cands = cands;
-        b->cap_cands = cap;
+        tb->cands = cands;
+        tb->cap = cap;
     }
-    uint32_t c = (uint32_t)b->n_cands++;
-    b->cands[c] = (struct cand){.key = key, .node = NO_NODE, .slot = (uint32_t)j};
-    b->slots[j] = (struct cand_slot){key, c + 1};
-    b->split[parent] = 1;
+    uint32_t c = (uint32_t)tb->n++;
+    tb->cands[c] = (struct cand){.key = key, .node = NO_NODE, .slot = (uint32_t)j};
+    tb->slots[j] = (struct cand_slot){key, c + 1};
     return c;
+}
+
+/* Empties a table for the next depth, in time proportional to its candidates. */
+static void cands_clear(struct cand_table *tb)
+{
+    for (size_t c = 0; c < tb->n; c++)
+        tb->slots[tb->cands[c].slot].cand = 0;
+    tb->n = 0;
+}
+
+static void cands_free(struct cand_table *tb)
+{
+    free(tb->cands);
+    free(tb->slots);
 }
 
 /* Makes sure `need` entries fit in a scratch array of `elem` bytes (capacity *cap). */
@@ -406,18 +447,22 @@ static void kept_sort(uint64_t *a, size_t n)
  * named by its next frame. Children wide enough become nodes (each parent's children
  * contiguous, sorted by frame, "(other)" last), the rest merge into their parent's "(other)",
  * and only the samples of new nodes stay live. */
-static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint32_t level_hi)
+/* A scan's share of the live samples: each ends at its node (the node's self) or names the
+ * candidate child its next frame leads to. Live samples stay in sample order, so the samples
+ * and their stacks are read in ascending addresses; consecutive samples often continue into
+ * the same child. */
+static void *live_scan(void *arg)
 {
-    struct flame_tree *t = b->t;
-    b->n_cands = 0;
-    /* Live samples stay in sample order, so the samples and their stacks are read in
-     * ascending addresses; consecutive samples often continue into the same child. */
+    struct scan *sc = arg;
+    struct build *b = sc->b;
+    uint32_t depth = sc->depth;
+    memset(sc->self, 0, sc->n_par * sizeof *sc->self);
     uint64_t last_key = UINT64_MAX;
     uint32_t last = NO_NODE;
-    for (size_t i = 0; i < b->n_live; i++) {
+    for (size_t i = sc->lo; i < sc->hi; i++) {
         /* The stacks are too far apart for the hardware to guess: fetch the frame a few
          * samples ahead. */
-        if (i + PREFETCH_AHEAD < b->n_live) {
+        if (i + PREFETCH_AHEAD < sc->hi) {
             const struct sample *q = &b->samp[b->live[i + PREFETCH_AHEAD]];
             if (q->len > depth)
                 __builtin_prefetch(q->direct ? &q->ids[q->len - 1 - depth] : &q->ids[depth]);
@@ -425,40 +470,119 @@ static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint3
         uint32_t s = b->live[i], node = b->live_node[i];
         const struct sample *sp = &b->samp[s];
         if (sp->len == depth) {
-            struct flame_node *nd = &t->nodes[node];
-            nd->self = flametree_add(nd->self, sp->value);
-            nd->count_self = flametree_add(nd->count_self, sp->count);
-            nd->base_self = flametree_add(nd->base_self, sp->base);
+            struct other_sums *o = &sc->self[node - sc->level_lo];
+            o->total = flametree_add(o->total, sp->value);
+            o->count = flametree_add(o->count, sp->count);
+            o->base = flametree_add(o->base, sp->base);
             b->live_node[i] = NO_NODE;
             continue;
         }
-        uint32_t f = path_frame(b, s, depth);
-        uint64_t key = (uint64_t)node << 32 | f;
-        uint32_t c = key == last_key ? last : cand_find(b, node, f);
-        if (c == NO_NODE)
-            return -1;
+        uint64_t key = (uint64_t)node << 32 | path_frame(b, s, depth);
+        uint32_t c = key == last_key ? last : cand_find(sc->table, key);
+        if (c == NO_NODE) {
+            sc->failed = 1;
+            return NULL;
+        }
         last_key = key;
         last = c;
-        struct cand *cd = &b->cands[c];
+        struct cand *cd = &sc->table->cands[c];
         cd->total = flametree_add(cd->total, sp->value);
         cd->count = flametree_add(cd->count, sp->count);
         cd->base = flametree_add(cd->base, sp->base);
         b->live_node[i] = c;
     }
+    return NULL;
+}
+
+/* Folds the other scans' candidates into the build's table (renumbering their samples') and
+ * every scan's self sums into the nodes; marks the parents that have children-to-be. */
+static int scans_merge(struct build *b, size_t n_scans, uint32_t level_lo)
+{
+    struct flame_tree *t = b->t;
+    for (size_t k = 1; k < n_scans; k++) {
+        struct scan *sc = &b->scans[k];
+        if (scratch_reserve((void **)&sc->to_global, &sc->cap_to_global, sc->own.n,
+                            sizeof *sc->to_global) < 0)
+            return -1;
+        for (size_t c = 0; c < sc->own.n; c++) {
+            const struct cand *from = &sc->own.cands[c];
+            uint32_t g = cand_find(&b->table, from->key);
+            if (g == NO_NODE)
+                return -1;
+            struct cand *to = &b->table.cands[g];
+            to->total = flametree_add(to->total, from->total);
+            to->count = flametree_add(to->count, from->count);
+            to->base = flametree_add(to->base, from->base);
+            sc->to_global[c] = g;
+        }
+        for (size_t i = sc->lo; i < sc->hi; i++)
+            if (b->live_node[i] != NO_NODE)
+                b->live_node[i] = sc->to_global[b->live_node[i]];
+        cands_clear(&sc->own);
+    }
+    for (size_t k = 0; k < n_scans; k++)
+        for (size_t i = 0; i < b->scans[k].n_par; i++) {
+            const struct other_sums *o = &b->scans[k].self[i];
+            struct flame_node *nd = &t->nodes[level_lo + i];
+            nd->self = flametree_add(nd->self, o->total);
+            nd->count_self = flametree_add(nd->count_self, o->count);
+            nd->base_self = flametree_add(nd->base_self, o->base);
+        }
+    for (size_t c = 0; c < b->table.n; c++)
+        b->split[b->table.cands[c].key >> 32] = 1;
+    return 0;
+}
+
+/* Places the live samples one frame deeper. They sit at the nodes [level_lo, level_hi) of
+ * depth `depth`: each sample either ends there (the node's self) or continues into the child
+ * named by its next frame. Children wide enough become nodes (each parent's children
+ * contiguous, sorted by frame, "(other)" last), the rest merge into their parent's "(other)",
+ * and only the samples of new nodes stay live. Big depths are scanned by several threads,
+ * each with its own table, merged before anything is decided: the tree does not depend on
+ * how many there were. */
+static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint32_t level_hi)
+{
+    struct flame_tree *t = b->t;
+    size_t n_par = level_hi - level_lo;
+    size_t n_scans = b->n_live / SCAN_MIN_SAMPLES;
+    if (n_scans > b->n_cpus)
+        n_scans = b->n_cpus;
+    if (n_scans < 1)
+        n_scans = 1;
+    for (size_t k = 0; k < n_scans; k++) {
+        struct scan *sc = &b->scans[k];
+        sc->b = b;
+        sc->table = k == 0 ? &b->table : &sc->own;
+        sc->lo = b->n_live / n_scans * k;
+        sc->hi = k + 1 == n_scans ? b->n_live : b->n_live / n_scans * (k + 1);
+        sc->depth = depth;
+        sc->level_lo = level_lo;
+        sc->n_par = n_par;
+        sc->failed = 0;
+        if (scratch_reserve((void **)&sc->self, &sc->cap_self, n_par, sizeof *sc->self) < 0)
+            return -1;
+    }
+    for (size_t k = n_scans; k < b->n_cpus; k++)
+        b->scans[k].n_par = 0;
+    jobs_run(live_scan, b->scans, sizeof *b->scans, n_scans);
+    for (size_t k = 0; k < n_scans; k++)
+        if (b->scans[k].failed)
+            return -1;
+    if (scans_merge(b, n_scans, level_lo) < 0)
+        return -1;
 
     /* Keep the wide candidates, grouped by parent (a counting sort over this depth's nodes);
      * the narrow ones' sums go to their parent's "(other)". In a diff, what shrank to nothing
      * stays as a zero-width node: the text and folded outputs list it, and the SVG's tooltips
      * of its ancestors count it. */
-    size_t n_par = level_hi - level_lo;
     if (scratch_reserve((void **)&b->group, &b->cap_group, n_par + 1, sizeof *b->group) < 0 ||
         scratch_reserve((void **)&b->other, &b->cap_other, n_par, sizeof *b->other) < 0 ||
-        scratch_reserve((void **)&b->kept, &b->cap_kept, b->n_cands, sizeof *b->kept) < 0)
+        scratch_reserve((void **)&b->kept, &b->cap_kept, b->table.n, sizeof *b->kept) < 0)
         return -1;
     memset(b->group, 0, (n_par + 1) * sizeof *b->group);
     memset(b->other, 0, n_par * sizeof *b->other);
-    for (size_t c = 0; c < b->n_cands; c++) {
-        const struct cand *cd = &b->cands[c];
+    for (size_t c = 0; c < b->table.n; c++) {
+        const struct cand *cd = &b->table.cands[c];
         uint32_t par = (uint32_t)(cd->key >> 32) - level_lo;
         int64_t wide = cd->total > cd->base ? cd->total : cd->base;
         if (wide == 0 || wide < b->threshold) {
@@ -472,8 +596,8 @@ static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint3
     }
     for (size_t i = 0; i < n_par; i++)
         b->group[i + 1] += b->group[i];
-    for (size_t c = 0; c < b->n_cands; c++) {
-        const struct cand *cd = &b->cands[c];
+    for (size_t c = 0; c < b->table.n; c++) {
+        const struct cand *cd = &b->table.cands[c];
         int64_t wide = cd->total > cd->base ? cd->total : cd->base;
         if (wide != 0 && wide >= b->threshold)
             b->kept[b->group[(cd->key >> 32) - level_lo]++] = (cd->key << 32) | c;
@@ -485,7 +609,7 @@ static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint3
         size_t end = b->group[i];
         kept_sort(b->kept + at, end - at);
         for (; at < end; at++) {
-            struct cand *cd = &b->cands[(uint32_t)b->kept[at]];
+            struct cand *cd = &b->table.cands[(uint32_t)b->kept[at]];
             int c = node_new(b, (uint32_t)(b->kept[at] >> 32), par, depth + 1);
             if (c < 0)
                 return -1;
@@ -511,14 +635,13 @@ static int depth_place(struct build *b, uint32_t depth, uint32_t level_lo, uint3
     size_t kept = 0;
     for (size_t i = 0; i < b->n_live; i++) {
         uint32_t c = b->live_node[i];
-        if (c == NO_NODE || b->cands[c].node == NO_NODE)
+        if (c == NO_NODE || b->table.cands[c].node == NO_NODE)
             continue;
         b->live[kept] = b->live[i];
-        b->live_node[kept++] = b->cands[c].node;
+        b->live_node[kept++] = b->table.cands[c].node;
     }
     b->n_live = kept;
-    for (size_t c = 0; c < b->n_cands; c++)
-        b->slots[b->cands[c].slot].cand = 0;
+    cands_clear(&b->table);
     return 0;
 }
 
@@ -642,8 +765,12 @@ static void build_release(struct build *b)
     free(b->live);
     free(b->live_node);
     free(b->split);
-    free(b->cands);
-    free(b->slots);
+    cands_free(&b->table);
+    for (size_t k = 0; k < JOBS_MAX; k++) {
+        cands_free(&b->scans[k].own);
+        free(b->scans[k].self);
+        free(b->scans[k].to_global);
+    }
     free(b->group);
     free(b->other);
     free(b->kept);
@@ -688,7 +815,9 @@ int flametree_build(const struct profile *p, const struct profile *base,
         return ms_error_set(err, "too many samples to draw (%zu)", n);
 
     struct flame_tree *t = calloc(1, sizeof *t);
-    struct build b = {.t = t};
+    struct build b = {.t = t, .n_cpus = (size_t)jobs_cpus()};
+    if (opt->threads > 0)
+        b.n_cpus = opt->threads < JOBS_MAX ? (size_t)opt->threads : JOBS_MAX;
     if (!t)
         goto nomem;
     t->metric = metric;

@@ -77,6 +77,8 @@ struct flame_options {
     const char *metric;  /* sample type name, NULL = the profile's default */
     int raw_imports;     /* keep the import machinery frames as they are */
     double min_fraction; /* prune children narrower than this share of the root; 0 = keep */
+    int threads;         /* threads to build with (at most 8); 0 = one per CPU. The tree is
+                          * the same whatever the number (tests compare). */
 };
 
 /* Resolves the metric: *value_idx = the sample type named `metric` (or the default when
