@@ -23,6 +23,10 @@
  * (exact at rate 1). Sample types, in this order: alloc_objects/count, alloc_space/bytes,
  * inuse_objects/count, inuse_space/bytes, then (track_peak) peak_objects/count,
  * peak_space/bytes. Default type: inuse_space. Not thread-safe.
+ *
+ * Allocations and frees reach the live table a few events after they are given (their table
+ * slots are prefetched meanwhile); collector_stats() and collector_finish() apply them all
+ * first, so every answer covers every event given so far.
  */
 #ifndef MEMSNAP_COLLECTOR_H
 #define MEMSNAP_COLLECTOR_H
@@ -39,8 +43,9 @@
 #define COLLECTOR_MAX_LIVE (1u << 24)
 
 struct collector_options {
-    uint64_t rate;  /* the hook's sampling rate in bytes; 1 = every allocation */
-    int track_peak; /* keep the live-at-peak breakdown (peak_* sample types) */
+    uint64_t rate;        /* the hook's sampling rate in bytes; 1 = every allocation */
+    int track_peak;       /* keep the live-at-peak breakdown (peak_* sample types) */
+    uint32_t stack_slots; /* the hook's stack slots (config.stack_slots) */
 };
 
 struct collector_stats {
@@ -66,16 +71,23 @@ void collector_free(struct collector *c);
 /* Revalidates cached thread labels on their next use: call once per drain. */
 void collector_epoch(struct collector *c);
 
-/* One sampled allocation. frames innermost first (nframes is clamped to
- * MSHOOK_MAX_FRAMES); flags are MSHOOK_ALLOC_*. Returns 0, or -1 on ENOMEM. */
-int collector_alloc(struct collector *c, uint64_t addr, uint64_t size, uint64_t tstate,
+/* A STACK record: slot `slot` now names this stack (frames innermost first, nframes clamped
+ * to MSHOOK_MAX_FRAMES; flags MSHOOK_STACK_*). Returns 0, or -1 on ENOMEM or a slot out of
+ * range. */
+int collector_stack(struct collector *c, uint32_t slot, uint64_t tstate,
                     const struct mshook_frame *frames, uint32_t nframes, uint32_t flags,
+                    ms_error *err);
+
+/* One sampled allocation whose stack slot `slot` names (see stacks_slot). Returns 0, or -1
+ * on ENOMEM or a slot out of range. */
+int collector_alloc(struct collector *c, uint64_t addr, uint64_t size, uint32_t slot,
                     ms_error *err);
 
 /* One free of a sampled block; unknown addresses are ignored. */
 void collector_release(struct collector *c, uint64_t addr);
 
-void collector_stats(const struct collector *c, struct collector_stats *out);
+/* The statistics so far (every event given to the collector applied). */
+void collector_stats(struct collector *c, struct collector_stats *out);
 
 /* Adds the sample types and one sample per stack (unbiased) to the profile, sets its
  * default sample type and period. Call once, at the end. Returns 0, or -1 on ENOMEM. */

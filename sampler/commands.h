@@ -8,8 +8,8 @@
 #ifndef MEMSNAP_COMMANDS_H
 #define MEMSNAP_COMMANDS_H
 
-#define MS_EXIT_OK 0
-#define MS_EXIT_FAIL 1
+#define MS_EXIT_OK    0
+#define MS_EXIT_FAIL  1
 #define MS_EXIT_USAGE 2
 
 int cmd_attach(int argc, char **argv);

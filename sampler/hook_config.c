@@ -12,6 +12,11 @@
 
 #include <string.h>
 
+uint32_t hook_config_default_slots(uint64_t rate)
+{
+    return rate == 1 ? HOOK_CONFIG_SLOTS_EXACT : HOOK_CONFIG_SLOTS_SAMPLED;
+}
+
 int hook_config_build(struct mshook_config *cfg, const struct py_offsets *o,
                       uint32_t py_version_hex, const struct hook_config_params *p, ms_error *err)
 {
@@ -27,6 +32,13 @@ int hook_config_build(struct mshook_config *cfg, const struct py_offsets *o,
     uint32_t frames = p->max_frames ? p->max_frames : MSHOOK_MAX_FRAMES;
     if (frames > MSHOOK_MAX_FRAMES)
         return ms_error_set(err, "at most %d frames per stack", MSHOOK_MAX_FRAMES);
+    uint32_t slots = p->stack_slots;
+    if (!slots)
+        slots = hook_config_default_slots(p->rate);
+    if (slots < MSHOOK_STACK_SLOTS_MIN || slots > MSHOOK_STACK_SLOTS_MAX ||
+        (slots & (slots - 1)) != 0)
+        return ms_error_set(err, "%u stack slots is not a power of two in [%u, %u]", slots,
+                            MSHOOK_STACK_SLOTS_MIN, MSHOOK_STACK_SLOTS_MAX);
 
     cfg->magic = MSHOOK_MAGIC;
     cfg->abi = MSHOOK_ABI;
@@ -38,6 +50,7 @@ int hook_config_build(struct mshook_config *cfg, const struct py_offsets *o,
         p->heartbeat_timeout_ms ? p->heartbeat_timeout_ms : HOOK_CONFIG_DEFAULT_TIMEOUT_MS;
     cfg->py_version_hex = py_version_hex;
     cfg->max_frames = frames;
+    cfg->stack_slots = slots;
     cfg->seed = p->seed;
     cfg->memsnap_pid = p->memsnap_pid;
     cfg->flags = p->flags;

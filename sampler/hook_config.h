@@ -22,6 +22,7 @@ struct hook_config_params {
     uint32_t heartbeat_timeout_ms; /* 0 = HOOK_CONFIG_DEFAULT_TIMEOUT_MS */
     uint32_t max_frames;           /* 0 = MSHOOK_MAX_FRAMES */
     uint32_t flags;                /* MSHOOK_F_* */
+    uint32_t stack_slots;          /* 0 = HOOK_CONFIG_SLOTS_EXACT at rate 1, else _SAMPLED */
     uint64_t seed;
     int32_t memsnap_pid;
 };
@@ -30,6 +31,16 @@ struct hook_config_params {
  * measurement behind it. */
 #define HOOK_CONFIG_DEFAULT_RATE       (512u << 10)
 #define HOOK_CONFIG_DEFAULT_TIMEOUT_MS 1500u
+
+/* Stack slots (hook/hook_slots.h): recording every allocation meets every distinct stack of
+ * the program (a Django start-up has tens of thousands), so the table is big enough that
+ * stacks seldom evict each other (1.5 MiB, in the region, outside the program's RSS); sampled,
+ * a few thousand slots hold the hot stacks in 96 KiB. */
+#define HOOK_CONFIG_SLOTS_EXACT   (1u << 16)
+#define HOOK_CONFIG_SLOTS_SAMPLED (1u << 12)
+
+/* The stack slots a session at `rate` gets when the parameters leave them at 0. */
+uint32_t hook_config_default_slots(uint64_t rate);
 
 /* Fills cfg for CPython py_version_hex (PY_VERSION_HEX of the target) described by o.
  * Returns 0, or -1 with a sentence in err when the parameters are out of range or the row

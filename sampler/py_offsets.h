@@ -19,17 +19,17 @@
 
 /* How the current frame is reached from a thread state. */
 enum py_frame_model {
-    PY_FRAME_OBJECT = 1,    /* 3.8-3.10: tstate->frame, a PyFrameObject chain via f_back */
-    PY_FRAME_CFRAME = 2,    /* 3.11-3.12: tstate->cframe->current_frame, _PyInterpreterFrame */
-    PY_FRAME_CURRENT = 3,   /* 3.13: tstate->current_frame, _PyInterpreterFrame */
+    PY_FRAME_OBJECT = 1,  /* 3.8-3.10: tstate->frame, a PyFrameObject chain via f_back */
+    PY_FRAME_CFRAME = 2,  /* 3.11-3.12: tstate->cframe->current_frame, _PyInterpreterFrame */
+    PY_FRAME_CURRENT = 3, /* 3.13: tstate->current_frame, _PyInterpreterFrame */
 };
 
 /* What the per-frame "instruction" field holds, and so how to get a byte offset. */
 enum py_lasti_model {
-    PY_LASTI_BYTES = 1,     /* 3.8-3.9: int f_lasti is a byte offset into co_code */
-    PY_LASTI_WORDS = 2,     /* 3.10: int f_lasti counts 2-byte code units */
+    PY_LASTI_BYTES = 1,      /* 3.8-3.9: int f_lasti is a byte offset into co_code */
+    PY_LASTI_WORDS = 2,      /* 3.10: int f_lasti counts 2-byte code units */
     PY_LASTI_PREV_INSTR = 3, /* 3.11-3.12: prev_instr pointer into co_code_adaptive */
-    PY_LASTI_INSTR_PTR = 4, /* 3.13: instr_ptr pointer into co_code_adaptive */
+    PY_LASTI_INSTR_PTR = 4,  /* 3.13: instr_ptr pointer into co_code_adaptive */
 };
 
 /* Which line-number table the code object carries. */
@@ -70,12 +70,12 @@ struct py_offsets {
     int32_t tstate_prev;
     int32_t tstate_next;
     int32_t tstate_interp;
-    int32_t tstate_frame;         /* <= 3.10: PyFrameObject *frame */
-    int32_t tstate_cframe;        /* 3.11-3.12: _PyCFrame *cframe */
-    int32_t tstate_current_frame; /* 3.13: _PyInterpreterFrame *current_frame */
-    int32_t tstate_thread_id;     /* pthread_t */
+    int32_t tstate_frame;            /* <= 3.10: PyFrameObject *frame */
+    int32_t tstate_cframe;           /* 3.11-3.12: _PyCFrame *cframe */
+    int32_t tstate_current_frame;    /* 3.13: _PyInterpreterFrame *current_frame */
+    int32_t tstate_thread_id;        /* pthread_t */
     int32_t tstate_native_thread_id; /* 3.11+: TID in the target's pid namespace */
-    int32_t tstate_state;         /* 3.13: 1 = attached (holds the GIL) */
+    int32_t tstate_state;            /* 3.13: 1 = attached (holds the GIL) */
 
     /* _PyCFrame (3.11-3.12) */
     int32_t cframe_current_frame;
@@ -89,21 +89,21 @@ struct py_offsets {
 
     /* _PyInterpreterFrame (3.11+) */
     int32_t iframe_size;
-    int32_t iframe_code;     /* f_code (3.11-3.12) or f_executable (3.13) */
+    int32_t iframe_code; /* f_code (3.11-3.12) or f_executable (3.13) */
     int32_t iframe_previous;
-    int32_t iframe_instr;    /* prev_instr (3.11-3.12) or instr_ptr (3.13) */
-    int32_t iframe_owner;    /* char */
-    int32_t owner_cstack;    /* FRAME_OWNED_BY_CSTACK value to skip, -1 if none */
+    int32_t iframe_instr; /* prev_instr (3.11-3.12) or instr_ptr (3.13) */
+    int32_t iframe_owner; /* char */
+    int32_t owner_cstack; /* FRAME_OWNED_BY_CSTACK value to skip, -1 if none */
 
     /* PyCodeObject */
     int32_t code_size;
     int32_t code_firstlineno;
     int32_t code_filename;
     int32_t code_name;
-    int32_t code_qualname;     /* 3.11+ */
-    int32_t code_lnotab;       /* 3.8-3.9 */
-    int32_t code_linetable;    /* 3.10+ */
-    int32_t code_code;         /* <= 3.10: bytes object */
+    int32_t code_qualname;      /* 3.11+ */
+    int32_t code_lnotab;        /* 3.8-3.9 */
+    int32_t code_linetable;     /* 3.10+ */
+    int32_t code_code;          /* <= 3.10: bytes object */
     int32_t code_code_adaptive; /* 3.11+: inline instructions */
 
     /* objects, bytes, str */

@@ -17,6 +17,7 @@
 #define RING_MIN_BYTES   (64ull << 10)
 #define RING_MAX_BYTES   (1ull << 30)
 #define HEADER_MAX_BYTES (1u << 20)
+#define TABLE_MAX_BYTES  (64u << 20) /* the hook's stack table after the ring: never read */
 /* Publish the tail at least this often during a long drain, so the hook gets room back. */
 #define TAIL_PUBLISH_BYTES (64u << 10)
 
@@ -58,11 +59,19 @@ static int header_check(struct ring_reader *r, void *region, size_t bytes, ms_er
     if (h.ring_tail % 8 != 0)
         return ms_error_set(err, "hook ring tail %llu is not 8-byte aligned",
                             (unsigned long long)h.ring_tail);
+    uint32_t slots = h.config.stack_slots;
+    if (slots < MSHOOK_STACK_SLOTS_MIN || slots > MSHOOK_STACK_SLOTS_MAX ||
+        (slots & (slots - 1)) != 0)
+        return ms_error_set(err,
+                            "hook region claims %u stack slots, not a power of two in "
+                            "[%u, %u]",
+                            slots, MSHOOK_STACK_SLOTS_MIN, MSHOOK_STACK_SLOTS_MAX);
     r->map = region;
     r->map_bytes = (size_t)(h.header_bytes + h.ring_bytes);
     r->shared = region;
     r->ring = (const unsigned char *)region + h.header_bytes;
     r->ring_bytes = h.ring_bytes;
+    r->stack_slots = slots;
     r->tail = h.ring_tail;
     return 0;
 }
@@ -114,7 +123,7 @@ int ring_reader_open(pid_t pid, int remote_fd, struct ring_reader *r, ms_error *
         return -1;
     }
     if (!S_ISREG(st.st_mode) || st.st_size < (off_t)(4096 + RING_MIN_BYTES) ||
-        st.st_size > (off_t)(HEADER_MAX_BYTES + RING_MAX_BYTES)) {
+        st.st_size > (off_t)(HEADER_MAX_BYTES + RING_MAX_BYTES + TABLE_MAX_BYTES)) {
         ms_error_set(err, "%s is not a plausible hook ring (%lld bytes)", path,
                      (long long)st.st_size);
         close(fd);
@@ -229,23 +238,40 @@ static int record_decode(struct ring_reader *r, uint32_t type, uint32_t len, uin
         ev->code = *code;
         return 0;
     }
-    struct mshook_alloc a;
-    if (len < sizeof a)
-        return corrupt(err, r, "ALLOC record shorter than its header", len);
-    shared_copy(&a, p, sizeof a);
-    if (a.nframes > MSHOOK_MAX_FRAMES)
-        return corrupt(err, r, "ALLOC record with too many frames", a.nframes);
-    if (len != sizeof a + (uint64_t)a.nframes * sizeof(struct mshook_frame))
-        return corrupt(err, r, "ALLOC record length disagrees with its frame count", len);
-    if (a.flags & ~(uint32_t)(MSHOOK_ALLOC_TRUNCATED | MSHOOK_ALLOC_REALLOC))
-        return corrupt(err, r, "ALLOC record with unknown flags", a.flags);
-    ev->type = MSHOOK_REC_ALLOC;
-    ev->flags = a.flags;
-    ev->addr = a.addr;
-    ev->size = a.size;
-    ev->tstate = a.tstate;
-    ev->nframes = a.nframes;
-    shared_copy(ev->frames, p + sizeof a, (size_t)a.nframes * sizeof(struct mshook_frame));
+    if (type == MSHOOK_REC_ALLOC) {
+        struct mshook_alloc a;
+        if (len != sizeof a)
+            return corrupt(err, r, "ALLOC record of the wrong length", len);
+        shared_copy(&a, p, sizeof a);
+        if (a.stack >= r->stack_slots)
+            return corrupt(err, r, "ALLOC record naming a stack slot out of range", a.stack);
+        if (a.flags & ~(uint32_t)MSHOOK_ALLOC_REALLOC)
+            return corrupt(err, r, "ALLOC record with unknown flags", a.flags);
+        ev->type = type;
+        ev->flags = a.flags;
+        ev->addr = a.addr;
+        ev->size = a.size;
+        ev->slot = a.stack;
+        return 0;
+    }
+    struct mshook_stack st;
+    if (len < sizeof st)
+        return corrupt(err, r, "STACK record shorter than its header", len);
+    shared_copy(&st, p, sizeof st);
+    if (st.slot >= r->stack_slots)
+        return corrupt(err, r, "STACK record defining a slot out of range", st.slot);
+    if (st.nframes > MSHOOK_MAX_FRAMES)
+        return corrupt(err, r, "STACK record with too many frames", st.nframes);
+    if (len != sizeof st + (uint64_t)st.nframes * sizeof(struct mshook_frame))
+        return corrupt(err, r, "STACK record length disagrees with its frame count", len);
+    if (st.flags & ~(uint32_t)MSHOOK_STACK_TRUNCATED)
+        return corrupt(err, r, "STACK record with unknown flags", st.flags);
+    ev->type = type;
+    ev->flags = st.flags;
+    ev->slot = st.slot;
+    ev->tstate = st.tstate;
+    ev->nframes = st.nframes;
+    shared_copy(ev->frames, p + sizeof st, (size_t)st.nframes * sizeof(struct mshook_frame));
     return 0;
 }
 
@@ -256,6 +282,15 @@ int ring_reader_drain(struct ring_reader *r,
     if (!r->shared)
         return ms_error_set(err, "hook ring is not open");
     uint64_t head = __atomic_load_n(&r->shared->ring_head, __ATOMIC_ACQUIRE);
+    if (r->producer_gone) {
+        /* Dead, so nothing is in flight: every byte up to ring_written is a whole record. A
+         * value behind the published head is ignored; one too far ahead is caught below. */
+        uint64_t written = __atomic_load_n(&r->shared->ring_written, __ATOMIC_ACQUIRE);
+        if (written > head)
+            head = written;
+        if (head < r->tail) /* we already read past the published head: nothing new */
+            head = r->tail;
+    }
     if (head < r->tail)
         return corrupt(err, r, "head behind the tail", head);
     if (head - r->tail > r->ring_bytes)
@@ -288,7 +323,8 @@ int ring_reader_drain(struct ring_reader *r,
             continue;
         }
         if (hdr.type != MSHOOK_REC_ALLOC && hdr.type != MSHOOK_REC_FREE &&
-            hdr.type != MSHOOK_REC_CODE && hdr.type != MSHOOK_REC_CODE_GONE) {
+            hdr.type != MSHOOK_REC_CODE && hdr.type != MSHOOK_REC_CODE_GONE &&
+            hdr.type != MSHOOK_REC_STACK) {
             rc = corrupt(err, r, "unknown record type", hdr.type);
             break;
         }
@@ -311,6 +347,11 @@ int ring_reader_drain(struct ring_reader *r,
     tail_publish(r);
     free(code);
     return rc != 0 ? -1 : count;
+}
+
+void ring_reader_producer_gone(struct ring_reader *r)
+{
+    r->producer_gone = 1;
 }
 
 void ring_reader_heartbeat(struct ring_reader *r)

@@ -37,13 +37,15 @@ struct ring_code {
     uint8_t table[MSHOOK_CODE_TABLE_MAX];
 };
 
-/* One record, copied out and validated. */
+/* One record, copied out and validated. Fields a type does not use are zero. */
 struct ring_event {
-    uint32_t type;  /* MSHOOK_REC_ALLOC, _FREE, _CODE or _CODE_GONE (PADs are consumed) */
-    uint32_t flags; /* MSHOOK_ALLOC_* */
-    uint64_t addr, size, tstate;  /* FREE: addr; CODE_GONE: addr is the code object's */
+    uint32_t type;  /* MSHOOK_REC_ALLOC, _STACK, _FREE, _CODE or _CODE_GONE (PADs are consumed) */
+    uint32_t flags; /* ALLOC: MSHOOK_ALLOC_*; STACK: MSHOOK_STACK_* */
+    uint64_t addr, size;          /* ALLOC: the block; FREE: addr; CODE(_GONE): the code object */
+    uint32_t slot;                /* ALLOC, STACK: < the reader's stack_slots */
+    uint64_t tstate;              /* STACK: the thread */
     const struct ring_code *code; /* CODE only: valid during the callback */
-    uint32_t nframes;             /* <= MSHOOK_MAX_FRAMES; frames[0] is the innermost */
+    uint32_t nframes;             /* STACK: <= MSHOOK_MAX_FRAMES; frames[0] is the innermost */
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
 };
 
@@ -54,13 +56,16 @@ struct ring_reader {
     struct mshook_shared *shared; /* == map */
     const unsigned char *ring;    /* map + header_bytes */
     uint64_t ring_bytes;          /* power of two, validated at open */
+    uint32_t stack_slots;         /* the hook's, from the header at open: a power of two */
     uint64_t tail;                /* bytes consumed (ours; published to shared->ring_tail) */
     uint64_t events;              /* records delivered (every type but PAD) */
     uint64_t pads;                /* PAD records skipped */
+    int producer_gone;            /* ring_reader_producer_gone() was called */
 };
 
 /* Opens /proc/PID/fd/REMOTE_FD (which must be the hook's sealed memfd), maps it, validates the
- * header (magic, abi, header and ring sizes against the file size) and sets mapped = 1 so the
+ * header (magic, abi, header and ring sizes against the file size, stack slots) and sets
+ * mapped = 1 so the
  * hook closes its descriptor. Returns 0, or -1 with a sentence in err (r is then closed). */
 int ring_reader_open(pid_t pid, int remote_fd, struct ring_reader *r, ms_error *err);
 
@@ -73,11 +78,16 @@ int ring_reader_attach(struct ring_reader *r, void *region, size_t bytes, ms_err
  * tail then covers the records delivered so far and drain returns -1 with a generic sentence:
  * callers keep their own reason in ctx). Returns the number of events delivered, or -1 with a
  * sentence in err when the ring is corrupt (head behind the tail or more than a ring ahead, a
- * bad record type, length, flag, frame count, string kind or length), or on ENOMEM; the tail
+ * bad record type, length, flag, frame count, stack slot, string kind or length), or on
+ * ENOMEM; the tail
  * is left at the last good record. */
 int ring_reader_drain(struct ring_reader *r,
                       int (*on_event)(void *ctx, const struct ring_event *ev), void *ctx,
                       ms_error *err);
+
+/* The target is dead: later drains go up to the last complete record it wrote (ring_written)
+ * rather than the last it published. */
+void ring_reader_producer_gone(struct ring_reader *r);
 
 /* Writes CLOCK_MONOTONIC now into heartbeat_ns. Call at least every 250 ms. */
 void ring_reader_heartbeat(struct ring_reader *r);

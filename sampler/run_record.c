@@ -41,8 +41,10 @@ static int on_event(void *ctx, const struct ring_event *ev)
         code_table_remove(rr->codes, ev->addr);
         return 0;
     }
-    return collector_alloc(rr->collector, ev->addr, ev->size, ev->tstate, ev->frames, ev->nframes,
-                           ev->flags, &rr->problem);
+    if (ev->type == MSHOOK_REC_STACK)
+        return collector_stack(rr->collector, ev->slot, ev->tstate, ev->frames, ev->nframes,
+                               ev->flags, &rr->problem);
+    return collector_alloc(rr->collector, ev->addr, ev->size, ev->slot, &rr->problem);
 }
 
 /* Records where the recording broke and asks the hook to stop (it restores the allocators;
@@ -157,6 +159,9 @@ static int hook_install(struct run_record *rr, ms_error *err)
     if (ring_reader_open(rr->pid, res.start_result, &rr->ring, err) < 0)
         return ms_error_prefix(err, "mapping the allocation hook's ring");
     rr->ring_open = 1;
+    if (rr->ring.stack_slots != cfg.stack_slots)
+        return ms_error_set(err, "the allocation hook of process %d has %u stack slots, not %u",
+                            (int)rr->pid, rr->ring.stack_slots, cfg.stack_slots);
     if (timeline_exclude(&rr->timeline, rr->ring.map, rr->ring.map_bytes, err) < 0)
         return -1;
     ring_reader_heartbeat(&rr->ring);
@@ -186,7 +191,8 @@ int run_record_begin(struct run_record *rr, pid_t pid, const struct run_record_o
     }
     rr->resolve_ready = 1;
     struct stacks_resolver resolver = session_resolve_resolver(&rr->resolve);
-    struct collector_options copt = {.rate = rr->rate, .track_peak = 1};
+    struct collector_options copt = {
+        .rate = rr->rate, .track_peak = 1, .stack_slots = hook_config_default_slots(rr->rate)};
     rr->profile = profile_new();
     if (rr->profile)
         rr->collector = collector_new(rr->profile, &resolver, &copt);
@@ -244,8 +250,9 @@ void run_record_hold(struct run_record *rr)
 int run_record_end(struct run_record *rr, int64_t peak_rss, ms_error *err)
 {
     int64_t end_ns = clock_ns(CLOCK_MONOTONIC);
-    /* Everything the hook published before the child died; its thread states are gone, so
-     * no revalidation: the label cache answers for what was seen alive. */
+    /* Everything the hook wrote before the child died, published or not; its thread states
+     * are gone, so no revalidation: the label cache answers for what was seen alive. */
+    ring_reader_producer_gone(&rr->ring);
     drain(rr, 0);
     ring_reader_counters(&rr->ring, &rr->counters);
     if (collector_finish(rr->collector, err) < 0)

@@ -22,9 +22,12 @@
  *   run_record_free(&rr)
  *
  * Exactness: at rate 1 every allocation through the PyMem/PyObject domains from the first
- * line of the main module on is in the profile, unless the ring overflowed (the hook drops
- * rather than blocks; the profile's dropped_events says so). The exact-mode ring is large
- * (RUN_RING_EXACT_BYTES) and drained continuously so that it does not. Its pages are shared
+ * line of the main module on is in the profile: when the ring is full the program waits for
+ * memsnap to drain it (MSHOOK_F_WAIT_WHEN_FULL), dropping only if memsnap stops heartbeating
+ * or 2 s pass (the profile's dropped_events says so). The exact-mode ring
+ * (RUN_RING_EXACT_BYTES, about a million events) is drained continuously; it is no bigger
+ * because the hook writes each record into a line memsnap read a lap before, and a ring that
+ * stays in the shared cache makes those writes cheaper. Its pages are shared
  * memory of the target and count in the target's RSS; the timeline subtracts them
  * (timeline_exclude), and the profile's peak RSS is the program's own: the larger of the
  * timeline's peak and the kernel's maximum RSS minus the ring's resident bytes.
@@ -52,7 +55,7 @@
 
 /* Ring sizes: exact mode records every allocation with its whole stack (hundreds of bytes
  * each, tens of MB/s); sampled mode a few events per MB allocated. */
-#define RUN_RING_EXACT_BYTES   (128u << 20)
+#define RUN_RING_EXACT_BYTES   (16u << 20)
 #define RUN_RING_SAMPLED_BYTES (4u << 20)
 /* Cached thread labels are revalidated at most this often (see drain in run_record.c). */
 #define RUN_EPOCH_NS 10000000ll

@@ -154,10 +154,12 @@ static int on_event(void *ctx, const struct ring_event *ev)
         code_table_remove(s->codes, ev->addr);
         return 0;
     }
+    if (ev->type == MSHOOK_REC_STACK)
+        return collector_stack(s->collector, ev->slot, ev->tstate, ev->frames, ev->nframes,
+                               ev->flags, &s->event_err);
     if (ev->type != MSHOOK_REC_ALLOC)
         return 0;
-    return collector_alloc(s->collector, ev->addr, ev->size, ev->tstate, ev->frames, ev->nframes,
-                           ev->flags, &s->event_err);
+    return collector_alloc(s->collector, ev->addr, ev->size, ev->slot, &s->event_err);
 }
 
 /* Everything of the session except the ring (whose opening ends the attach). */
@@ -173,7 +175,9 @@ static int session_prepare(struct session *s, ms_error *err)
     if (!s->profile)
         return ms_error_errno(err, ENOMEM, "creating the profile");
     struct stacks_resolver r = session_resolve_resolver(&s->resolve);
-    struct collector_options co = {.rate = s->opt.rate, .track_peak = s->opt.track_peak};
+    struct collector_options co = {.rate = s->opt.rate,
+                                   .track_peak = s->opt.track_peak,
+                                   .stack_slots = hook_config_default_slots(s->opt.rate)};
     s->collector = collector_new(s->profile, &r, &co);
     if (!s->collector)
         return ms_error_errno(err, ENOMEM, "creating the collector");
@@ -262,6 +266,12 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
         return -1;
     }
     s->ring_open = 1;
+    if (s->ring.stack_slots != cfg.stack_slots) {
+        ms_error_set(err, "the memsnap hook of process %d has %u stack slots, not %u", (int)pid,
+                     s->ring.stack_slots, cfg.stack_slots);
+        session_free(s);
+        return -1;
+    }
     if (timeline_exclude(&s->tl, s->ring.map, s->ring.map_bytes, err) < 0) {
         session_free(s);
         return -1;

@@ -30,6 +30,14 @@ struct thread_entry {
     uint32_t epoch; /* 0 = empty slot */
 };
 
+/* What a hook slot names; stack == UINT32_MAX until defined. */
+struct slot_entry {
+    uint64_t tstate;
+    uint32_t stack;
+    uint32_t label; /* the stack's thread label, as of `epoch` */
+    uint32_t epoch;
+};
+
 struct stack_rec {
     uint32_t first; /* index into locs */
     uint32_t n;
@@ -57,6 +65,10 @@ struct stacks {
     /* Locations for frames that have no real code object; UINT32_MAX until first needed. */
     uint32_t loc_unknown, loc_truncated, loc_full, loc_no_frame;
     uint32_t full_stack; /* the shared stack once STACKS_MAX is reached, UINT32_MAX before */
+
+    struct slot_entry *slots;
+    uint32_t n_slots;
+    uint32_t loc_no_stack, unknown_stack; /* for slots never defined; UINT32_MAX before */
 };
 
 static uint64_t hash_mix(uint64_t x)
@@ -69,8 +81,10 @@ static uint64_t hash_mix(uint64_t x)
     return x;
 }
 
-struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r)
+struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r, uint32_t slots)
 {
+    if (slots > MSHOOK_STACK_SLOTS_MAX)
+        return NULL;
     struct stacks *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -83,11 +97,16 @@ struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r)
     s->frames = calloc(s->frames_cap, sizeof *s->frames);
     s->threads = calloc(s->threads_cap, sizeof *s->threads);
     s->index = calloc(s->index_cap, sizeof *s->index);
-    if (!s->frames || !s->threads || !s->index) {
+    s->n_slots = slots;
+    s->slots = slots ? malloc((size_t)slots * sizeof *s->slots) : NULL;
+    if (!s->frames || !s->threads || !s->index || (slots && !s->slots)) {
         stacks_free(s);
         return NULL;
     }
+    for (uint32_t i = 0; i < slots; i++)
+        s->slots[i] = (struct slot_entry){.stack = UINT32_MAX};
     s->loc_unknown = s->loc_truncated = s->loc_full = s->loc_no_frame = UINT32_MAX;
+    s->loc_no_stack = s->unknown_stack = UINT32_MAX;
     s->full_stack = UINT32_MAX;
     return s;
 }
@@ -101,6 +120,7 @@ void stacks_free(struct stacks *s)
     free(s->stacks);
     free(s->index);
     free(s->locs);
+    free(s->slots);
     free(s);
 }
 
@@ -351,6 +371,28 @@ static int full_stack_id(struct stacks *s, uint32_t *id, ms_error *err)
     return 0;
 }
 
+/* Interns (thread, locs): the id of an equal stack, or a new one. */
+static int locs_intern(struct stacks *s, uint32_t thread, const uint32_t *locs, uint32_t n,
+                       uint32_t *stack_id, ms_error *err)
+{
+    uint32_t h = stack_hash(thread, locs, n);
+    uint32_t mask = s->index_cap - 1;
+    for (uint32_t j = h & mask; s->index[j]; j = (j + 1) & mask) {
+        const struct stack_rec *st = &s->stacks[s->index[j] - 1];
+        if (st->hash == h && st->n == n && st->thread == thread &&
+            !memcmp(s->locs + st->first, locs, n * sizeof *locs)) {
+            *stack_id = s->index[j] - 1;
+            return 0;
+        }
+    }
+    if (s->n_stacks >= STACKS_MAX)
+        return full_stack_id(s, stack_id, err);
+    if (stack_append(s, thread, locs, n, h) < 0)
+        return ms_error_errno(err, ENOMEM, "interning a stack");
+    *stack_id = s->n_stacks - 1;
+    return 0;
+}
+
 int stacks_intern(struct stacks *s, uint64_t tstate, const struct mshook_frame *frames,
                   uint32_t nframes, int truncated, uint32_t *stack_id, ms_error *err)
 {
@@ -374,21 +416,53 @@ int stacks_intern(struct stacks *s, uint64_t tstate, const struct mshook_frame *
     uint32_t thread = thread_label(s, tstate);
     if (thread == UINT32_MAX)
         return ms_error_errno(err, ENOMEM, "labelling a thread");
+    return locs_intern(s, thread, locs, n, stack_id, err);
+}
 
-    uint32_t h = stack_hash(thread, locs, n);
-    uint32_t mask = s->index_cap - 1;
-    for (uint32_t j = h & mask; s->index[j]; j = (j + 1) & mask) {
-        const struct stack_rec *st = &s->stacks[s->index[j] - 1];
-        if (st->hash == h && st->n == n && st->thread == thread &&
-            !memcmp(s->locs + st->first, locs, n * sizeof *locs)) {
-            *stack_id = s->index[j] - 1;
-            return 0;
+int stacks_define(struct stacks *s, uint32_t slot, uint64_t tstate,
+                  const struct mshook_frame *frames, uint32_t nframes, int truncated, ms_error *err)
+{
+    if (slot >= s->n_slots)
+        return ms_error_set(err, "stack slot %u is out of range (%u slots)", slot, s->n_slots);
+    uint32_t id;
+    if (stacks_intern(s, tstate, frames, nframes, truncated, &id, err) < 0)
+        return -1;
+    s->slots[slot] = (struct slot_entry){tstate, id, s->stacks[id].thread, s->epoch};
+    return 0;
+}
+
+int stacks_slot(struct stacks *s, uint32_t slot, uint32_t *stack_id, ms_error *err)
+{
+    if (slot >= s->n_slots)
+        return ms_error_set(err, "stack slot %u is out of range (%u slots)", slot, s->n_slots);
+    struct slot_entry *e = &s->slots[slot];
+    if (e->stack == UINT32_MAX) {
+        if (s->unknown_stack == UINT32_MAX) {
+            uint32_t loc = synthetic_location(s, &s->loc_no_stack, "<unknown stack>");
+            if (loc == UINT32_MAX || locs_intern(s, 0, &loc, 1, &s->unknown_stack, err) < 0)
+                return ms_error_errno(err, ENOMEM, "interning a stack");
         }
+        *stack_id = s->unknown_stack;
+        return 0;
     }
-    if (s->n_stacks >= STACKS_MAX)
-        return full_stack_id(s, stack_id, err);
-    if (stack_append(s, thread, locs, n, h) < 0)
-        return ms_error_errno(err, ENOMEM, "interning a stack");
-    *stack_id = s->n_stacks - 1;
+    if (e->epoch != s->epoch) {
+        /* The thread state may now be another thread's: label the stack again. */
+        uint32_t label = thread_label(s, e->tstate);
+        if (label == UINT32_MAX)
+            return ms_error_errno(err, ENOMEM, "labelling a thread");
+        if (label != e->label) {
+            const struct stack_rec *st = &s->stacks[e->stack];
+            uint32_t locs[MSHOOK_MAX_FRAMES + 1];
+            uint32_t n = st->n <= MSHOOK_MAX_FRAMES + 1 ? st->n : MSHOOK_MAX_FRAMES + 1;
+            memcpy(locs, s->locs + st->first, n * sizeof *locs); /* interning may move them */
+            uint32_t id;
+            if (locs_intern(s, label, locs, n, &id, err) < 0)
+                return -1;
+            e->stack = id;
+            e->label = label;
+        }
+        e->epoch = s->epoch;
+    }
+    *stack_id = e->stack;
     return 0;
 }

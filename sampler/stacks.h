@@ -15,6 +15,11 @@
  * changed, because the target may have freed the code object and reused its address.
  * Thread labels are cached per epoch: after stacks_epoch() each is looked up again once.
  *
+ * Slots: the hook sends each stack once, in a STACK record that defines a slot number, and
+ * names the slot in every ALLOC (hook/hook_slots.h). stacks_define() resolves the frames at
+ * once (the code objects they name are the ones announced so far) and remembers the slot's
+ * stack id; stacks_slot() answers the id in O(1), re-labelling the thread once per epoch.
+ *
  * Bounds: at most STACKS_MAX distinct stacks; past that, new stacks collapse into a single
  * "<stack table full>" stack so a hostile or pathological target cannot grow memsnap
  * without limit. Frames whose code object cannot be read become one "<unknown>" location.
@@ -57,8 +62,9 @@ struct stacks_resolver {
 struct stacks;
 
 /* A new interner adding functions, locations and strings to `p` (borrowed; must outlive the
- * interner). The resolver is copied. NULL on ENOMEM. */
-struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r);
+ * interner), with `slots` stack slots (0 for none; at most MSHOOK_STACK_SLOTS_MAX). The
+ * resolver is copied. NULL on ENOMEM or too many slots. */
+struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r, uint32_t slots);
 void stacks_free(struct stacks *s);
 
 /* Marks every cached thread label as needing revalidation. O(1). */
@@ -69,6 +75,18 @@ void stacks_epoch(struct stacks *s);
  * -1 on ENOMEM with err filled. */
 int stacks_intern(struct stacks *s, uint64_t tstate, const struct mshook_frame *frames,
                   uint32_t nframes, int truncated, uint32_t *stack_id, ms_error *err);
+
+/* Interns the stack of a STACK record and makes slot `slot` name it until redefined.
+ * Returns 0, or -1 with err filled on ENOMEM or a slot out of range. */
+int stacks_define(struct stacks *s, uint32_t slot, uint64_t tstate,
+                  const struct mshook_frame *frames, uint32_t nframes, int truncated,
+                  ms_error *err);
+
+/* The stack id slot `slot` names now: the one it was defined with, under the thread's current
+ * label; a slot never defined (only a broken or hostile hook sends that) names an
+ * "<unknown stack>" stack. Returns 0, or -1 with err filled on ENOMEM or a slot out of
+ * range. */
+int stacks_slot(struct stacks *s, uint32_t slot, uint32_t *stack_id, ms_error *err);
 
 uint32_t stacks_count(const struct stacks *s);
 

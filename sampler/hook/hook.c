@@ -116,6 +116,9 @@ static int config_check(const struct mshook_config *cfg, const struct hook_pytho
         return -EINVAL;
     if (cfg->max_frames == 0 || cfg->max_frames > MSHOOK_MAX_FRAMES)
         return -EINVAL;
+    if (cfg->stack_slots < MSHOOK_STACK_SLOTS_MIN || cfg->stack_slots > MSHOOK_STACK_SLOTS_MAX ||
+        (cfg->stack_slots & (cfg->stack_slots - 1)) != 0)
+        return -EINVAL;
     if ((cfg->flags & ~(MSHOOK_F_SYNC_INSTALL | MSHOOK_F_WAIT_WHEN_FULL)) != 0)
         return -EINVAL;
     struct hook_stack_layout layout;
@@ -147,7 +150,8 @@ static int region_open(void)
  * last (release): memsnap maps the region only once it sees that. Returns 0 or -errno. */
 static int region_map(const struct mshook_config *cfg)
 {
-    size_t bytes = HOOK_HEADER_BYTES + (size_t)cfg->ring_bytes;
+    size_t table_bytes = hook_slots_bytes(cfg->stack_slots);
+    size_t bytes = HOOK_HEADER_BYTES + (size_t)cfg->ring_bytes + table_bytes;
     if (ftruncate(session.fd, (off_t)bytes) != 0 ||
         fcntl(session.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         return -errno;
@@ -159,6 +163,7 @@ static int region_map(const struct mshook_config *cfg)
     s->abi = MSHOOK_ABI;
     s->header_bytes = HOOK_HEADER_BYTES;
     s->ring_bytes = cfg->ring_bytes;
+    s->table_bytes = table_bytes;
     s->hook_pid = (int32_t)getpid();
     s->memsnap_pid = cfg->memsnap_pid;
     s->config = *cfg;
@@ -176,8 +181,8 @@ static int recorder_start(const struct mshook_config *cfg)
     hook_stack_layout_from(&layout, cfg, session.api.code_type);
     struct hook_code_layout code_layout;
     hook_code_layout_from(&code_layout, cfg, session.api.unicode_type, session.api.bytes_type);
-    if (hook_recorder_begin(cfg, session.shared,
-                            (unsigned char *)session.shared + HOOK_HEADER_BYTES, &layout,
+    unsigned char *ring = (unsigned char *)session.shared + HOOK_HEADER_BYTES;
+    if (hook_recorder_begin(cfg, session.shared, ring, ring + cfg->ring_bytes, &layout,
                             &code_layout, session.api.tstate_get) != 0)
         return -ENOMEM;
     return 0;

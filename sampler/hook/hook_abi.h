@@ -30,17 +30,30 @@
  * the region as untrusted (ring positions, record lengths and types, frame counts): see
  * sampler/ring_reader.c. The hook trusts its config (memsnap is the one attaching).
  *
+ * Stack slots (ABI 3): an ALLOC record names its stack by a slot number, and the stack itself
+ * travels once, in a STACK record that (re)defines the slot, the first time it is seen and
+ * again whenever the hook's slot held another stack in between. Recording every allocation
+ * (rate 1) sends each stack's frames once instead of millions of times.
+ *
  * Code identity (ABI 2): the hook names code objects itself (MSHOOK_REC_CODE before the
  * first ALLOC whose stack holds one, MSHOOK_REC_CODE_GONE when the allocator frees it), and
  * memsnap reads no code object from the target's memory while recording.
  *
+ * The region: header_bytes of header, then ring_bytes of ring, then table_bytes that only the
+ * hook uses (its stack slot table, kept here so that memsnap can leave it out of the target's
+ * RSS as it does the ring); memsnap never reads the table.
+ *
  * The ring: ring_bytes (a power of two) of records after header_bytes. The hook is the only
  * producer (a try-lock inside the hook serialises producers; a contended event is dropped and
  * counted, never waited for). ring_head and ring_tail are monotonic byte counts; the
- * producer publishes ring_head with release order after writing a record, the consumer
- * publishes ring_tail after reading. A record never wraps: when it does not fit before the
- * end of the ring, the producer writes an MSHOOK_REC_PAD record covering the rest and starts
- * at offset 0. When the free space is too small the event is dropped and counted.
+ * producer publishes ring_head with release order after writing records (after every record,
+ * or in exact mode every kilobyte and at every tick, so that the line memsnap polls does not
+ * move between processors at every record), the consumer publishes ring_tail after reading.
+ * ring_written, on a line of its own that memsnap reads only once the target is dead, is the
+ * head after every complete record: the records the dead target wrote but never published. A record
+ * never wraps: when it does not fit before the end of the ring, the producer writes an
+ * MSHOOK_REC_PAD record covering the rest and starts at offset 0. When the free space is too small
+ * the event is dropped and counted.
  */
 #ifndef MEMSNAP_HOOK_ABI_H
 #define MEMSNAP_HOOK_ABI_H
@@ -54,6 +67,8 @@
 #define MSHOOK_LIB_MEMFD_NAME     "libmemsnap_hook.so"
 #define MSHOOK_MAX_FRAMES         128
 #define MSHOOK_DEFAULT_RING_BYTES (4u << 20)
+#define MSHOOK_STACK_SLOTS_MIN    64u
+#define MSHOOK_STACK_SLOTS_MAX    (1u << 20)
 
 /* config.domains */
 #define MSHOOK_DOMAIN_MEM 1u
@@ -122,6 +137,12 @@ struct mshook_config {
     int32_t bytes_size;           /* ob_size of a bytes object */
     int32_t bytes_sval;           /* the bytes' characters start here */
     int32_t _pad2;
+
+    /* ABI 3: slots of the hook's stack table, a power of two within
+     * [MSHOOK_STACK_SLOTS_MIN, MSHOOK_STACK_SLOTS_MAX]; ALLOC and STACK records name slots
+     * below it. */
+    uint32_t stack_slots;
+    uint32_t _pad3;
 };
 
 /* At offset 0 of the shared region. */
@@ -130,7 +151,8 @@ struct mshook_shared {
     uint32_t abi;
     uint32_t header_bytes; /* the ring starts here; a multiple of 4096 */
     uint64_t ring_bytes;
-    int32_t hook_pid; /* getpid() in the target when the session started */
+    uint64_t table_bytes; /* after the ring: the hook's private stack table, a multiple of 4096 */
+    int32_t hook_pid;     /* getpid() in the target when the session started */
     int32_t memsnap_pid;
     struct mshook_config config;
 
@@ -157,6 +179,10 @@ struct mshook_shared {
     uint64_t ring_tail; /* bytes ever consumed; memsnap publishes with release */
 
     char error[256]; /* NUL-terminated sentence when state == FAILED */
+
+    /* ABI 3: bytes ever written, after every record (relaxed); for a dead target's last
+     * records. */
+    uint64_t ring_written __attribute__((aligned(64)));
 };
 
 /* Records. Every record starts with this header; len is the whole record in bytes,
@@ -168,10 +194,11 @@ struct mshook_rec {
 
 enum mshook_rec_type {
     MSHOOK_REC_PAD = 1,       /* skip to the end of the ring */
-    MSHOOK_REC_ALLOC = 2,     /* struct mshook_alloc + nframes struct mshook_frame */
+    MSHOOK_REC_ALLOC = 2,     /* struct mshook_alloc: an allocation, its stack by slot */
     MSHOOK_REC_FREE = 3,      /* struct mshook_free: a sampled block was freed */
     MSHOOK_REC_CODE = 4,      /* struct mshook_code + its bytes: a code object's identity */
     MSHOOK_REC_CODE_GONE = 5, /* struct mshook_code_gone: an announced code object was freed */
+    MSHOOK_REC_STACK = 6,     /* struct mshook_stack + nframes struct mshook_frame */
 };
 
 struct mshook_frame {
@@ -179,18 +206,33 @@ struct mshook_frame {
     uint64_t lasti; /* raw field: f_lasti (int, sign-extended) or instruction pointer */
 };
 
+/* An allocation. Its stack is the one the last STACK record for `stack` defined (always
+ * earlier in the ring); a slot never defined means an unknown stack. */
 struct mshook_alloc {
     struct mshook_rec hdr;
     uint64_t addr;
-    uint64_t size;    /* requested size */
-    uint64_t tstate;  /* PyThreadState * of the allocating thread (thread label) */
-    uint32_t nframes; /* frames that follow, innermost first */
-    uint32_t flags;   /* MSHOOK_ALLOC_* */
+    uint64_t size;  /* requested size */
+    uint32_t stack; /* slot < config.stack_slots */
+    uint32_t flags; /* MSHOOK_ALLOC_REALLOC */
+};
+
+#define MSHOOK_ALLOC_REALLOC 2u /* the block came from realloc */
+
+/* Defines (or redefines) slot `slot`: the frames of a stack, innermost first, and the thread
+ * that ran it. Every code object named in the frames was announced by a CODE record before
+ * this record, and none has been freed since. Later ALLOC records naming the slot mean this
+ * stack until the next STACK record for the same slot. */
+struct mshook_stack {
+    struct mshook_rec hdr;
+    uint64_t tstate;  /* PyThreadState * of the thread (thread label) */
+    uint32_t slot;    /* < config.stack_slots */
+    uint32_t nframes; /* frames that follow, <= MSHOOK_MAX_FRAMES */
+    uint32_t flags;   /* MSHOOK_STACK_TRUNCATED */
+    uint32_t _pad;
     /* struct mshook_frame frames[nframes]; */
 };
 
-#define MSHOOK_ALLOC_TRUNCATED 1u /* the stack had more than max_frames frames */
-#define MSHOOK_ALLOC_REALLOC   2u /* the block came from realloc */
+#define MSHOOK_STACK_TRUNCATED 1u /* the stack had more than max_frames frames */
 
 struct mshook_free {
     struct mshook_rec hdr;

@@ -49,7 +49,8 @@ static void counters_copy_out(void)
 }
 
 int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
-                        unsigned char *ring, const struct hook_stack_layout *layout,
+                        unsigned char *ring, void *slot_table,
+                        const struct hook_stack_layout *layout,
                         const struct hook_code_layout *code_layout, void *(*tstate_get)(void))
 {
     struct hook_recorder *r = &hook_recorder;
@@ -73,7 +74,10 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
     r->tstate_get = tstate_get;
     uint64_t wait_ns =
         (cfg->flags & MSHOOK_F_WAIT_WHEN_FULL) ? (uint64_t)cfg->heartbeat_timeout_ms * 1000000u : 0;
-    hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes, wait_ns);
+    /* Exact mode batches head stores (1 KiB: a few dozen records); sampled events are rare
+     * enough to publish one by one, so attach's memsnap sees each at its next drain. */
+    hook_ring_init(&r->ring, shared, ring, cfg->ring_bytes, wait_ns, r->exact ? 1024 : 0);
+    hook_slots_begin(slot_table, cfg->stack_slots);
     __atomic_store_n(&r->lock, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->active, 1, __ATOMIC_RELEASE);
     return 0;
@@ -84,8 +88,15 @@ void hook_recorder_publish(void)
     /* No lock: publishing and unmapping the region both happen in the session's ticks,
      * under the GIL, and the counters are read with relaxed loads. Taking the producers' try-lock
      * here made them drop an event whenever the two met (a few dozen per million at rate 1). */
-    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
-        counters_copy_out();
+    if (!__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
+        return;
+    counters_copy_out();
+    /* The head, only if no slow path is writing (a thread breaking the GIL rule): it will. */
+    if (lock_try()) {
+        if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE))
+            hook_ring_flush(&hook_recorder.ring);
+        lock_release();
+    }
 }
 
 void hook_recorder_end(void)
@@ -96,9 +107,11 @@ void hook_recorder_end(void)
     while (!lock_try())
         sched_yield();
     counters_copy_out();
+    hook_ring_flush(&hook_recorder.ring);
     __atomic_store_n(&hook_recorder.ring.shared->stop_ns, now_ns(), __ATOMIC_RELAXED);
     hook_live_reset();
     hook_code_set_end();
+    hook_slots_end();
     lock_release();
 }
 
@@ -108,6 +121,7 @@ void hook_recorder_forget(void)
     __atomic_store_n(&hook_recorder.lock, 0, __ATOMIC_RELAXED);
     hook_live_reset();
     hook_code_set_end();
+    hook_slots_end();
 }
 
 static void drop(size_t size)
@@ -148,18 +162,35 @@ static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
     return 0;
 }
 
+/* Under the lock: the slot that names this stack, defined first (with CODE records for code
+ * objects not yet announced, then a STACK record) unless it holds the stack already. Returns
+ * 0, or -1 when a record could not be written (the ring is full): the caller drops the ALLOC,
+ * and the slot keeps what it held, in the hook's table as in memsnap's. */
+static int stack_slot(uint64_t tstate, const struct mshook_frame *frames, uint32_t nframes,
+                      int truncated, uint64_t hash, uint32_t *slot)
+{
+    if (hook_slots_find(hash, tstate, nframes, slot))
+        return 0;
+    if (stack_announce(frames, nframes) != 0)
+        return -1;
+    uint32_t flags = truncated ? MSHOOK_STACK_TRUNCATED : 0;
+    if (hook_ring_put_stack(&hook_recorder.ring, *slot, tstate, flags, frames, nframes) != 0)
+        return -1;
+    hook_slots_define(*slot, hash, tstate, nframes);
+    return 0;
+}
+
 void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
 {
     struct hook_recorder *r = &hook_recorder;
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
     int truncated = 0;
+    uint64_t hash;
     if (!r->exact)
         hook_live_prefetch((uint64_t)(uintptr_t)ptr); /* loads while we walk the stack */
     const void *tstate = r->tstate_get();
-    uint32_t nframes = hook_stack_capture(&r->layout, tstate, frames, r->max_frames, &truncated);
-    if (truncated)
-        flags |= MSHOOK_ALLOC_TRUNCATED;
-
+    uint32_t nframes =
+        hook_stack_capture(&r->layout, tstate, frames, r->max_frames, &truncated, &hash);
     if (!lock_try()) {
         drop(size);
         return;
@@ -169,14 +200,14 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
         return;
     }
     uint64_t addr = (uint64_t)(uintptr_t)ptr;
-    if (stack_announce(frames, nframes) != 0) {
+    uint32_t slot;
+    if (stack_slot((uint64_t)(uintptr_t)tstate, frames, nframes, truncated, hash, &slot) != 0) {
         drop(size);
         lock_release();
         return;
     }
     if (r->exact) {
-        if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags, frames,
-                                nframes) == 0) {
+        if (hook_ring_put_alloc(&r->ring, addr, size, slot, flags) == 0) {
             hook_counter_add(&r->counters.sampled_allocs, 1);
             if (truncated)
                 hook_counter_add(&r->counters.truncated_stacks, 1);
@@ -192,8 +223,7 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
         block_freed(addr, stale);
     if (added < 0) {
         drop(size);
-    } else if (hook_ring_put_alloc(&r->ring, addr, size, (uint64_t)(uintptr_t)tstate, flags, frames,
-                                   nframes) != 0) {
+    } else if (hook_ring_put_alloc(&r->ring, addr, size, slot, flags) != 0) {
         uint64_t ignored;
         hook_live_remove(addr, &ignored);
         drop(size);
@@ -251,8 +281,13 @@ void hook_record_code_free(void *ptr)
         return;
     }
     uint64_t addr = (uint64_t)(uintptr_t)ptr;
-    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE) &&
-        hook_code_set_remove(addr) == 0 && hook_ring_put_code_gone(&hook_recorder.ring, addr) != 0)
-        drop(0); /* memsnap keeps the old name until the address is announced again */
+    if (__atomic_load_n(&hook_recorder.active, __ATOMIC_ACQUIRE)) {
+        /* Every death, announced or not (a full announced set forgets some): no cached stack
+         * may name the address for its next code object. */
+        hook_slots_invalidate();
+        if (hook_code_set_remove(addr) == 0 &&
+            hook_ring_put_code_gone(&hook_recorder.ring, addr) != 0)
+            drop(0); /* memsnap keeps the old name until the address is announced again */
+    }
     lock_release();
 }

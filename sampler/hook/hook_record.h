@@ -17,7 +17,10 @@
  * per allocation and per free in a table as big as the heap), is skipped: every free gets a
  * FREE record and live_sampled_bytes is not maintained (memsnap's own live set is exact).
  *
- * Code identity: before the ALLOC record of a sampled block, every code object of its stack
+ * Stacks: an ALLOC record names its stack by slot (hook_slots.h); a stack the slot does not
+ * hold yet is sent first in a STACK record.
+ *
+ * Code identity: before the STACK record of a sampled block, every code object of its stack
  * that is not in the announced set (hook_code.h) gets a CODE record; when one cannot be
  * written (ring full) the ALLOC is dropped too, so memsnap never sees a frame it cannot name.
  * Every free whose block is a code object (ob_type == PyCode_Type, one load of the block's
@@ -37,6 +40,7 @@
 #include "hook_live.h"
 #include "hook_ring.h"
 #include "hook_sample.h"
+#include "hook_slots.h"
 #include "hook_stack.h"
 
 struct hook_counters {
@@ -69,11 +73,13 @@ struct hook_recorder {
 /* The one recorder (hidden inside the library). */
 extern struct hook_recorder hook_recorder;
 
-/* Starts a session: counters zeroed, sampler seeded from cfg, ring over the region, empty
+/* Starts a session: counters zeroed, sampler seeded from cfg, ring over the region, stack
+ * slots over slot_table (hook_slots_bytes(cfg->stack_slots) zeroed bytes of the region), empty
  * live table and announced set, active. cfg was validated. Returns 0, or -1 when the live
  * table or the set cannot be mapped. */
 int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
-                        unsigned char *ring, const struct hook_stack_layout *layout,
+                        unsigned char *ring, void *slot_table,
+                        const struct hook_stack_layout *layout,
                         const struct hook_code_layout *code_layout, void *(*tstate_get)(void));
 
 /* Copies the counters into the region (the session's tick only, periodically). */

@@ -7,14 +7,24 @@
 #include <time.h>
 
 void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned char *data,
-                    uint64_t size, uint64_t wait_timeout_ns)
+                    uint64_t size, uint64_t wait_timeout_ns, uint32_t publish_bytes)
 {
     r->shared = shared;
     r->data = data;
     r->size = size;
     r->head = 0;
+    r->published = 0;
     r->tail_seen = 0;
     r->wait_timeout_ns = wait_timeout_ns;
+    r->publish_bytes = publish_bytes;
+}
+
+void hook_ring_flush(struct hook_ring *r)
+{
+    if (r->published != r->head) {
+        r->published = r->head;
+        __atomic_store_n(&r->shared->ring_head, r->head, __ATOMIC_RELEASE);
+    }
 }
 
 static uint64_t monotonic_ns(void)
@@ -32,6 +42,7 @@ static int ring_wait_for_room(struct hook_ring *r, uint64_t need)
 {
     uint64_t start = monotonic_ns();
     const struct timespec step = {0, 20000};
+    hook_ring_flush(r); /* memsnap can only make room by draining what it was shown */
     for (;;) {
         uint64_t tail = __atomic_load_n(&r->shared->ring_tail, __ATOMIC_ACQUIRE);
         if (tail > r->head || r->head - tail > r->size || tail < r->tail_seen)
@@ -81,23 +92,44 @@ static unsigned char *ring_reserve(struct hook_ring *r, uint32_t len)
 static void ring_commit(struct hook_ring *r, uint32_t len)
 {
     r->head += len;
-    __atomic_store_n(&r->shared->ring_head, r->head, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->shared->ring_written, r->head, __ATOMIC_RELAXED);
+    if (r->head - r->published >= r->publish_bytes)
+        hook_ring_flush(r);
 }
 
-int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint64_t tstate,
-                        uint32_t flags, const struct mshook_frame *frames, uint32_t nframes)
+int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint32_t slot,
+                        uint32_t flags)
 {
-    if (nframes > MSHOOK_MAX_FRAMES)
-        nframes = MSHOOK_MAX_FRAMES;
-    uint32_t len = (uint32_t)(sizeof(struct mshook_alloc) + nframes * sizeof(struct mshook_frame));
+    uint32_t len = sizeof(struct mshook_alloc);
     unsigned char *p = ring_reserve(r, len);
     if (!p)
         return -1;
-    struct mshook_alloc rec = {
-        .hdr = {.type = MSHOOK_REC_ALLOC, .len = len},
-        .addr = addr,
-        .size = size,
+    /* Stored field by field: a struct built on the stack and copied in would be read back
+     * with wider loads than it was written with, which stalls store forwarding. */
+    struct mshook_alloc *rec = (struct mshook_alloc *)(void *)p;
+    rec->hdr.type = MSHOOK_REC_ALLOC;
+    rec->hdr.len = len;
+    rec->addr = addr;
+    rec->size = size;
+    rec->stack = slot;
+    rec->flags = flags;
+    ring_commit(r, len);
+    return 0;
+}
+
+int hook_ring_put_stack(struct hook_ring *r, uint32_t slot, uint64_t tstate, uint32_t flags,
+                        const struct mshook_frame *frames, uint32_t nframes)
+{
+    if (nframes > MSHOOK_MAX_FRAMES)
+        nframes = MSHOOK_MAX_FRAMES;
+    uint32_t len = (uint32_t)(sizeof(struct mshook_stack) + nframes * sizeof(struct mshook_frame));
+    unsigned char *p = ring_reserve(r, len);
+    if (!p)
+        return -1;
+    struct mshook_stack rec = {
+        .hdr = {.type = MSHOOK_REC_STACK, .len = len},
         .tstate = tstate,
+        .slot = slot,
         .nframes = nframes,
         .flags = flags,
     };
@@ -113,8 +145,10 @@ int hook_ring_put_free(struct hook_ring *r, uint64_t addr)
     unsigned char *p = ring_reserve(r, len);
     if (!p)
         return -1;
-    struct mshook_free rec = {.hdr = {.type = MSHOOK_REC_FREE, .len = len}, .addr = addr};
-    memcpy(p, &rec, sizeof rec);
+    struct mshook_free *rec = (struct mshook_free *)(void *)p;
+    rec->hdr.type = MSHOOK_REC_FREE;
+    rec->hdr.len = len;
+    rec->addr = addr;
     ring_commit(r, len);
     return 0;
 }

@@ -73,12 +73,32 @@ static const void *frame_first(const struct hook_stack_layout *l, const void *ts
     return pointer_plausible(p) ? p : NULL;
 }
 
+static uint64_t rotate_left(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* The final avalanche of a 64-bit hash (every input bit reaches every output bit). */
+static uint64_t hash_finish(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstate,
-                            struct mshook_frame *out, uint32_t max, int *truncated)
+                            struct mshook_frame *out, uint32_t max, int *truncated, uint64_t *hash)
 {
     *truncated = 0;
+    *hash = hash_finish(0);
     if (!pointer_plausible(tstate))
         return 0;
+    /* The hash folds each frame in as it is walked: its multiply chain runs beside the walk's
+     * chain of dependent loads, so it costs next to nothing on top of the walk. */
+    uint64_t h = 0x243f6a8885a308d3ull;
     uint32_t n = 0;
     const void *f = frame_first(l, tstate);
     for (int steps = 0; f && steps < STACK_WALK_LIMIT; steps++) {
@@ -100,10 +120,13 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstat
                     (uint64_t)(int64_t) * (const int32_t *)((const char *)f + l->frame_lasti);
             else
                 out[n].lasti = (uint64_t)(uintptr_t)pointer_at(f, l->frame_lasti);
+            h = rotate_left(h ^ (out[n].code * 0x9e3779b97f4a7c15ull) ^ out[n].lasti, 27) *
+                0xbf58476d1ce4e5b9ull;
             n++;
         }
         const void *back = pointer_at(f, l->frame_back);
         f = pointer_plausible(back) ? back : NULL;
     }
+    *hash = hash_finish(h ^ ((uint64_t)n << 1) ^ (uint64_t)*truncated);
     return n;
 }

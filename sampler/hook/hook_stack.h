@@ -37,8 +37,10 @@ void hook_stack_layout_from(struct hook_stack_layout *l, const struct mshook_con
 int hook_stack_layout_check(const struct hook_stack_layout *l);
 
 /* Walks tstate's frames innermost first into out[0 .. max). Returns the count; *truncated is
- * set to 1 when frames were left out because of max. tstate may be NULL (0 frames). */
+ * set to 1 when frames were left out because of max. tstate may be NULL (0 frames). *hash
+ * receives a 64-bit hash of the frames kept, their count and *truncated, well mixed in every
+ * bit (hook_slots.h uses its low bits as a slot number). */
 uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstate,
-                            struct mshook_frame *out, uint32_t max, int *truncated);
+                            struct mshook_frame *out, uint32_t max, int *truncated, uint64_t *hash);
 
 #endif

@@ -17,13 +17,18 @@
 #define HEADER 4096u
 #define RING   (64u << 10)
 
+static uint32_t fuzz_slots; /* the reader's stack_slots for this input */
+
 static int on_event(void *ctx, const struct ring_event *ev)
 {
     uint64_t *sum = ctx;
     if (ev->nframes > MSHOOK_MAX_FRAMES ||
         (ev->type != MSHOOK_REC_ALLOC && ev->type != MSHOOK_REC_FREE &&
-         ev->type != MSHOOK_REC_CODE && ev->type != MSHOOK_REC_CODE_GONE))
+         ev->type != MSHOOK_REC_CODE && ev->type != MSHOOK_REC_CODE_GONE &&
+         ev->type != MSHOOK_REC_STACK))
         abort();
+    if ((ev->type == MSHOOK_REC_ALLOC || ev->type == MSHOOK_REC_STACK) && ev->slot >= fuzz_slots)
+        abort();                       /* a slot beyond what the header claimed */
     if (ev->type == MSHOOK_REC_CODE) { /* every length within its cap, every byte readable */
         const struct ring_code *c = ev->code;
         if (!c)
@@ -55,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h->abi = MSHOOK_ABI;
     h->header_bytes = HEADER;
     h->ring_bytes = RING;
+    h->config.stack_slots = 64;
     size_t used = 0;
     if (size >= 1 && (data[0] & 1) && size >= sizeof *h) {
         memcpy(h, data, sizeof *h); /* arbitrary header */
@@ -78,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ms_error err;
     if (ring_reader_attach(&r, region, HEADER + RING, &err) != 0)
         return 0;
+    fuzz_slots = r.stack_slots;
     uint64_t sum = 0;
     for (int round = 0; round < 2; round++) {
         int got = ring_reader_drain(&r, on_event, &sum, &err);

@@ -47,8 +47,17 @@
 #define CODE_EXACT  3
 #define CODE_CHILD  4
 
+/* What a STACK record defined, as much of it as the checks use. */
+struct seen_slot {
+    uint32_t nframes;
+    uint32_t child; /* child_work() is somewhere on the stack */
+    uint64_t inner, inner_lasti, caller;
+};
+
 /* What the drained events showed. */
 struct seen {
+    struct seen_slot *slots; /* by slot number; config.stack_slots of them */
+    uint32_t n_slots;
     uint64_t code[5];
     uint64_t allocs, frees;
     uint64_t hot_n, cold_n, hot_bytes, cold_bytes;
@@ -116,6 +125,14 @@ static int seen_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A new session's ring: its slots start undefined. */
+static void seen_slots_reset(struct seen *s, uint32_t n_slots)
+{
+    free(s->slots);
+    s->slots = NULL;
+    s->n_slots = n_slots;
+}
+
 static int on_event(void *ctx, const struct ring_event *ev)
 {
     struct seen *s = ctx;
@@ -126,20 +143,43 @@ static int on_event(void *ctx, const struct ring_event *ev)
             s->exact_freed++;
         return 0;
     }
-    s->allocs++;
-    for (uint32_t i = 0; i < ev->nframes; i++)
-        if (ev->frames[i].code == s->code[CODE_CHILD])
-            s->child_frames++;
-    if (ev->nframes == 0)
+    if (ev->type == MSHOOK_REC_STACK) {
+        if (!s->slots) {
+            s->slots = calloc(s->n_slots, sizeof *s->slots);
+            assert_non_null(s->slots);
+        }
+        assert_true(ev->slot < s->n_slots);
+        struct seen_slot *st = &s->slots[ev->slot];
+        memset(st, 0, sizeof *st);
+        st->nframes = ev->nframes;
+        for (uint32_t i = 0; i < ev->nframes; i++)
+            if (ev->frames[i].code == s->code[CODE_CHILD])
+                st->child = 1;
+        if (ev->nframes > 0) {
+            st->inner = ev->frames[0].code;
+            st->inner_lasti = ev->frames[0].lasti;
+        }
+        if (ev->nframes > 1)
+            st->caller = ev->frames[1].code;
         return 0;
-    uint64_t inner = ev->frames[0].code;
+    }
+    if (ev->type != MSHOOK_REC_ALLOC)
+        return 0;
+    s->allocs++;
+    /* The hook defines a slot before naming it. */
+    assert_non_null(s->slots);
+    const struct seen_slot *st = &s->slots[ev->slot];
+    s->child_frames += st->child;
+    if (st->nframes == 0)
+        return 0;
+    uint64_t inner = st->inner;
     if (inner == s->code[CODE_HOT]) {
         s->hot_n++;
         s->hot_bytes += ev->size;
-        if (ev->nframes < 2 || ev->frames[1].code != s->code[CODE_OUTER])
+        if (st->nframes < 2 || st->caller != s->code[CODE_OUTER])
             s->hot_caller_wrong++;
         /* An offset into hot()'s few dozen bytes of bytecode, or a pointer into them. */
-        uint64_t lasti = ev->frames[0].lasti;
+        uint64_t lasti = st->inner_lasti;
         int ok = s->lasti_model <= PY_LASTI_WORDS
                      ? (int64_t)lasti >= 0 && lasti < 200
                      : lasti >= inner + (uint64_t)s->code_adaptive &&
@@ -240,6 +280,7 @@ static int host_start(struct host *h, uint64_t rate, uint32_t timeout_ms, uint32
     if (rc < 0)
         return rc;
     ms_error err = {{0}};
+    seen_slots_reset(&h->seen, cfg.stack_slots);
     if (hook_ring_wait(h->proc.pid, rc, 5000, &err) != 0 ||
         ring_reader_open(h->proc.pid, rc, &h->ring, &err) != 0)
         fail_msg("%s: %s", h->py->label, err.msg);
@@ -311,6 +352,7 @@ static void host_quit(struct host *h)
         ring_reader_close(&h->ring);
     test_proc_kill(&h->proc);
     free(h->seen.exact_addrs);
+    free(h->seen.slots);
 }
 
 /* Lines of /proc/PID/maps naming the ring, and descriptors of PID pointing at it. */
@@ -542,9 +584,11 @@ static void test_watchdog(void **state)
         assert_int_equal(ring_reader_state(&h.ring), MSHOOK_STATE_STOPPED);
         ring_reader_close(&h.ring);
         ms_error err = {{0}};
+        seen_slots_reset(&h.seen, cfg.stack_slots);
         if (hook_ring_wait(h.proc.pid, rc, 5000, &err) != 0 ||
             ring_reader_open(h.proc.pid, rc, &h.ring, &err) != 0)
             fail_msg("%s: %s", py[i].label, err.msg);
+        h.ring_open = 1;
         h.beating = 1;
         host_wait_recording(&h); /* else the churn that should see the stop may come first */
         host_stop(&h);
@@ -755,6 +799,12 @@ static void test_bad_configs_refused(void **state)
         assert_int_equal(host_start_raw(&h, &c), -EINVAL);
         c = good;
         c.frame_code = -1;
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.stack_slots = 96; /* not a power of two */
+        assert_int_equal(host_start_raw(&h, &c), -EINVAL);
+        c = good;
+        c.stack_slots = MSHOOK_STACK_SLOTS_MAX * 2;
         assert_int_equal(host_start_raw(&h, &c), -EINVAL);
         c = good;
         c.py_version_hex ^= 1u << 16; /* offsets of another minor version: never walk them */

@@ -96,10 +96,12 @@ def child_work(n):
     return len(junk)
 
 
-def churn(n):
+def churn(n, size=64):
+    # size is a variable: a constant b"z" * 64 would be folded at compile time and the loop
+    # would allocate nothing
     i = 0
     while i < n:
-        x = b"z" * 64
+        x = b"z" * size
         i += 1
     return x
 

@@ -6,8 +6,9 @@
  * Checks: exact per-stack totals and the profile built from them (sample types, leaf-first
  * stacks, thread labels, block-size label), frees of unknown blocks, re-used addresses in the
  * live table, code-object address reuse noticed at the next event, synthetic frames, unbiasing at a
- * sampling rate, the live table against a brute-force model under heavy churn, and the lazy
- * peak tracker against a brute-force model that snapshots the live set at every peak.
+ * sampling rate, the live table against a brute-force model under heavy churn, the lazy
+ * peak tracker against a brute-force model that snapshots the live set at every peak, and
+ * stack slots (redefinition, undefined and out-of-range slots, thread relabelling).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,12 +120,20 @@ static int64_t value(const struct profile *p, const struct profile_sample *s, co
     return p->values[(size_t)(s - p->samples) * p->n_sample_types + (size_t)t];
 }
 
+/* A STACK record defining `slot`, then an ALLOC naming it, as the hook sends them. */
+static void alloc_in_slot(struct collector *c, uint32_t slot, uint64_t addr, uint64_t size,
+                          uint64_t tstate, const struct mshook_frame *f, uint32_t n, uint32_t flags)
+{
+    ms_error err;
+    assert_int_equal(collector_stack(c, slot, tstate, f, n, flags, &err), 0);
+    assert_int_equal(collector_alloc(c, addr, size, slot, &err), 0);
+}
+
 static void alloc(struct collector *c, uint64_t addr, uint64_t size, uint64_t tstate, uint64_t leaf,
                   uint64_t lasti)
 {
     struct mshook_frame f[2] = {{leaf, lasti}, {0xa000, 4}};
-    ms_error err;
-    assert_int_equal(collector_alloc(c, addr, size, tstate, f, 2, 0, &err), 0);
+    alloc_in_slot(c, 0, addr, size, tstate, f, 2, 0);
 }
 
 /* --- tests --- */
@@ -133,7 +142,7 @@ static void test_exact_totals_and_profile_shape(void **state)
 {
     (void)state;
     struct profile *p = profile_new();
-    struct collector_options opt = {.rate = 1};
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
     struct collector *c = collector_new(p, &resolver, &opt);
     assert_non_null(c);
     for (int i = 0; i < 10; i++)
@@ -196,7 +205,7 @@ static void test_reused_block_address_retires_old_block(void **state)
 {
     (void)state;
     struct profile *p = profile_new();
-    struct collector_options opt = {.rate = 1};
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
     struct collector *c = collector_new(p, &resolver, &opt);
     alloc(c, 0x5000, 100, 0x1000, 0xb000, 0);
     alloc(c, 0x5000, 40, 0x1000, 0xc000, 0); /* the FREE of the first was dropped */
@@ -217,7 +226,7 @@ static void test_code_address_reuse_is_seen_at_once(void **state)
 {
     (void)state;
     struct profile *p = profile_new();
-    struct collector_options opt = {.rate = 1};
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
     struct collector *c = collector_new(p, &resolver, &opt);
     alloc(c, 0x1, 8, 0x1000, 0xc000, 0);
     int lines = target.line_calls;
@@ -249,17 +258,17 @@ static void test_synthetic_frames(void **state)
 {
     (void)state;
     struct profile *p = profile_new();
-    struct collector_options opt = {.rate = 1};
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
     struct collector *c = collector_new(p, &resolver, &opt);
     ms_error err;
     struct mshook_frame bad[2] = {{0xdead, 0}, {0xa000, 0}};
-    assert_int_equal(collector_alloc(c, 0x1, 8, 0x1000, bad, 2, MSHOOK_ALLOC_TRUNCATED, &err), 0);
-    assert_int_equal(collector_alloc(c, 0x2, 8, 0x1000, NULL, 0, 0, &err), 0);
+    alloc_in_slot(c, 1, 0x1, 8, 0x1000, bad, 2, MSHOOK_STACK_TRUNCATED);
+    alloc_in_slot(c, 2, 0x2, 8, 0x1000, NULL, 0, 0);
     /* A hostile frame count is clamped, not trusted. */
     struct mshook_frame many[MSHOOK_MAX_FRAMES];
     for (int i = 0; i < MSHOOK_MAX_FRAMES; i++)
         many[i] = (struct mshook_frame){0xa000, (uint64_t)i};
-    assert_int_equal(collector_alloc(c, 0x3, 8, 0x1000, many, 1u << 30, 0, &err), 0);
+    alloc_in_slot(c, 3, 0x3, 8, 0x1000, many, 1u << 30, 0);
     assert_int_equal(collector_finish(c, &err), 0);
 
     const struct profile_sample *u = sample_by_leaf(p, "<unknown>", NULL);
@@ -279,7 +288,7 @@ static void test_sampled_values_are_unbiased(void **state)
     (void)state;
     struct profile *p = profile_new();
     const uint64_t rate = 4096;
-    struct collector_options opt = {.rate = rate};
+    struct collector_options opt = {.rate = rate, .stack_slots = 64};
     struct collector *c = collector_new(p, &resolver, &opt);
     for (int i = 0; i < 30; i++)
         alloc(c, 0x100 + i * 16, 512, 0x1000, 0xb000, 0);
@@ -319,7 +328,7 @@ static uint64_t rng_next(uint64_t *s)
 static void run_model(uint64_t seed, int steps)
 {
     struct profile *p = profile_new();
-    struct collector_options opt = {.rate = 1, .track_peak = 1};
+    struct collector_options opt = {.rate = 1, .track_peak = 1, .stack_slots = 64};
     struct collector *c = collector_new(p, &resolver, &opt);
     static uint64_t size_of[MODEL_ADDRS];
     static int stack_of[MODEL_ADDRS];
@@ -344,8 +353,7 @@ static void run_model(uint64_t seed, int steps)
             int s = (int)(rng_next(&seed) % MODEL_STACKS);
             uint64_t size = 1 + rng_next(&seed) % 2000;
             struct mshook_frame f = {leaves[s], 0};
-            ms_error err;
-            assert_int_equal(collector_alloc(c, addr, size, 0x1000, &f, 1, 0, &err), 0);
+            alloc_in_slot(c, (uint32_t)s, addr, size, 0x1000, &f, 1, 0);
             size_of[a] = size;
             stack_of[a] = s;
             live[s] += size;
@@ -386,6 +394,96 @@ static void test_live_table_and_peak_against_model(void **state)
     run_model(42, 1000);
 }
 
+/* Slots: an ALLOC means the stack its slot was last defined with; redefining a slot does not
+ * touch what earlier allocations were charged to. */
+static void test_slots_name_the_latest_definition(void **state)
+{
+    (void)state;
+    struct profile *p = profile_new();
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
+    struct collector *c = collector_new(p, &resolver, &opt);
+    ms_error err;
+    struct mshook_frame hot[1] = {{0xb000, 0}}, cold[1] = {{0xc000, 0}};
+    assert_int_equal(collector_stack(c, 7, 0x1000, hot, 1, 0, &err), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(collector_alloc(c, 0x100 + i * 16, 100, 7, &err), 0);
+    assert_int_equal(collector_stack(c, 7, 0x1000, cold, 1, 0, &err), 0);
+    assert_int_equal(collector_alloc(c, 0x900, 30, 7, &err), 0);
+    /* The same stack defined in two slots is one stack. */
+    assert_int_equal(collector_stack(c, 9, 0x1000, hot, 1, 0, &err), 0);
+    assert_int_equal(collector_alloc(c, 0xa00, 100, 9, &err), 0);
+    assert_int_equal(collector_finish(c, &err), 0);
+    assert_int_equal(p->n_samples, 2);
+    assert_int_equal(value(p, sample_by_leaf(p, "Handler.hot", NULL), "alloc_space"), 600);
+    assert_int_equal(value(p, sample_by_leaf(p, "cold", NULL), "alloc_space"), 30);
+    collector_free(c);
+    profile_free(p);
+}
+
+/* What a broken or hostile hook may send: a slot never defined is an unknown stack; a slot out
+ * of range is an error with a sentence, not a crash. */
+static void test_slots_undefined_and_out_of_range(void **state)
+{
+    (void)state;
+    struct profile *p = profile_new();
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
+    struct collector *c = collector_new(p, &resolver, &opt);
+    ms_error err;
+    assert_int_equal(collector_alloc(c, 0x100, 10, 5, &err), 0);
+    assert_int_equal(collector_alloc(c, 0x200, 10, 63, &err), 0);
+    assert_int_equal(collector_alloc(c, 0x300, 10, 64, &err), -1);
+    assert_non_null(strstr(err.msg, "slot 64"));
+    struct mshook_frame f[1] = {{0xb000, 0}};
+    assert_int_equal(collector_stack(c, 1u << 31, 0x1000, f, 1, 0, &err), -1);
+    assert_int_equal(collector_finish(c, &err), 0);
+    const struct profile_sample *u = sample_by_leaf(p, "<unknown stack>", NULL);
+    assert_non_null(u);
+    assert_int_equal(value(p, u, "alloc_objects"), 2);
+    collector_free(c);
+    profile_free(p);
+    /* More slots than the hook may have: refused. */
+    p = profile_new();
+    opt.stack_slots = MSHOOK_STACK_SLOTS_MAX + 1;
+    assert_null(collector_new(p, &resolver, &opt));
+    profile_free(p);
+}
+
+static const char *thread_label_now = "MainThread";
+
+static const char *changing_thread(void *ctx, uint64_t tstate)
+{
+    (void)ctx;
+    (void)tstate;
+    return thread_label_now;
+}
+
+/* A thread state reused by a new thread: the slot's stack is labelled again at the next epoch
+ * (the hook does not know threads die; memsnap re-reads labels once per drain). */
+static void test_slots_relabel_threads_per_epoch(void **state)
+{
+    (void)state;
+    struct stacks_resolver r = resolver;
+    r.thread = changing_thread;
+    thread_label_now = "MainThread";
+    struct profile *p = profile_new();
+    struct collector_options opt = {.rate = 1, .stack_slots = 64};
+    struct collector *c = collector_new(p, &r, &opt);
+    ms_error err;
+    struct mshook_frame f[1] = {{0xb000, 0}};
+    assert_int_equal(collector_stack(c, 3, 0x7000, f, 1, 0, &err), 0);
+    assert_int_equal(collector_alloc(c, 0x100, 10, 3, &err), 0);
+    thread_label_now = "thread 77";
+    assert_int_equal(collector_alloc(c, 0x200, 20, 3, &err), 0); /* same epoch: old label */
+    collector_epoch(c);
+    assert_int_equal(collector_alloc(c, 0x300, 40, 3, &err), 0);
+    assert_int_equal(collector_alloc(c, 0x400, 80, 3, &err), 0);
+    assert_int_equal(collector_finish(c, &err), 0);
+    assert_int_equal(value(p, sample_by_leaf(p, "Handler.hot", "MainThread"), "alloc_space"), 30);
+    assert_int_equal(value(p, sample_by_leaf(p, "Handler.hot", "thread 77"), "alloc_space"), 120);
+    collector_free(c);
+    profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +493,9 @@ int main(void)
         cmocka_unit_test_setup(test_synthetic_frames, setup),
         cmocka_unit_test_setup(test_sampled_values_are_unbiased, setup),
         cmocka_unit_test_setup(test_live_table_and_peak_against_model, setup),
+        cmocka_unit_test_setup(test_slots_name_the_latest_definition, setup),
+        cmocka_unit_test_setup(test_slots_undefined_and_out_of_range, setup),
+        cmocka_unit_test_setup(test_slots_relabel_threads_per_epoch, setup),
     };
     return cmocka_run_group_tests_name("collector", tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
  * test_ring_reader.c - the memsnap side of the hook's ring against crafted regions.
  *
  * Valid rings (records of every kind, wrapped with PAD, written by the hook's own producer
- * code, which is compiled in here) must come out exactly as written; corrupt ones (bad
- * lengths, types, flags, frame counts, heads) must be refused with a sentence, without
+ * code, which is compiled in here, with the head published per record or in batches) must
+ * come out exactly as written; corrupt ones (bad lengths, types, flags, frame counts, stack
+ * slots, heads) must be refused with a sentence, without
  * delivering the bad record or reading outside the region. Opening checks the descriptor is
  * the hook's sealed memfd. CODE / CODE_GONE records written by the producer come out byte for
  * byte and feed a code table that names frames, lines included, and forgets gone objects.
@@ -30,6 +31,7 @@
 
 #define HEADER 4096u
 #define RING   (64u << 10)
+#define SLOTS  64u
 
 struct region {
     unsigned char *mem;
@@ -50,6 +52,7 @@ static void region_make(struct region *g, uint64_t ring_bytes)
     g->shared->abi = MSHOOK_ABI;
     g->shared->header_bytes = HEADER;
     g->shared->ring_bytes = ring_bytes;
+    g->shared->config.stack_slots = SLOTS;
     g->shared->state = MSHOOK_STATE_RECORDING;
 }
 
@@ -64,22 +67,34 @@ static void ring_put(struct region *g, uint64_t off, const void *p, size_t n)
     memcpy(g->ring + off, p, n);
 }
 
-static void put_alloc(struct region *g, uint64_t off, uint64_t addr, uint32_t nframes, uint32_t len,
+static void put_alloc(struct region *g, uint64_t off, uint64_t addr, uint32_t slot, uint32_t len,
                       uint32_t flags)
 {
     struct mshook_alloc a = {
         .hdr = {.type = MSHOOK_REC_ALLOC, .len = len},
         .addr = addr,
         .size = 100,
-        .tstate = 0x7000,
-        .nframes = nframes,
+        .stack = slot,
         .flags = flags,
     };
     ring_put(g, off, &a, sizeof a);
-    for (uint32_t i = 0; i < nframes && off + sizeof a + (i + 1) * 16 <= g->shared->ring_bytes;
+}
+
+static void put_stack(struct region *g, uint64_t off, uint32_t slot, uint32_t nframes, uint32_t len,
+                      uint32_t flags)
+{
+    struct mshook_stack st = {
+        .hdr = {.type = MSHOOK_REC_STACK, .len = len},
+        .tstate = 0x7000,
+        .slot = slot,
+        .nframes = nframes,
+        .flags = flags,
+    };
+    ring_put(g, off, &st, sizeof st);
+    for (uint32_t i = 0; i < nframes && off + sizeof st + (i + 1) * 16 <= g->shared->ring_bytes;
          i++) {
         struct mshook_frame f = {.code = 0x1000 + i, .lasti = i};
-        ring_put(g, off + sizeof a + i * sizeof f, &f, sizeof f);
+        ring_put(g, off + sizeof st + i * sizeof f, &f, sizeof f);
     }
 }
 
@@ -92,7 +107,8 @@ static void put_free(struct region *g, uint64_t off, uint64_t addr, uint32_t len
 struct got {
     int n;
     uint64_t addr[64];
-    uint32_t type[64], nframes[64], flags[64];
+    uint32_t type[64], nframes[64], flags[64], slot[64];
+    uint64_t tstate[64];
     uint64_t frame_code_sum;
     int stop_after; /* return non-zero after this many events (0: never) */
 };
@@ -105,6 +121,8 @@ static int on_event(void *ctx, const struct ring_event *ev)
         g->type[g->n] = ev->type;
         g->nframes[g->n] = ev->nframes;
         g->flags[g->n] = ev->flags;
+        g->slot[g->n] = ev->slot;
+        g->tstate[g->n] = ev->tstate;
     }
     for (uint32_t i = 0; i < ev->nframes; i++)
         g->frame_code_sum += ev->frames[i].code;
@@ -124,26 +142,35 @@ static void test_valid_records(void **state)
     (void)state;
     struct region g;
     region_make(&g, RING);
-    uint32_t alen = sizeof(struct mshook_alloc) + 3 * sizeof(struct mshook_frame);
-    put_alloc(&g, 0, 0xaaa0, 3, alen, MSHOOK_ALLOC_REALLOC);
-    put_free(&g, alen, 0xaaa0, sizeof(struct mshook_free));
-    put_alloc(&g, alen + 16, 0xbbb0, 0, sizeof(struct mshook_alloc), 0);
-    g.shared->ring_head = alen + 16 + sizeof(struct mshook_alloc);
+    uint32_t slen = sizeof(struct mshook_stack) + 3 * sizeof(struct mshook_frame);
+    uint32_t alen = sizeof(struct mshook_alloc);
+    put_stack(&g, 0, SLOTS - 1, 3, slen, MSHOOK_STACK_TRUNCATED);
+    put_alloc(&g, slen, 0xaaa0, SLOTS - 1, alen, MSHOOK_ALLOC_REALLOC);
+    put_free(&g, slen + alen, 0xaaa0, sizeof(struct mshook_free));
+    put_alloc(&g, slen + alen + 16, 0xbbb0, 0, alen, 0);
+    g.shared->ring_head = slen + 2 * alen + 16;
 
     struct ring_reader r;
     attach(&r, &g);
+    assert_int_equal(r.stack_slots, SLOTS);
     struct got got = {0};
     ms_error err = {{0}};
-    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 3);
-    assert_int_equal(got.type[0], MSHOOK_REC_ALLOC);
-    assert_int_equal(got.addr[0], 0xaaa0);
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 4);
+    assert_int_equal(got.type[0], MSHOOK_REC_STACK);
+    assert_int_equal(got.slot[0], SLOTS - 1);
+    assert_int_equal(got.tstate[0], 0x7000);
     assert_int_equal(got.nframes[0], 3);
-    assert_int_equal(got.flags[0], MSHOOK_ALLOC_REALLOC);
+    assert_int_equal(got.flags[0], MSHOOK_STACK_TRUNCATED);
     assert_int_equal(got.frame_code_sum, 0x1000 + 0x1001 + 0x1002);
-    assert_int_equal(got.type[1], MSHOOK_REC_FREE);
+    assert_int_equal(got.type[1], MSHOOK_REC_ALLOC);
     assert_int_equal(got.addr[1], 0xaaa0);
-    assert_int_equal(got.addr[2], 0xbbb0);
-    assert_int_equal(got.nframes[2], 0);
+    assert_int_equal(got.slot[1], SLOTS - 1);
+    assert_int_equal(got.flags[1], MSHOOK_ALLOC_REALLOC);
+    assert_int_equal(got.nframes[1], 0);
+    assert_int_equal(got.type[2], MSHOOK_REC_FREE);
+    assert_int_equal(got.addr[2], 0xaaa0);
+    assert_int_equal(got.addr[3], 0xbbb0);
+    assert_int_equal(got.slot[3], 0);
     assert_int_equal(g.shared->ring_tail, g.shared->ring_head);
     /* nothing new: nothing delivered */
     assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 0);
@@ -156,23 +183,24 @@ static void test_wrapped_with_pad(void **state)
     (void)state;
     struct region g;
     region_make(&g, RING);
-    /* The consumer is at RING - 32; a 56-byte record did not fit, so PAD then offset 0. */
+    /* The consumer is at RING - 32; a 48-byte record did not fit, so PAD then offset 0. */
     uint64_t start = 5 * (uint64_t)RING - 32;
     g.shared->ring_tail = start;
     struct mshook_rec pad = {.type = MSHOOK_REC_PAD, .len = 32};
     ring_put(&g, RING - 32, &pad, sizeof pad);
-    uint32_t alen = sizeof(struct mshook_alloc) + sizeof(struct mshook_frame);
-    put_alloc(&g, 0, 0xccc0, 1, alen, 0);
-    g.shared->ring_head = start + 32 + alen;
+    uint32_t slen = sizeof(struct mshook_stack) + sizeof(struct mshook_frame);
+    put_stack(&g, 0, 1, 1, slen, 0);
+    g.shared->ring_head = start + 32 + slen;
 
     struct ring_reader r;
     attach(&r, &g);
     struct got got = {0};
     ms_error err = {{0}};
     assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 1);
-    assert_int_equal(got.addr[0], 0xccc0);
+    assert_int_equal(got.type[0], MSHOOK_REC_STACK);
+    assert_int_equal(got.slot[0], 1);
     assert_int_equal(r.pads, 1);
-    assert_int_equal(g.shared->ring_tail, start + 32 + alen);
+    assert_int_equal(g.shared->ring_tail, start + 32 + slen);
     ring_reader_close(&r);
     region_free(&g);
 }
@@ -245,29 +273,54 @@ static void free_wrong_len(struct region *g)
 }
 static void huge_nframes(struct region *g)
 {
-    put_alloc(g, g->shared->ring_head, 1, 0xffffffffu, 40 + 16 * 4, 0);
-    g->shared->ring_head += 40 + 16 * 4;
+    put_stack(g, g->shared->ring_head, 1, 0xffffffffu, 32 + 16 * 4, 0);
+    g->shared->ring_head += 32 + 16 * 4;
 }
 static void nframes_one_too_many(struct region *g)
 {
-    uint32_t len = 40 + 16 * (MSHOOK_MAX_FRAMES + 1);
-    put_alloc(g, g->shared->ring_head, 1, MSHOOK_MAX_FRAMES + 1, len, 0);
+    uint32_t len = 32 + 16 * (MSHOOK_MAX_FRAMES + 1);
+    put_stack(g, g->shared->ring_head, 1, MSHOOK_MAX_FRAMES + 1, len, 0);
     g->shared->ring_head += len;
 }
 static void nframes_len_mismatch(struct region *g)
 {
-    put_alloc(g, g->shared->ring_head, 1, 2, 40 + 16 * 3, 0);
-    g->shared->ring_head += 40 + 16 * 3;
+    put_stack(g, g->shared->ring_head, 1, 2, 32 + 16 * 3, 0);
+    g->shared->ring_head += 32 + 16 * 3;
+}
+static void stack_too_short(struct region *g)
+{
+    put_stack(g, g->shared->ring_head, 1, 0, 24, 0);
+    g->shared->ring_head += 24;
+}
+static void stack_slot_out_of_range(struct region *g)
+{
+    put_stack(g, g->shared->ring_head, SLOTS, 0, 32, 0);
+    g->shared->ring_head += 32;
+}
+static void stack_unknown_flags(struct region *g)
+{
+    put_stack(g, g->shared->ring_head, 1, 0, 32, 0x40);
+    g->shared->ring_head += 32;
 }
 static void alloc_too_short(struct region *g)
 {
-    put_alloc(g, g->shared->ring_head, 1, 0, 32, 0);
+    put_alloc(g, g->shared->ring_head, 1, 0, 24, 0);
+    g->shared->ring_head += 24;
+}
+static void alloc_too_long(struct region *g)
+{
+    put_alloc(g, g->shared->ring_head, 1, 0, 40, 0);
+    g->shared->ring_head += 40;
+}
+static void alloc_slot_out_of_range(struct region *g)
+{
+    put_alloc(g, g->shared->ring_head, 1, 0xffffffffu, 32, 0);
     g->shared->ring_head += 32;
 }
 static void unknown_flags(struct region *g)
 {
-    put_alloc(g, g->shared->ring_head, 1, 0, 40, 0x80);
-    g->shared->ring_head += 40;
+    put_alloc(g, g->shared->ring_head, 1, 0, 32, 0x80);
+    g->shared->ring_head += 32;
 }
 static void pad_short_of_end(struct region *g)
 {
@@ -344,7 +397,12 @@ static void test_corrupt_rings(void **state)
     expect_corrupt(huge_nframes, 2, "nframes 2^32-1");
     expect_corrupt(nframes_one_too_many, 0, "nframes MAX+1");
     expect_corrupt(nframes_len_mismatch, 1, "length disagrees with nframes");
+    expect_corrupt(stack_too_short, 1, "STACK shorter than its header");
+    expect_corrupt(stack_slot_out_of_range, 1, "STACK defining slot SLOTS");
+    expect_corrupt(stack_unknown_flags, 1, "STACK with unknown flags");
     expect_corrupt(alloc_too_short, 1, "ALLOC shorter than its header");
+    expect_corrupt(alloc_too_long, 1, "ALLOC longer than its header");
+    expect_corrupt(alloc_slot_out_of_range, 1, "ALLOC naming slot 2^32-1");
     expect_corrupt(unknown_flags, 1, "unknown flags");
     expect_corrupt(pad_short_of_end, 1, "PAD not reaching the end");
     expect_corrupt(head_behind_tail, 0, "head behind tail");
@@ -376,7 +434,7 @@ static void test_code_records(void **state)
     struct region g;
     region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING, 0);
+    hook_ring_init(&w, g.shared, g.ring, RING, 0, 0);
     struct ring_reader r;
     attach(&r, &g);
     /* 3.8: f_lasti is a byte offset and co_lnotab pairs are (bytecode delta, line delta):
@@ -478,6 +536,13 @@ static void test_bad_headers(void **state)
     g.shared->ring_tail = 3;
     assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
     g.shared->ring_tail = 0;
+    const uint32_t bad_slots[] = {0, MSHOOK_STACK_SLOTS_MIN / 2, 96, MSHOOK_STACK_SLOTS_MAX * 2};
+    for (size_t i = 0; i < sizeof bad_slots / sizeof bad_slots[0]; i++) {
+        g.shared->config.stack_slots = bad_slots[i];
+        assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), -1);
+        assert_non_null(strstr(err.msg, "stack slots"));
+    }
+    g.shared->config.stack_slots = SLOTS;
     assert_int_equal(ring_reader_attach(&r, g.mem, 100, &err), -1); /* truncated region */
     assert_int_equal(ring_reader_attach(&r, g.mem, g.bytes, &err), 0);
     /* a closed or zeroed reader is inert */
@@ -488,22 +553,39 @@ static void test_bad_headers(void **state)
     region_free(&g);
 }
 
-/* The hook's producer writing a long stream with frame counts of every size, wrapping the
- * ring many times, drained in random-sized bites: everything comes out, in order. */
+/* The hook's producer writing a long stream of STACK, ALLOC and FREE records, STACKs with
+ * frame counts of every size, wrapping the ring many times, drained in random-sized bites:
+ * everything comes out, in order. Record i has id i (addr, or slot and first frame). */
 static int roundtrip_event(void *ctx, const struct ring_event *ev)
 {
     uint64_t *next = ctx;
-    if (ev->addr != *next)
-        return 1;
-    if (ev->type == MSHOOK_REC_ALLOC) {
-        if (ev->nframes != (uint32_t)(ev->addr % (MSHOOK_MAX_FRAMES + 1)))
+    if (ev->type == MSHOOK_REC_STACK) {
+        if (ev->slot != *next % SLOTS || ev->tstate != *next)
+            return 1;
+        if (ev->nframes != (uint32_t)(*next % (MSHOOK_MAX_FRAMES + 1)))
             return 1;
         for (uint32_t i = 0; i < ev->nframes; i++)
-            if (ev->frames[i].code != ev->addr + i || ev->frames[i].lasti != i)
+            if (ev->frames[i].code != *next + i || ev->frames[i].lasti != i)
                 return 1;
+    } else if (ev->addr != *next || (ev->type == MSHOOK_REC_ALLOC && ev->slot != *next % SLOTS)) {
+        return 1;
     }
     (*next)++;
     return 0;
+}
+
+/* Writes record `id` of the roundtrip stream. */
+static int roundtrip_put(struct hook_ring *w, uint64_t id)
+{
+    if (id % 5 == 4)
+        return hook_ring_put_free(w, id);
+    if (id % 5 == 3)
+        return hook_ring_put_alloc(w, id, 10, (uint32_t)(id % SLOTS), 0);
+    struct mshook_frame frames[MSHOOK_MAX_FRAMES];
+    uint32_t n = (uint32_t)(id % (MSHOOK_MAX_FRAMES + 1));
+    for (uint32_t i = 0; i < n; i++)
+        frames[i] = (struct mshook_frame){.code = id + i, .lasti = i};
+    return hook_ring_put_stack(w, (uint32_t)(id % SLOTS), id, 0, frames, n);
 }
 
 static void test_producer_roundtrip(void **state)
@@ -512,25 +594,14 @@ static void test_producer_roundtrip(void **state)
     struct region g;
     region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING, 0);
+    hook_ring_init(&w, g.shared, g.ring, RING, 0, 0);
     struct ring_reader r;
     attach(&r, &g);
-    struct mshook_frame frames[MSHOOK_MAX_FRAMES];
     uint64_t written = 0, next = 0, dropped = 0;
     srand(7);
     ms_error err = {{0}};
     while (written < 20000) {
-        uint64_t id = written;
-        int rc;
-        if (id % 5 == 4) {
-            rc = hook_ring_put_free(&w, id);
-        } else {
-            uint32_t n = (uint32_t)(id % (MSHOOK_MAX_FRAMES + 1));
-            for (uint32_t i = 0; i < n; i++)
-                frames[i] = (struct mshook_frame){.code = id + i, .lasti = i};
-            rc = hook_ring_put_alloc(&w, id, 10, 0, 0, frames, n);
-        }
-        if (rc == 0) {
+        if (roundtrip_put(&w, written) == 0) {
             written++;
         } else { /* full: the producer wrote nothing; the consumer catches up */
             dropped++;
@@ -560,6 +631,50 @@ static void test_producer_roundtrip(void **state)
     assert_int_equal(hook_ring_put_free(&w, 1), -1);
     g.shared->ring_tail = sane - 8;
     assert_int_equal(hook_ring_put_free(&w, 1), -1);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
+/* Exact mode publishes the head in batches: the consumer sees nothing until a kilobyte is
+ * written or the owner flushes; a full ring is flushed before the producer gives up; and once
+ * the producer is dead, the consumer reads up to the last whole record written. */
+static void test_batched_publication(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    struct hook_ring w;
+    hook_ring_init(&w, g.shared, g.ring, RING, 0, 1024);
+    struct ring_reader r;
+    attach(&r, &g);
+    ms_error err = {{0}};
+    uint64_t next = 0;
+    for (; next < 3; next++)
+        assert_int_equal(roundtrip_put(&w, next), 0);
+    uint64_t seen = 0;
+    assert_int_equal(ring_reader_drain(&r, roundtrip_event, &seen, &err), 0);
+    assert_int_equal(g.shared->ring_written, w.head);
+    hook_ring_flush(&w);
+    assert_int_equal(ring_reader_drain(&r, roundtrip_event, &seen, &err), 3);
+    /* Enough records to cross the batch size publish themselves. */
+    uint64_t start = w.head;
+    while (w.head - start < 1024)
+        assert_int_equal(roundtrip_put(&w, next++), 0);
+    assert_int_equal(g.shared->ring_head, w.head);
+    /* Unpublished records of a producer that died are read from ring_written; a
+     * ring_written behind the published head is ignored. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(roundtrip_put(&w, next++), 0);
+    assert_true(g.shared->ring_head < w.head);
+    ring_reader_producer_gone(&r);
+    assert_true(ring_reader_drain(&r, roundtrip_event, &seen, &err) > 0);
+    assert_int_equal(seen, next);
+    assert_int_equal(g.shared->ring_tail, w.head);
+    g.shared->ring_written = 0;
+    assert_int_equal(ring_reader_drain(&r, roundtrip_event, &seen, &err), 0);
+    /* One too far ahead is a corrupt ring. */
+    g.shared->ring_written = w.head + 2 * (uint64_t)RING;
+    assert_int_equal(ring_reader_drain(&r, roundtrip_event, &seen, &err), -1);
     ring_reader_close(&r);
     region_free(&g);
 }
@@ -596,6 +711,7 @@ static int memfd_ring(const char *name, int seal)
     h.abi = MSHOOK_ABI;
     h.header_bytes = HEADER;
     h.ring_bytes = RING;
+    h.config.stack_slots = SLOTS;
     h.state = MSHOOK_STATE_STARTING;
     snprintf(h.error, sizeof h.error, "%s", "no error");
     assert_int_equal(pwrite(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
@@ -644,10 +760,11 @@ static void test_open_memfd(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_records),      cmocka_unit_test(test_wrapped_with_pad),
-        cmocka_unit_test(test_corrupt_rings),      cmocka_unit_test(test_bad_headers),
-        cmocka_unit_test(test_producer_roundtrip), cmocka_unit_test(test_stop_from_callback),
-        cmocka_unit_test(test_open_memfd),         cmocka_unit_test(test_code_records),
+        cmocka_unit_test(test_valid_records),       cmocka_unit_test(test_wrapped_with_pad),
+        cmocka_unit_test(test_corrupt_rings),       cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_producer_roundtrip),  cmocka_unit_test(test_stop_from_callback),
+        cmocka_unit_test(test_open_memfd),          cmocka_unit_test(test_code_records),
+        cmocka_unit_test(test_batched_publication),
     };
     return cmocka_run_group_tests_name("ring_reader", tests, NULL, NULL);
 }
