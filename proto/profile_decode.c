@@ -79,8 +79,9 @@ struct sample_mark {
 };
 
 struct reader {
-    const uint8_t *base; /* the whole message, for byte offsets in errors */
-    const char *what;    /* "leak.pb", "standard input", ... */
+    const uint8_t *base;  /* the whole message, for byte offsets in errors */
+    const uint8_t *limit; /* its end: what may be read ahead of a number */
+    const char *what;     /* "leak.pb", "standard input", ... */
     int gzipped;
     ms_error *err;
     struct profile *p;
@@ -832,15 +833,17 @@ static int stack_run_decode(struct reader *r, struct cursor run, size_t sample, 
     const uint8_t *q = run.p;
     while (q < run.end) {
         uint64_t id;
-        if (q[0] < 0x80) {
-            id = q[0];
-            q++;
-        } else if (q + 1 < run.end && q[1] < 0x80) {
-            id = (uint64_t)(q[0] & 0x7f) | (uint64_t)q[1] << 7;
-            q += 2;
-        } else if (q + 2 < run.end && q[2] < 0x80) {
-            id = (uint64_t)(q[0] & 0x7f) | (uint64_t)(q[1] & 0x7f) << 7 | (uint64_t)q[2] << 14;
-            q += 3;
+        /* Ids of one to three bytes without a branch on their length, which varies at
+         * random in a big profile (the next two bytes may be read: they are in the input). */
+        uint64_t more0 = q[0] >> 7, more1 = 0, more2 = 1;
+        if (r->limit - q >= 3) {
+            more1 = more0 & q[1] >> 7;
+            more2 = more1 & q[2] >> 7;
+        }
+        if (!more2 && q + 1 + more0 + more1 <= run.end) {
+            id = (uint64_t)(q[0] & 0x7f) | ((uint64_t)(q[1] & 0x7f) << 7 & -more0) |
+                 ((uint64_t)q[2] << 14 & -more1);
+            q += 1 + more0 + more1;
         } else {
             struct cursor c = {q, run.end};
             if (varint_read(r, &c, &id))
@@ -1162,7 +1165,8 @@ int profile_decode_parts(const uint8_t *buf, size_t len, const char *what, int g
     *out = NULL;
     if (len == 0)
         return ms_error_set(err, "%s is not a pprof profile: it is empty", what);
-    struct reader r = {.base = buf, .what = what, .gzipped = gzipped, .err = err};
+    struct reader r = {
+        .base = buf, .limit = buf + len, .what = what, .gzipped = gzipped, .err = err};
     r.parts = *parts;
     if (r.parts.max_parts < 1)
         r.parts.max_parts = 1;
