@@ -12,6 +12,7 @@
  * about the size, corrupt data) goes through zlib, which also names the exact fault.
  */
 #include "profile_internal.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,6 +187,62 @@ int profile_read_mem(const uint8_t *buf, size_t len, struct profile **out, ms_er
     return profile_read_named(buf ? buf : (const uint8_t *)"", len, "the input", out, err);
 }
 
+/* Files at least this big are read by one thread per CPU, each a slice: most of reading a
+ * file that is in the page cache is faulting in and filling the buffer, which then happens
+ * on every core. */
+#define PARALLEL_READ_BYTES (8u << 20)
+
+struct read_slice {
+    int fd;
+    uint8_t *dst;
+    off_t at;
+    size_t len, got;
+    int err; /* errno of a failed read, else 0 */
+};
+
+static void *slice_read(void *arg)
+{
+    struct read_slice *sl = arg;
+    while (sl->got < sl->len) {
+        ssize_t r = pread(sl->fd, sl->dst + sl->got, sl->len - sl->got, sl->at + (off_t)sl->got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            sl->err = errno;
+        if (r <= 0)
+            return NULL; /* an error, or the file shrank: the caller reads it again in order */
+        sl->got += (size_t)r;
+    }
+    return NULL;
+}
+
+/* Fills buf with the `size` bytes a regular file had at fstat, in parallel slices. Returns
+ * `size` and leaves the file offset there; 0 (offset untouched) when the file changed size
+ * meanwhile, so the caller reads it in order instead; -1 with errno on a read error. */
+static ssize_t slices_read(int fd, uint8_t *buf, size_t size)
+{
+    struct read_slice slices[JOBS_MAX];
+    size_t n = (size_t)jobs_cpus();
+    for (size_t i = 0; i < n; i++) {
+        size_t at = size / n * i;
+        size_t end = i + 1 == n ? size : size / n * (i + 1);
+        slices[i] =
+            (struct read_slice){.fd = fd, .dst = buf + at, .at = (off_t)at, .len = end - at};
+    }
+    jobs_run(slice_read, slices, sizeof *slices, n);
+    for (size_t i = 0; i < n; i++)
+        if (slices[i].err) {
+            errno = slices[i].err;
+            return -1;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (slices[i].got != slices[i].len)
+            return 0;
+    if (lseek(fd, (off_t)size, SEEK_SET) != (off_t)size)
+        return 0;
+    return (ssize_t)size;
+}
+
 /* Reads all of fd, up to PROFILE_MAX_FILE_BYTES. */
 static int read_all(int fd, const char *what, uint8_t **out, size_t *out_len, ms_error *err)
 {
@@ -201,6 +258,15 @@ static int read_all(int fd, const char *what, uint8_t **out, size_t *out_len, ms
     if (!buf)
         return ms_error_set(err, "reading %s: out of memory", what);
     size_t len = 0;
+    if (cap > PARALLEL_READ_BYTES && jobs_cpus() > 1) {
+        ssize_t r = slices_read(fd, buf, cap - 1);
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            return ms_error_errno(err, e, "reading %s", what);
+        }
+        len = (size_t)r; /* then on to the end, in case the file grew */
+    }
     for (;;) {
         if (len == cap) {
             if (cap > PROFILE_MAX_FILE_BYTES) {

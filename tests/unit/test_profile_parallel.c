@@ -10,6 +10,7 @@
  *   - memsnap's gzip files (independent members that state their sizes) are inflated member
  *     by member in parallel: byte for byte what zlib inflates, and when damaged, read by the
  *     parallel path exactly when zlib can read them, else refused with one sentence.
+ *   - A big file read in slices by several threads is the file.
  *
  * Profiles are built with deterministic pseudo-random stacks deep and wide enough that
  * location ids take one to three bytes.
@@ -372,11 +373,12 @@ static void test_members_inflate_in_parallel(void **state)
 {
     (void)state;
     struct profile *built = deep_profile();
-    /* Several members: pad the profile with comments until it passes 3 MiB raw. */
+    /* Several members, and a file read in parallel slices: pad the profile with comments
+     * until it passes 8 MiB raw. */
     char text[4096];
     memset(text, 'x', sizeof text - 1);
     text[sizeof text - 1] = 0;
-    for (int i = 0; i < 900; i++) {
+    for (int i = 0; i < 2300; i++) {
         text[i % 4000] = (char)('a' + i % 26);
         assert_int_equal(profile_add_comment(built, text), 0);
     }
@@ -384,7 +386,25 @@ static void test_members_inflate_in_parallel(void **state)
     uint8_t *raw = profile_bytes(built, &raw_len);
     uint8_t *gz = profile_bytes_gz(built, 1, &gz_len);
     profile_free(built);
-    assert_true(raw_len > 3 * GZIP_BLOCK_BYTES);
+    assert_true(raw_len > 8 * GZIP_BLOCK_BYTES);
+
+    /* The file, read in slices, decodes to what its bytes in memory decode to. */
+    char path[] = "/tmp/memsnap-test-parallel.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, raw, raw_len), (ssize_t)raw_len);
+    close(fd);
+    struct profile *from_file = NULL, *from_mem = NULL;
+    ms_error err;
+    if (profile_read(path, &from_file, &err) || profile_read_mem(raw, raw_len, &from_mem, &err))
+        fail_msg("reading: %s", err.msg);
+    unlink(path);
+    assert_same_samples(from_file, from_mem);
+    assert_int_equal(from_file->n_comments, from_mem->n_comments);
+    assert_string_equal(from_file->strings[from_file->comments[2299]],
+                        from_mem->strings[from_mem->comments[2299]]);
+    profile_free(from_file);
+    profile_free(from_mem);
 
     uint8_t *out = NULL;
     size_t out_len = 0;
@@ -412,7 +432,6 @@ static void test_members_inflate_in_parallel(void **state)
             free(out);
         }
         struct profile *p = NULL;
-        ms_error err;
         int rc = profile_read_mem(gz, gz_len, &p, &err);
         if (!z_ok)
             assert_int_equal(rc, -1);
