@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <sched.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "remote.h"
@@ -78,6 +79,57 @@ static long long now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Writes n ranges (remote[i], local[i], len[i]) in one process_vm_writev when they are all
+ * writable memory; else one by one through the session's /proc/PID/mem descriptor. */
+static int thread_writev(struct inject_thread *t, const uint64_t *remote, const void *const *local,
+                         const size_t *len, int n, ms_error *err)
+{
+    struct iovec lv[4], rv[4];
+    size_t total = 0;
+    for (int i = 0; i < n && i < 4; i++) {
+        lv[i] = (struct iovec){(void *)local[i], len[i]};
+        rv[i] = (struct iovec){(void *)(uintptr_t)remote[i], len[i]};
+        total += len[i];
+    }
+    if (n <= 4 &&
+        process_vm_writev(t->pid, lv, (unsigned long)n, rv, (unsigned long)n, 0) == (ssize_t)total)
+        return 0;
+    if (!t->mem_fd_open) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", (int)t->pid);
+        t->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+        if (t->mem_fd < 0)
+            return ms_error_errno(err, errno, "opening %s", path);
+        t->mem_fd_open = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        for (size_t done = 0; done < len[i];) {
+            ssize_t k = pwrite(t->mem_fd, (const char *)local[i] + done, len[i] - done,
+                               (off_t)(remote[i] + done));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return ms_error_errno(err, k < 0 ? errno : EIO,
+                                      "writing %zu bytes at 0x%llx of process %d", len[i],
+                                      (unsigned long long)remote[i], (int)t->pid);
+            done += (size_t)k;
+        }
+    }
+    return 0;
+}
+
+int inject_write(struct inject_thread *t, uint64_t addr, const void *buf, size_t len, ms_error *err)
+{
+    return thread_writev(t, &addr, &buf, &len, 1, err);
+}
+
+static void mem_fd_close(struct inject_thread *t)
+{
+    if (t->mem_fd_open)
+        close(t->mem_fd);
+    t->mem_fd_open = 0;
 }
 
 void inject_regs_normalise(struct user_regs_struct *regs)
@@ -192,29 +244,42 @@ int inject_target_check(pid_t pid, ms_error *err)
 /* ---- waiting for stops ---- */
 
 /* Waits for the next wait status of tid until deadline_ns (CLOCK_MONOTONIC). waitpid has no
- * timeout, and signal-based timeouts would disturb the rest of memsnap, so this polls: a
- * short burst of sched_yield (stops usually arrive within microseconds on another CPU), then
- * sleeps growing to 200 us. Returns 1 with *status, 0 on timeout, -1 on error (errno). */
+ * timeout and signal-based timeouts would disturb the rest of memsnap, so this sleeps in
+ * sigtimedwait for the SIGCHLD that every ptrace-stop of a tracee sends its tracer (blocked
+ * meanwhile, so it is consumed here and never delivered). Sleeping rather than spinning on
+ * sched_yield matters on a busy machine: a yield hands the CPU to whatever else is runnable
+ * for a whole time slice, milliseconds during which the target thread stays stopped, while
+ * a sleeper woken by the signal is scheduled at once. A wait is capped at 1 ms in case the
+ * signal was consumed elsewhere. Returns 1 with *status, 0 on timeout, -1 on error (errno). */
 static int wait_status(pid_t tid, int *status, long long deadline_ns)
 {
-    long sleep_ns = 20000;
-    for (int spins = 0;; spins++) {
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, &old);
+    int rc;
+    for (;;) {
         pid_t r = waitpid(tid, status, __WALL | WNOHANG);
-        if (r == tid)
-            return 1;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (now_ns() >= deadline_ns)
-            return 0;
-        if (spins < 200) {
-            sched_yield();
-            continue;
+        if (r == tid) {
+            rc = 1;
+            break;
         }
-        struct timespec ts = {0, sleep_ns};
-        nanosleep(&ts, NULL);
-        if (sleep_ns < 200000)
-            sleep_ns *= 2;
+        if (r < 0 && errno != EINTR) {
+            rc = -1;
+            break;
+        }
+        long long left = deadline_ns - now_ns();
+        if (left <= 0) {
+            rc = 0;
+            break;
+        }
+        struct timespec ts = {0, left < 1000000 ? left : 1000000};
+        sigtimedwait(&chld, NULL, &ts);
     }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return rc;
 }
 
 static void hold_signal(struct inject_thread *t, int sig)
@@ -290,6 +355,7 @@ static void finish_detach(struct inject_thread *t)
     t->seized = 0;
     t->timing.stopped_ns = now_ns() - t->stop_started_ns;
     redeliver_held(t);
+    mem_fd_close(t);
 }
 
 static int exited_error(struct inject_thread *t, int status, const char *doing, ms_error *err)
@@ -352,6 +418,7 @@ static int save_context(struct inject_thread *t, ms_error *err)
 int inject_attach(struct inject_thread *t, pid_t pid, pid_t tid, int timeout_ms, ms_error *err)
 {
     uint8_t *keep = t->xstate;
+    mem_fd_close(t);
     memset(t, 0, sizeof *t);
     t->xstate = keep;
     t->pid = pid;
@@ -419,6 +486,7 @@ int inject_attach(struct inject_thread *t, pid_t pid, pid_t tid, int timeout_ms,
 int inject_adopt(struct inject_thread *t, pid_t pid, pid_t tid, ms_error *err)
 {
     uint8_t *keep = t->xstate;
+    mem_fd_close(t);
     memset(t, 0, sizeof *t);
     t->xstate = keep;
     t->pid = pid;
@@ -475,8 +543,10 @@ int inject_begin(struct inject_thread *t, uint64_t stub_addr, const uint8_t *ori
         r->r15, r->r14, r->r13, r->r12, r->r11, r->r10, r->r9,     r->r8,  r->rdi,
         r->rsi, r->rbp, r->rbx, r->rdx, r->rcx, r->rax, r->eflags, r->rip,
     };
-    if (remote_write(t->pid, t->xsave_addr, t->xstate, t->xstate_len, err) < 0 ||
-        remote_write(t->pid, t->block_addr, block, sizeof block, err) < 0) {
+    const uint64_t at[2] = {t->xsave_addr, t->block_addr};
+    const void *what[2] = {t->xstate, block};
+    const size_t len[2] = {t->xstate_len, sizeof block};
+    if (thread_writev(t, at, what, len, 2, err) < 0) {
         inject_release(t, NULL);
         return ms_error_prefix(err, "writing the save area on the stack of thread %d", (int)t->tid);
     }
@@ -491,7 +561,7 @@ int inject_begin(struct inject_thread *t, uint64_t stub_addr, const uint8_t *ori
     if (memcmp(cur, stub_code, sizeof cur) == 0) {
         t->stub_owned = 0; /* a leftover of an earlier session: reuse it, never restore it */
     } else if (memcmp(cur, orig, sizeof cur) == 0) {
-        if (remote_write(t->pid, stub_addr, stub_code, sizeof stub_code, err) < 0) {
+        if (inject_write(t, stub_addr, stub_code, sizeof stub_code, err) < 0) {
             inject_release(t, NULL);
             return ms_error_prefix(err, "writing the call stub");
         }
@@ -512,7 +582,7 @@ int inject_scratch_put(struct inject_thread *t, const void *data, size_t len, ui
     uint64_t at = (t->scratch_next + 15) & ~(uint64_t)15;
     if (len > t->scratch_hi - t->scratch_lo || at + len > t->scratch_hi)
         return ms_error_set(err, "%zu bytes do not fit in the scratch area", len);
-    if (remote_write(t->pid, at, data, len, err) < 0)
+    if (inject_write(t, at, data, len, err) < 0)
         return ms_error_prefix(err, "writing call arguments");
     t->scratch_next = at + len;
     *remote = at;
@@ -537,7 +607,7 @@ static int restore_context(struct inject_thread *t, ms_error *err)
 static void restore_stub(struct inject_thread *t)
 {
     if (t->stub_owned && !t->abandoned) {
-        remote_write(t->pid, t->stub_addr, t->stub_orig, INJECT_STUB_LEN, NULL);
+        inject_write(t, t->stub_addr, t->stub_orig, INJECT_STUB_LEN, NULL);
         t->stub_owned = 0;
     }
 }
@@ -725,6 +795,7 @@ int inject_finish(struct inject_thread *t, ms_error *err)
 
 void inject_thread_free(struct inject_thread *t)
 {
+    mem_fd_close(t);
     free(t->xstate);
     t->xstate = NULL;
 }

@@ -87,6 +87,8 @@ struct inject_thread {
     uint64_t block_addr, xsave_addr, scratch_lo, scratch_hi, scratch_next, call_rsp;
     int held[INJECT_MAX_HELD_SIGNALS];
     int nheld;
+    int mem_fd; /* /proc/PID/mem while mem_fd_open: kept for the session */
+    int mem_fd_open;
     long long stop_started_ns; /* CLOCK_MONOTONIC of the interrupt-stop */
     struct inject_timing timing;
 };
@@ -131,6 +133,12 @@ int inject_begin(struct inject_thread *t, uint64_t stub_addr, const uint8_t *ori
  * target in *remote. The area lives until inject_finish. */
 int inject_scratch_put(struct inject_thread *t, const void *data, size_t len, uint64_t *remote,
                        ms_error *err);
+
+/* Writes len bytes at addr of the attached thread's process: with process_vm_writev (one
+ * syscall) where the memory is writable, else through /proc/PID/mem, whose descriptor the
+ * session keeps open (code: the stub). Each syscall counts while the thread is stopped. */
+int inject_write(struct inject_thread *t, uint64_t addr, const void *buf, size_t len,
+                 ms_error *err);
 
 /* Calls fn(args[0..nargs-1]) (nargs <= 6, integer/pointer arguments) in the hijacked thread
  * and stores its rax in *ret. what names the function in messages ("dlopen"). On timeout

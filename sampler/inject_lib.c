@@ -57,6 +57,10 @@ struct image_file {
 struct libc_funcs {
     uint64_t dlopen, dlsym, dlerror, memfd_create, close, errno_location;
     int old_dlopen; /* __libc_dlopen_mode (glibc < 2.34) */
+    /* errno's offset from the thread pointer, when __errno_location's code shows it: then a
+     * thread's errno is at its fs_base + errno_tpoff, found without a call. */
+    int64_t errno_tpoff;
+    int errno_tpoff_known;
     uint64_t stub_addr;
     uint8_t stub_orig[INJECT_STUB_LEN];
 };
@@ -290,6 +294,43 @@ static int find_func(struct elf_image *libc, uint64_t bias, const char *name, ui
     return 0;
 }
 
+/* Reads code of the target's libc at runtime address addr from libc's file (fd), through
+ * the mapping that holds it. 0 or -1. */
+static int libc_code_read(int fd, const struct proc_maps *maps, uint64_t addr, void *out,
+                          size_t len)
+{
+    const struct proc_map *m = proc_maps_find_addr(maps, addr);
+    if (!m || addr + len > m->end)
+        return -1;
+    off_t off = (off_t)(m->offset + (addr - m->start));
+    return pread(fd, out, len, off) == (ssize_t)len ? 0 : -1;
+}
+
+/* glibc's x86_64 __errno_location is "mov GOT(errno@tpoff)(%rip), %rax; add %fs:0, %rax;
+ * ret" (after an endbr64 in CET builds): the GOT slot holds errno's offset from the thread
+ * pointer. Reading that slot now, before any thread is stopped, spares the session a call.
+ * Anything else leaves errno_tpoff_known 0 (the call is made then). */
+static void errno_tpoff_find(pid_t pid, int fd, const struct proc_maps *maps, struct libc_funcs *f)
+{
+    static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+    static const uint8_t add_fs[10] = {0x64, 0x48, 0x03, 0x04, 0x25, 0, 0, 0, 0, 0xc3};
+    uint8_t code[24];
+    if (libc_code_read(fd, maps, f->errno_location, code, sizeof code) < 0)
+        return;
+    size_t at = memcmp(code, endbr64, sizeof endbr64) == 0 ? sizeof endbr64 : 0;
+    if (code[at] != 0x48 || code[at + 1] != 0x8b || code[at + 2] != 0x05 ||
+        memcmp(code + at + 7, add_fs, sizeof add_fs) != 0)
+        return;
+    int32_t rel;
+    memcpy(&rel, code + at + 3, sizeof rel);
+    uint64_t slot = f->errno_location + at + 7 + (uint64_t)(int64_t)rel;
+    int64_t tpoff;
+    if (remote_read(pid, slot, &tpoff, sizeof tpoff, NULL) < 0 || tpoff >= 0 || tpoff < -(1 << 20))
+        return; /* static TLS sits below the thread pointer, within a few pages */
+    f->errno_tpoff = tpoff;
+    f->errno_tpoff_known = 1;
+}
+
 /* Resolves the libc functions and the stub site; reads the site's original bytes from the
  * file, so that a stub left by a killed memsnap is recognised rather than taken for code. */
 static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_funcs *f,
@@ -339,6 +380,7 @@ static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_fun
             goto out;
         }
     }
+    errno_tpoff_find(pid, fd2, maps, f);
     f->stub_addr = entry + bias;
     const struct proc_map *m = proc_maps_find_addr(maps, f->stub_addr);
     if (!m || !(m->perms & PROC_MAP_EXEC) || f->stub_addr + INJECT_STUB_LEN > m->end) {
@@ -566,6 +608,13 @@ static int session_run(pid_t pid, pid_t tid, int adopt, const void *image, size_
         proc_maps_free(&maps);
         return -1;
     }
+    /* A copy loaded earlier stays loaded (nothing unloads it), so finding it now, while no
+     * thread is stopped, holds; only its absence must be checked again under the stop. */
+    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, stem, image, len);
+    if (copy) {
+        res->reused = 1;
+        res->base = proc_maps_file_base(&maps, copy);
+    }
     proc_maps_free(&maps);
     uint64_t start = 0;
     struct inject_thread t;
@@ -583,32 +632,44 @@ static int session_run(pid_t pid, pid_t tid, int adopt, const void *image, size_
         return -1;
     }
     res->tid = t.tid;
-    /* Whether a copy is loaded is decided only now that a thread is held at a safe point: a
+    /* No copy before the stop: look again now that a thread is held at a safe point, since a
      * killed session's thread may have been finishing its dlopen until then. */
-    if (proc_maps_read(pid, &maps, err) < 0) {
-        inject_release(&t, NULL);
-        inject_thread_free(&t);
-        return -1;
+    if (!res->reused) {
+        if (proc_maps_read(pid, &maps, err) < 0) {
+            inject_release(&t, NULL);
+            inject_thread_free(&t);
+            return -1;
+        }
+        copy = find_loaded_copy(pid, &maps, name, stem, image, len);
+        if (copy) {
+            res->reused = 1;
+            res->base = proc_maps_file_base(&maps, copy);
+        }
+        proc_maps_free(&maps);
     }
-    const struct proc_map *copy = find_loaded_copy(pid, &maps, name, stem, image, len);
-    if (copy) {
-        res->reused = 1;
-        res->base = proc_maps_file_base(&maps, copy);
+    if (res->reused)
         start = start_sym.value + elf_load_bias(res->base, img_vaddr);
-    }
-    proc_maps_free(&maps);
     size_t scratch = SCRATCH_FIXED + strlen(start_symbol) + arg_len + 64;
     if (inject_begin(&t, f.stub_addr, f.stub_orig, scratch, err) < 0) {
         inject_thread_free(&t);
         return -1;
     }
 
-    /* errno is thread-local state the target may be about to read: keep it. */
+    /* errno is thread-local state the target may be about to read: keep it. Its address
+     * comes from the thread pointer when libc's code told errno's offset, else from a call. */
     uint64_t errno_addr = 0, ret = 0;
     int saved_errno = 0, have_errno = 0;
-    rc = inject_call(&t, "__errno_location", f.errno_location, NULL, 0, CALL_TIMEOUT_MS,
-                     &errno_addr, err);
-    if (rc == 0 && remote_read(pid, errno_addr, &saved_errno, sizeof saved_errno, err) == 0)
+    rc = 0;
+    if (f.errno_tpoff_known) {
+        errno_addr = t.raw.fs_base + (uint64_t)f.errno_tpoff;
+        if (remote_read(pid, errno_addr, &saved_errno, sizeof saved_errno, NULL) == 0)
+            have_errno = 1;
+    }
+    if (!have_errno)
+        rc = inject_call(&t, "__errno_location", f.errno_location, NULL, 0, CALL_TIMEOUT_MS,
+                         &errno_addr, err);
+    if (have_errno ||
+        (rc == 0 && remote_read(pid, errno_addr, &saved_errno, sizeof saved_errno, err) == 0))
         have_errno = 1;
     else if (rc == 0)
         rc = ms_error_prefix(err, "reading errno of thread %d", (int)t.tid);
@@ -625,7 +686,7 @@ static int session_run(pid_t pid, pid_t tid, int adopt, const void *image, size_
         }
     }
     if (have_errno && t.seized)
-        remote_write(pid, errno_addr, &saved_errno, sizeof saved_errno, NULL);
+        inject_write(&t, errno_addr, &saved_errno, sizeof saved_errno, NULL);
     ms_error finish_err;
     if (inject_finish(&t, &finish_err) < 0 && rc == 0)
         rc = ms_error_set(err, "%s", finish_err.msg);
