@@ -167,7 +167,7 @@ struct mshook_shared {
     /* Counters, written by the hook (relaxed). */
     uint64_t alloc_count; /* every allocation through the wrappers, sampled or not */
     uint64_t alloc_bytes;
-    uint64_t free_count;
+    uint64_t free_count; /* 0 since ABI 3: frees are not counted (a store per free) */
     uint64_t sampled_allocs;
     uint64_t sampled_frees;
     uint64_t live_sampled_bytes; /* bytes of sampled blocks still live (exact heap at rate 1) */

@@ -2,17 +2,18 @@
  * hook_alloc.c - the wrappers installed into CPython's allocator domains; see hook_alloc.h.
  *
  * The wrappers are the hot path of the whole profiler (tens of millions of calls a second),
- * so their common case is: a relaxed flag load, one counter bump that is also the tick clock,
- * the sampler's byte countdown (allocations) or the live filter's byte (frees), then a TAIL
- * CALL to the original allocator, with no frame of our own. The sampling decision is taken
+ * so their common case is: a relaxed flag load, then for an allocation one counter bump that
+ * is also the tick clock and the sampler's byte countdown, for a free the live filter's byte
+ * (and, in the object domain, the block's type), then a TAIL CALL to the original allocator,
+ * with no frame of our own. The sampling decision is taken
  * before the allocation for that reason; only sampled events (about one per rate bytes) and
  * frees the filter cannot rule out take the out-of-line paths that call the original and
  * record afterwards.
  *
  * The wrappers also carry the session's periodic duties, because the hook keeps no thread
  * while recording (a thread would change the target: CPython 3.12+ warns on fork() in a
- * multi-threaded process). Every WRAP_TICK_CALLS allocations, and every WRAP_TICK_CALLS
- * frees, as the counters count them, they call the session's tick (hook.c) with the GIL held,
+ * multi-threaded process). Every WRAP_TICK_CALLS allocations, as the allocation counter
+ * counts them, they call the session's tick (hook.c) with the GIL held,
  * before the call itself: a tick that ends the session leaves that very call a plain
  * pass-through to the original allocator.
  *
@@ -27,7 +28,7 @@
 /* 16 slots: two per session, plus room for sessions whose wrappers someone else re-wrapped. */
 #define WRAP_SLOTS 16
 
-/* Allocations (and, separately, frees) between ticks, a power of two: a tick costs a clock
+/* Allocations between ticks, a power of two: a tick costs a clock
  * read and a few stores into the shared header, so 1/4096 of it is lost in the noise of one
  * wrapped call, while a busy target still notices a stop request or a dead memsnap within
  * microseconds. */
@@ -137,45 +138,37 @@ static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize)
     return w->orig.calloc(w->orig.ctx, nelem, elsize);
 }
 
-/* A free that is a tick's, of a code object, or that the live filter could not rule out. */
+/* A free of a code object, or one that the live filter could not rule out. */
 __attribute__((noinline)) static void free_slow(struct hook_wrap *w, void *ptr)
 {
-    int maybe = 0;
-    if (wrap_count(w, &hook_recorder.counters.free_count)) {
-        /* Code objects come from and go back to the object domain (PyObject_Malloc/Free on
-         * 3.8-3.13). Before the free: the block still holds the object. */
-        if (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
-            hook_record_code_free(ptr);
-        maybe = hook_record_free_maybe(ptr);
-        if (maybe && !hook_recorder.exact)
-            hook_live_prefetch((uint64_t)(uintptr_t)ptr); /* overlaps the original free */
-    }
+    /* Code objects come from and go back to the object domain (PyObject_Malloc/Free on
+     * 3.8-3.13). Before the free: the block still holds the object. */
+    if (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
+        hook_record_code_free(ptr);
+    int maybe = hook_record_free_maybe(ptr);
+    if (maybe && !hook_recorder.exact)
+        hook_live_prefetch((uint64_t)(uintptr_t)ptr); /* overlaps the original free */
     w->orig.free(w->orig.ctx, ptr);
     if (maybe)
         hook_record_sampled_free(ptr);
 }
 
+/* Frees are not counted (no one reads the count) and do not tick: allocations do, and a
+ * program that frees keeps allocating. */
 static void wrap_free_mem(void *ctx, void *ptr)
 {
     struct hook_wrap *w = ctx;
-    if (ptr && wrap_recording(w)) {
-        uint64_t n = wrap_next_count(&hook_recorder.counters.free_count);
-        if (__builtin_expect(n == 0 || hook_record_free_maybe(ptr), 0))
-            return free_slow(w, ptr);
-        wrap_store_count(&hook_recorder.counters.free_count, n);
-    }
+    if (ptr && wrap_recording(w) && __builtin_expect(hook_record_free_maybe(ptr), 0))
+        return free_slow(w, ptr);
     w->orig.free(w->orig.ctx, ptr);
 }
 
 static void wrap_free_obj(void *ctx, void *ptr)
 {
     struct hook_wrap *w = ctx;
-    if (ptr && wrap_recording(w)) {
-        uint64_t n = wrap_next_count(&hook_recorder.counters.free_count);
-        if (__builtin_expect(n == 0 || hook_record_is_code(ptr) || hook_record_free_maybe(ptr), 0))
-            return free_slow(w, ptr);
-        wrap_store_count(&hook_recorder.counters.free_count, n);
-    }
+    if (ptr && wrap_recording(w) &&
+        __builtin_expect(hook_record_is_code(ptr) || hook_record_free_maybe(ptr), 0))
+        return free_slow(w, ptr);
     w->orig.free(w->orig.ctx, ptr);
 }
 
@@ -186,7 +179,7 @@ __attribute__((noinline)) static void *realloc_slow(struct hook_wrap *w, void *p
     if (!wrap_count(w, &hook_recorder.counters.alloc_count))
         return w->orig.realloc(w->orig.ctx, ptr, size);
     int old_maybe = 0;
-    if (ptr && wrap_count(w, &hook_recorder.counters.free_count)) {
+    if (ptr) {
         if (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
             hook_record_code_free(ptr); /* never done by CPython; a C extension might */
         old_maybe = hook_record_free_maybe(ptr);

@@ -46,7 +46,7 @@
 struct hook_counters {
     uint64_t alloc_count; /* also the wrappers' tick clock (hook_alloc.c) */
     uint64_t alloc_bytes; /* not counted: the sampler's countdown knows them */
-    uint64_t free_count;  /* the same */
+    uint64_t free_count;  /* not counted (ABI 3): always 0 */
     uint64_t sampled_allocs;
     uint64_t sampled_frees;
     uint64_t live_sampled_bytes;
