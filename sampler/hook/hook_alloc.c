@@ -28,11 +28,11 @@
 /* 16 slots: two per session, plus room for sessions whose wrappers someone else re-wrapped. */
 #define WRAP_SLOTS 16
 
-/* Allocations between ticks, a power of two: a tick costs a clock
- * read and a few stores into the shared header, so 1/4096 of it is lost in the noise of one
- * wrapped call, while a busy target still notices a stop request or a dead memsnap within
- * microseconds. */
-#define WRAP_TICK_CALLS 4096u
+/* Allocations between ticks, a power of two: a tick costs a clock read and a few stores into
+ * the shared header (a few hundred ns), so 1/1024 of it is lost in the noise of one wrapped
+ * call, while a busy target notices a stop request or a dead memsnap within microseconds and
+ * a slow one (a thousand allocations a second) within a second or so. */
+#define WRAP_TICK_CALLS 1024u
 
 enum wrap_state {
     WRAP_FREE = 0,
