@@ -64,8 +64,8 @@ int profile_decode(const uint8_t *buf, size_t len, const char *what, int gzipped
 /* How profile_decode_parts cuts the samples into parts decoded by threads of their own: at
  * most max_parts (capped at 8) parts of at least min_bytes of Sample fields each, starting at
  * one of the marks taken every mark_every samples. The profile and any error are the same
- * whatever these are; profile_decode uses one part per CPU (jobs_cpus) and the defaults below, tests pin
- * them to compare. */
+ * whatever these are; profile_decode uses one part per CPU (jobs_cpus) and the defaults below,
+ * tests pin them to compare. */
 struct decode_parts {
     size_t max_parts;
     size_t min_bytes;
