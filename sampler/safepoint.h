@@ -9,8 +9,10 @@
  * Policy: threads parked in a benign blocking syscall (clock_nanosleep, select, poll,
  * epoll_wait, read, accept, recvfrom, wait4, ...) first, then futex waiters, then running
  * threads, then threads in memory-management syscalls (mmap, brk, ...), the main thread first
- * within a class. Each candidate is attached (inject_attach) and its native stack unwound with
- * libunwind-ptrace; it is refused when any frame is in the dynamic loader or in a libc entry
+ * within a class. Each candidate is attached (inject_attach) and its native stack unwound
+ * (native_unwind.h: libunwind over caches warmed before the stop, by a rehearsal walk from the
+ * stack pointer and pc that /proc shows for a blocked thread, so the stop stays short); it
+ * is refused when any frame is in the dynamic loader or in a libc entry
  * point of the malloc family, the dl* family, fork or exit (a static helper shows up as the
  * exported function that called it, so the exported names suffice), or when the unwind does
  * not reach the outermost frame of a thread (clone3 / _start), because then an unsafe frame
