@@ -4,6 +4,7 @@
 #include "hook_live.h"
 
 #include <stddef.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define LIVE_MIN_BITS 12 /* 4096 slots, 64 KiB: holds a whole default-rate session */
@@ -26,7 +27,8 @@ struct live_map {
     struct live_slot *slots; /* the mapping + LIVE_HEADER_BYTES */
 };
 
-uint8_t hook_live_filter[1u << HOOK_LIVE_FILTER_BITS];
+uint64_t hook_live_filter_bits[(1u << HOOK_LIVE_FILTER_BITS) / 64];
+static uint8_t filter_counts[1u << HOOK_LIVE_FILTER_BITS]; /* changed under the lock only */
 
 static struct live_map *live_maps[LIVE_MAX_BITS + 1]; /* reserved on first use, never unmapped */
 static struct live_map *live_current;                 /* read lock-free */
@@ -68,31 +70,44 @@ static uint64_t slot_of(const struct live_map *m, uint64_t addr)
     return ((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - m->bits);
 }
 
-static uint8_t *filter_counter(uint64_t addr)
+static uint64_t filter_index(uint64_t addr)
 {
-    return &hook_live_filter[((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - HOOK_LIVE_FILTER_BITS)];
+    return ((addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - HOOK_LIVE_FILTER_BITS);
+}
+
+/* Publishes whether counter i is non-zero (one writer: the lock's holder). */
+static void filter_bit_set(uint64_t i, int on)
+{
+    uint64_t *word = &hook_live_filter_bits[i >> 6];
+    uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+    v = on ? v | (1ull << (i & 63)) : v & ~(1ull << (i & 63));
+    __atomic_store_n(word, v, __ATOMIC_RELAXED);
 }
 
 static void filter_add(uint64_t addr)
 {
-    uint8_t *c = filter_counter(addr);
-    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    if (v < 255)
-        __atomic_store_n(c, (uint8_t)(v + 1), __ATOMIC_RELAXED);
+    uint64_t i = filter_index(addr);
+    if (filter_counts[i] < 255)
+        filter_counts[i]++;
+    filter_bit_set(i, 1);
 }
 
 static void filter_remove(uint64_t addr)
 {
-    uint8_t *c = filter_counter(addr);
-    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    if (v > 0 && v < 255) /* a saturated counter no longer knows its count: it stays */
-        __atomic_store_n(c, (uint8_t)(v - 1), __ATOMIC_RELAXED);
+    uint64_t i = filter_index(addr);
+    uint8_t v = filter_counts[i];
+    if (v > 0 && v < 255) { /* a saturated counter no longer knows its count: it stays */
+        filter_counts[i] = (uint8_t)(v - 1);
+        if (v == 1)
+            filter_bit_set(i, 0);
+    }
 }
 
 static void filter_clear(void)
 {
-    for (size_t i = 0; i < sizeof hook_live_filter; i++)
-        __atomic_store_n(&hook_live_filter[i], 0, __ATOMIC_RELAXED);
+    memset(filter_counts, 0, sizeof filter_counts);
+    for (size_t i = 0; i < sizeof hook_live_filter_bits / sizeof hook_live_filter_bits[0]; i++)
+        __atomic_store_n(&hook_live_filter_bits[i], 0, __ATOMIC_RELAXED);
 }
 
 static uint64_t load_u64(const uint64_t *p)
