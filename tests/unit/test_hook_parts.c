@@ -3,7 +3,8 @@
  * logarithm, the exponential byte gaps and the sampling probability they give, and the live
  * table (growth, backward-shift deletion, reset) against a plain reference array; the set of
  * announced code objects the same way, and describing fake code/str/bytes objects in memory
- * laid out like CPython's (caps, kinds, non-str names, a too-long line table).
+ * laid out like CPython's (caps, kinds, non-str names, a too-long line table). The stack walk
+ * and the slot table are in test_hook_stack.c.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -256,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_live_table),
         cmocka_unit_test(test_code_set),
         cmocka_unit_test(test_code_describe),
+
     };
     return cmocka_run_group_tests_name("hook_parts", tests, NULL, NULL);
 }

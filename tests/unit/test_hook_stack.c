@@ -1,0 +1,185 @@
+/*
+ * test_hook_stack.c - the hook's stack walk and stack slot table, compiled in from
+ * sampler/hook/: the walk over a fake frame chain laid out like CPython 3.8's (frames, depth
+ * cap, frames whose code is not a code object), its hash (deterministic, sensitive to every
+ * frame, its order and the depth, spread well enough in its low bits to pick slots), and the
+ * direct-mapped slot table (hits, misses by thread, depth and hash, eviction, invalidation when
+ * a code object dies, generation wrap).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hook/hook_slots.c"
+#include "hook/hook_stack.c"
+
+/* --- the stack walk and its hash, over frames laid out like a 3.8 frame chain --- */
+
+struct fake_code_obj {
+    uint64_t refcnt;
+    const void *type;
+};
+
+struct fake_frame {
+    const struct fake_frame *back;
+    const struct fake_code_obj *code;
+    int32_t lasti;
+    int32_t pad;
+};
+
+static const int fake_code_type = 0; /* its address stands for &PyCode_Type */
+
+static struct hook_stack_layout fake_layout(void)
+{
+    struct hook_stack_layout l = {
+        .frame_model = 1, /* tstate->frame */
+        .lasti_model = 1, /* int32 field */
+        .tstate_frame = 0,
+        .cframe_current_frame = -1,
+        .frame_back = offsetof(struct fake_frame, back),
+        .frame_code = offsetof(struct fake_frame, code),
+        .frame_lasti = offsetof(struct fake_frame, lasti),
+        .frame_owner = -1,
+        .owner_cstack = -1,
+        .object_type = offsetof(struct fake_code_obj, type),
+        .code_type = &fake_code_type,
+    };
+    assert_int_equal(hook_stack_layout_check(&l), 0);
+    return l;
+}
+
+/* frames[0] is the innermost; the "tstate" is a pointer to it. */
+static uint64_t walk(const struct fake_frame *inner, uint32_t max, uint32_t *n, int *truncated)
+{
+    struct hook_stack_layout l = fake_layout();
+    const struct fake_frame *const tstate = inner;
+    struct mshook_frame out[MSHOOK_MAX_FRAMES];
+    uint64_t hash;
+    *n = hook_stack_capture(&l, &tstate, out, max, truncated, &hash);
+    for (uint32_t i = 0; i < *n; i++) {
+        assert_ptr_equal((const void *)(uintptr_t)out[i].code, inner->code);
+        assert_int_equal((int64_t)out[i].lasti, inner->lasti);
+        inner = inner->back;
+    }
+    return hash;
+}
+
+static void test_stack_walk_hash(void **state)
+{
+    (void)state;
+    static struct fake_code_obj codes[3] = {
+        {1, &fake_code_type}, {1, &fake_code_type}, {1, &fake_code_type}};
+    static struct fake_frame f[3];
+    f[2] = (struct fake_frame){NULL, &codes[2], 10, 0};
+    f[1] = (struct fake_frame){&f[2], &codes[1], 20, 0};
+    f[0] = (struct fake_frame){&f[1], &codes[0], 30, 0};
+    uint32_t n;
+    int truncated;
+    uint64_t h = walk(&f[0], MSHOOK_MAX_FRAMES, &n, &truncated);
+    assert_int_equal(n, 3);
+    assert_int_equal(truncated, 0);
+    assert_true(walk(&f[0], MSHOOK_MAX_FRAMES, &n, &truncated) == h); /* deterministic */
+
+    f[1].lasti = 22; /* another line in the caller */
+    assert_true(walk(&f[0], MSHOOK_MAX_FRAMES, &n, &truncated) != h);
+    f[1].lasti = 20;
+    f[0].code = &codes[1]; /* another function innermost */
+    f[1].code = &codes[0]; /* ... and the two swapped */
+    assert_true(walk(&f[0], MSHOOK_MAX_FRAMES, &n, &truncated) != h);
+    f[0].code = &codes[0];
+    f[1].code = &codes[1];
+    assert_true(walk(&f[1], MSHOOK_MAX_FRAMES, &n, &truncated) != h); /* a suffix */
+    assert_int_equal(n, 2);
+    uint64_t cut = walk(&f[0], 2, &n, &truncated);
+    assert_int_equal(n, 2);
+    assert_int_equal(truncated, 1);
+    assert_true(cut != h);
+    /* A frame whose code is not a code object is skipped, not followed. */
+    static struct fake_code_obj not_code = {1, &codes[0]};
+    f[1].code = &not_code;
+    struct hook_stack_layout lay = fake_layout();
+    const struct fake_frame *const ts = &f[0];
+    struct mshook_frame got[4];
+    uint64_t skipped;
+    assert_int_equal(hook_stack_capture(&lay, &ts, got, 4, &truncated, &skipped), 2);
+    assert_ptr_equal((const void *)(uintptr_t)got[1].code, &codes[2]);
+    f[1].code = &codes[1];
+
+    /* The low bits pick the slot: 20,000 stacks differing in one instruction offset fill 4,096
+     * slots as a random function would (about 4,000 distinct), not a handful. */
+    static uint8_t used[4096];
+    memset(used, 0, sizeof used);
+    int distinct = 0;
+    for (int i = 0; i < 20000; i++) {
+        f[0].lasti = 2 * i;
+        uint32_t slot = (uint32_t)walk(&f[0], MSHOOK_MAX_FRAMES, &n, &truncated) & 4095;
+        distinct += !used[slot];
+        used[slot] = 1;
+    }
+    assert_true(distinct > 3900);
+    /* No thread state, no frames. */
+    struct hook_stack_layout l = fake_layout();
+    struct mshook_frame out[4];
+    uint64_t hash;
+    assert_int_equal(hook_stack_capture(&l, NULL, out, 4, &truncated, &hash), 0);
+}
+
+/* --- the stack slot table --- */
+
+static void test_stack_slots(void **state)
+{
+    (void)state;
+    assert_int_equal(hook_slots_bytes(4096) % 4096, 0);
+    assert_true(hook_slots_bytes(4096) >= 4096 * sizeof(struct hook_slot));
+    assert_int_equal(hook_slots_bytes(64), 4096);
+    size_t bytes = hook_slots_bytes(64);
+    void *table = aligned_alloc(4096, bytes);
+    assert_non_null(table);
+    memset(table, 0, bytes);
+    hook_slots_begin(table, 64);
+    uint32_t slot;
+    uint64_t h = 0x1234567890abcd05ull;
+    assert_int_equal(hook_slots_find(h, 0x7000, 3, &slot), 0); /* never defined */
+    assert_int_equal(slot, 5);
+    hook_slots_define(slot, h, 0x7000, 3);
+    assert_int_equal(hook_slots_find(h, 0x7000, 3, &slot), 1);
+    assert_int_equal(hook_slots_find(h, 0x8000, 3, &slot), 0); /* another thread */
+    assert_int_equal(hook_slots_find(h, 0x7000, 4, &slot), 0); /* another depth */
+    assert_int_equal(hook_slots_find(h ^ (1ull << 40), 0x7000, 3, &slot), 0);
+    assert_int_equal(slot, 5);
+    /* Direct-mapped: a stack with the same low bits evicts the first. */
+    uint64_t h2 = h ^ (1ull << 40);
+    hook_slots_define(slot, h2, 0x7000, 3);
+    assert_int_equal(hook_slots_find(h2, 0x7000, 3, &slot), 1);
+    assert_int_equal(hook_slots_find(h, 0x7000, 3, &slot), 0);
+    /* A code object died: nothing is reused until defined again. */
+    hook_slots_invalidate();
+    assert_int_equal(hook_slots_find(h2, 0x7000, 3, &slot), 0);
+    hook_slots_define(slot, h2, 0x7000, 3);
+    assert_int_equal(hook_slots_find(h2, 0x7000, 3, &slot), 1);
+    /* The generation wraps: a slot defined 2^32 deaths ago must not match again. */
+    slots_generation = UINT32_MAX;
+    hook_slots_define(9, 9, 0x7000, 1);
+    assert_int_equal(hook_slots_find(9, 0x7000, 1, &slot), 1);
+    hook_slots_invalidate();
+    assert_int_equal(slots_generation, 1);
+    assert_int_equal(hook_slots_find(9, 0x7000, 1, &slot), 0);
+    for (uint32_t i = 0; i < 64; i++)
+        assert_int_equal(((const struct hook_slot *)table)[i].generation, 0);
+    hook_slots_end();
+    free(table);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stack_walk_hash),
+        cmocka_unit_test(test_stack_slots),
+    };
+    return cmocka_run_group_tests_name("hook_stack", tests, NULL, NULL);
+}
