@@ -137,6 +137,16 @@ static void attach(struct ring_reader *r, struct region *g)
         fail_msg("%s", err.msg);
 }
 
+/* A region with the hook's producer writing into it (publishing the head every publish_bytes)
+ * and a reader attached to it. */
+static void producer_open(struct region *g, struct hook_ring *w, struct ring_reader *r,
+                          uint32_t publish_bytes)
+{
+    region_make(g, RING);
+    hook_ring_init(w, g->shared, g->ring, RING, 0, publish_bytes);
+    attach(r, g);
+}
+
 static void test_valid_records(void **state)
 {
     (void)state;
@@ -432,11 +442,9 @@ static void test_code_records(void **state)
 {
     (void)state;
     struct region g;
-    region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING, 0, 0);
     struct ring_reader r;
-    attach(&r, &g);
+    producer_open(&g, &w, &r, 0);
     /* 3.8: f_lasti is a byte offset and co_lnotab pairs are (bytecode delta, line delta):
      * offsets 0-5 are on the first line, 6-13 one below, 14 and later three below. */
     const struct py_offsets *off = py_offsets_find(3, 8);
@@ -592,11 +600,9 @@ static void test_producer_roundtrip(void **state)
 {
     (void)state;
     struct region g;
-    region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING, 0, 0);
     struct ring_reader r;
-    attach(&r, &g);
+    producer_open(&g, &w, &r, 0);
     uint64_t written = 0, next = 0, dropped = 0;
     srand(7);
     ms_error err = {{0}};
@@ -636,17 +642,15 @@ static void test_producer_roundtrip(void **state)
 }
 
 /* Exact mode publishes the head in batches: the consumer sees nothing until a kilobyte is
- * written or the owner flushes; a full ring is flushed before the producer gives up; and once
- * the producer is dead, the consumer reads up to the last whole record written. */
+ * written or the owner flushes, and once the producer is dead, the consumer reads up to the
+ * last whole record written. */
 static void test_batched_publication(void **state)
 {
     (void)state;
     struct region g;
-    region_make(&g, RING);
     struct hook_ring w;
-    hook_ring_init(&w, g.shared, g.ring, RING, 0, 1024);
     struct ring_reader r;
-    attach(&r, &g);
+    producer_open(&g, &w, &r, 1024);
     ms_error err = {{0}};
     uint64_t next = 0;
     for (; next < 3; next++)
