@@ -57,11 +57,12 @@
 #include "hook_record.h"
 #include "hook_stack.h"
 
-#define HOOK_POLL_NS      (50 * 1000000L) /* the failure path's wait for memsnap */
-#define HOOK_HEADER_BYTES 4096u
-#define HOOK_RING_MIN     (64u << 10)
-#define HOOK_RING_MAX     (1ull << 30)
-#define HOOK_THREAD_STACK (256u << 10)
+#define HOOK_POLL_NS        (50 * 1000000L) /* the failure path's wait for memsnap */
+#define HOOK_HEADER_BYTES   4096u
+#define HOOK_RING_MIN       (64u << 10)
+#define HOOK_RING_MAX       (1ull << 30)
+#define HOOK_ROUTE_MIN_RATE (64u << 10) /* bytes: the lowest rate whose samples are routed */
+#define HOOK_THREAD_STACK   (256u << 10)
 
 enum session_phase {
     PHASE_IDLE = 0,    /* no session: a start may begin one */
@@ -122,7 +123,7 @@ static int config_check(const struct mshook_config *cfg, const struct hook_pytho
     if ((cfg->flags & ~(MSHOOK_F_SYNC_INSTALL | MSHOOK_F_WAIT_WHEN_FULL)) != 0)
         return -EINVAL;
     struct hook_stack_layout layout;
-    hook_stack_layout_from(&layout, cfg, api->code_type);
+    hook_stack_layout_from(&layout, cfg, api->code_type, api->bytes_type);
     if (hook_stack_layout_check(&layout) != 0)
         return -EINVAL;
     struct hook_code_layout code_layout;
@@ -178,7 +179,7 @@ static int region_map(const struct mshook_config *cfg)
 static int recorder_start(const struct mshook_config *cfg)
 {
     struct hook_stack_layout layout;
-    hook_stack_layout_from(&layout, cfg, session.api.code_type);
+    hook_stack_layout_from(&layout, cfg, session.api.code_type, session.api.bytes_type);
     struct hook_code_layout code_layout;
     hook_code_layout_from(&code_layout, cfg, session.api.unicode_type, session.api.bytes_type);
     unsigned char *ring = (unsigned char *)session.shared + HOOK_HEADER_BYTES;
@@ -205,8 +206,13 @@ static void session_tick(void);
 /* With the GIL held by the caller: wrap the allocators and start recording. */
 static int recording_begin_locked(void)
 {
-    if (hook_alloc_install(&session.api, session.cfg.domains, session_tick) != 0)
+    /* Below this rate the 513-byte routed blocks would weigh on the heap (up to ~13% of it at
+     * 4 KiB): frees are wrapped instead. */
+    int route = session.cfg.rate >= HOOK_ROUTE_MIN_RATE && hook_alloc_can_route_raw(&session.api);
+    hook_recorder.layout.fingerprint = (uint32_t)route; /* before any wrapper can walk */
+    if (hook_alloc_install(&session.api, session.cfg.domains, route, session_tick) != 0)
         return -1;
+    __atomic_store_n(&session.shared->frees_via_raw, (uint32_t)route, __ATOMIC_RELAXED);
     session.installed = 1;
     __atomic_store_n(&session.shared->start_ns, now_ns(), __ATOMIC_RELAXED);
     state_set(MSHOOK_STATE_RECORDING);

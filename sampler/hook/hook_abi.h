@@ -156,13 +156,14 @@ struct mshook_shared {
     int32_t memsnap_pid;
     struct mshook_config config;
 
-    uint32_t state;        /* enum mshook_state; hook writes (release) */
-    uint32_t stop_request; /* memsnap writes 1 */
-    uint32_t mapped;       /* memsnap writes 1 once it has mapped the region */
-    uint32_t _pad1;
-    uint64_t heartbeat_ns; /* memsnap writes CLOCK_MONOTONIC at least every 250 ms */
-    uint64_t start_ns;     /* hook: CLOCK_MONOTONIC when recording began */
-    uint64_t stop_ns;      /* hook: CLOCK_MONOTONIC when recording ended */
+    uint32_t state;         /* enum mshook_state; hook writes (release) */
+    uint32_t stop_request;  /* memsnap writes 1 */
+    uint32_t mapped;        /* memsnap writes 1 once it has mapped the region */
+    uint32_t frees_via_raw; /* hook: 1 when sampled blocks are routed to the raw domain, whose
+                               free alone is wrapped (hook/hook_alloc.h); 0 on older hooks */
+    uint64_t heartbeat_ns;  /* memsnap writes CLOCK_MONOTONIC at least every 250 ms */
+    uint64_t start_ns;      /* hook: CLOCK_MONOTONIC when recording began */
+    uint64_t stop_ns;       /* hook: CLOCK_MONOTONIC when recording ended */
 
     /* Counters, written by the hook (relaxed). */
     uint64_t alloc_count; /* every allocation through the wrappers, sampled or not */

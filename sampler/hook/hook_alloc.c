@@ -19,14 +19,29 @@
  *
  * Frees in the object domain test whether the block is a code object (CODE_GONE records);
  * the memory domain never holds one, so it gets wrappers without that test.
+ *
+ * Routing sampled blocks through the raw domain (hook_alloc.h says when): the object and
+ * memory domains keep pymalloc's own free, untouched, and a sampled request is made larger
+ * than pymalloc's small-request limit, so that pymalloc itself hands it to PyMem_RawMalloc and,
+ * when the program frees it, to PyMem_RawFree, where the raw domain's free wrapper (the only
+ * raw function we wrap) sees it. pymalloc counts such blocks as its own "raw" blocks on both
+ * ways, so sys.getallocatedblocks() is unchanged.
  */
 #include "hook_alloc.h"
 
+#include <string.h>
+
 #include "hook_abi.h"
+#include "hook_live.h"
 #include "hook_record.h"
 
-/* 16 slots: two per session, plus room for sessions whose wrappers someone else re-wrapped. */
+/* 16 slots: three per session, plus room for sessions whose wrappers someone else re-wrapped. */
 #define WRAP_SLOTS 16
+
+/* pymalloc serves requests up to 512 bytes from its pools and passes larger ones to
+ * PyMem_RawMalloc (SMALL_REQUEST_THRESHOLD, 512 on 3.8-3.13): a routed sample asks for at least
+ * one byte more. */
+#define PYMALLOC_SMALL_MAX 512
 
 /* Allocations between ticks, a power of two: a tick costs a clock read and a few stores into
  * the shared header (a few hundred ns), so 1/1024 of it is lost in the noise of one wrapped
@@ -42,14 +57,19 @@ enum wrap_state {
 
 struct hook_wrap {
     struct hook_allocator orig; /* what we call */
+    struct hook_allocator mine; /* what we installed (uninstall checks it is still on top) */
     uint32_t recording;         /* read on every call, relaxed */
     uint32_t state;             /* enum wrap_state */
     int domain;
+    int route_raw; /* object/memory domain: sampled requests go to raw memory */
 };
 
 static struct hook_wrap wrap_slots[WRAP_SLOTS];
 static struct hook_wrap *wrap_installed[HOOK_DOMAIN_OBJ + 1]; /* this session's, per domain */
 static void (*wrap_tick_fn)(void);                            /* the session's tick */
+/* CPython's own raw free, for a call that raced PyMem_SetAllocator (see wrap_free_raw). Set
+ * before the raw domain is first wrapped, never changed: routing requires the default. */
+static void (*raw_free_default)(void *ctx, void *ptr);
 
 static inline int wrap_recording(const struct hook_wrap *w)
 {
@@ -91,6 +111,12 @@ static inline void wrap_store_count(uint64_t *counter, uint64_t n)
     __atomic_store_n(counter, n, __ATOMIC_RELAXED);
 }
 
+/* The size to ask the original for, for a sampled request of size bytes. */
+static inline size_t sampled_request(const struct hook_wrap *w, size_t size)
+{
+    return w->route_raw && size <= PYMALLOC_SMALL_MAX ? PYMALLOC_SMALL_MAX + 1 : size;
+}
+
 /* An allocation the sampler picked, or any allocation whose count is a tick's. Its size is
  * already counted down (sampled: the countdown reached its point). */
 __attribute__((noinline)) static void *malloc_slow(struct hook_wrap *w, size_t size, int sampled)
@@ -98,7 +124,7 @@ __attribute__((noinline)) static void *malloc_slow(struct hook_wrap *w, size_t s
     if (!wrap_count(w, &hook_recorder.counters.alloc_count) || !sampled)
         return w->orig.malloc(w->orig.ctx, size);
     hook_record_alloc_take(0); /* draws the next gap */
-    void *p = w->orig.malloc(w->orig.ctx, size);
+    void *p = w->orig.malloc(w->orig.ctx, sampled_request(w, size));
     if (p)
         hook_record_sampled_alloc(p, size, 0);
     return p;
@@ -124,7 +150,9 @@ __attribute__((noinline)) static void *calloc_slow(struct hook_wrap *w, size_t n
         size = SIZE_MAX; /* the original refuses it; the countdown just sees a big request */
     if (!wrap_count(w, &hook_recorder.counters.alloc_count) || !hook_record_alloc_take(size))
         return w->orig.calloc(w->orig.ctx, nelem, elsize);
-    void *p = w->orig.calloc(w->orig.ctx, nelem, elsize);
+    void *p = sampled_request(w, size) != size
+                  ? w->orig.calloc(w->orig.ctx, 1, sampled_request(w, size))
+                  : w->orig.calloc(w->orig.ctx, nelem, elsize);
     if (p)
         hook_record_sampled_alloc(p, size, 0);
     return p;
@@ -172,6 +200,30 @@ static void wrap_free_obj(void *ctx, void *ptr)
     w->orig.free(w->orig.ctx, ptr);
 }
 
+/* A raw free the live filter could not rule out. The FREE is recorded before the block goes
+ * back: raw frees need no GIL, so once it is back another thread may get the address from
+ * malloc, and a sampled allocation there must follow this FREE in the ring. */
+__attribute__((noinline)) static void free_slow_raw(struct hook_wrap *w, void *ptr)
+{
+    hook_record_sampled_free(ptr);
+    w->orig.free(w->orig.ctx, ptr);
+}
+
+/* The raw domain's free while sampled blocks are routed to it: every free of a routed block
+ * comes here (from pymalloc's free, GIL held), among all of the program's raw frees (from any
+ * thread). ctx is NULL when the caller read the domain's ctx and free on either side of
+ * PyMem_SetAllocator's copy (installing or restoring): CPython's own free then, which ignores
+ * ctx, as routing requires. */
+static void wrap_free_raw(void *ctx, void *ptr)
+{
+    struct hook_wrap *w = ctx;
+    if (__builtin_expect(!w, 0))
+        return raw_free_default(NULL, ptr);
+    if (ptr && wrap_recording(w) && __builtin_expect(hook_live_maybe((uintptr_t)ptr), 0))
+        return free_slow_raw(w, ptr);
+    w->orig.free(w->orig.ctx, ptr);
+}
+
 /* realloc is a free of the old block and an allocation of the new one, recorded (when
  * sampled) only once the original has succeeded: a failed realloc leaves the old block. */
 __attribute__((noinline)) static void *realloc_slow(struct hook_wrap *w, void *ptr, size_t size)
@@ -185,7 +237,7 @@ __attribute__((noinline)) static void *realloc_slow(struct hook_wrap *w, void *p
         old_maybe = hook_record_free_maybe(ptr);
     }
     int take = hook_record_alloc_take(size);
-    void *p = w->orig.realloc(w->orig.ctx, ptr, size);
+    void *p = w->orig.realloc(w->orig.ctx, ptr, take ? sampled_request(w, size) : size);
     if (!p)
         return p;
     if (old_maybe)
@@ -211,9 +263,45 @@ static struct hook_wrap *slot_claim(void)
     return NULL;
 }
 
-int hook_alloc_install(const struct hook_python *api, uint32_t domains, void (*tick)(void))
+int hook_alloc_can_route_raw(const struct hook_python *api)
+{
+    if (!api->allocator_name)
+        return 0;
+    const char *name = api->allocator_name();
+    return name && strcmp(name, "pymalloc") == 0;
+}
+
+/* Puts `mine` on top of domain d with w as its context. */
+static void wrap_set(const struct hook_python *api, struct hook_wrap *w, int d,
+                     struct hook_allocator mine)
+{
+    w->mine = mine;
+    api->set_allocator(d, &w->mine);
+    wrap_installed[d] = w;
+}
+
+int hook_alloc_install(const struct hook_python *api, uint32_t domains, int route_raw,
+                       void (*tick)(void))
 {
     wrap_tick_fn = tick;
+    if (route_raw) { /* first, so that the first routed block's free is seen */
+        struct hook_wrap *w = slot_claim();
+        if (!w)
+            return -1;
+        api->get_allocator(HOOK_DOMAIN_RAW, &w->orig);
+        if (!raw_free_default)
+            raw_free_default = w->orig.free;
+        w->domain = HOOK_DOMAIN_RAW;
+        w->route_raw = 0;
+        w->state = WRAP_INSTALLED;
+        __atomic_store_n(&w->recording, 1, __ATOMIC_RELEASE);
+        wrap_set(api, w, HOOK_DOMAIN_RAW,
+                 (struct hook_allocator){.ctx = w,
+                                         .malloc = w->orig.malloc,
+                                         .calloc = w->orig.calloc,
+                                         .realloc = w->orig.realloc,
+                                         .free = wrap_free_raw});
+    }
     static const struct {
         uint32_t bit;
         int domain;
@@ -228,31 +316,36 @@ int hook_alloc_install(const struct hook_python *api, uint32_t domains, void (*t
         }
         api->get_allocator(wanted[i].domain, &w->orig);
         w->domain = wanted[i].domain;
+        w->route_raw = route_raw;
         w->state = WRAP_INSTALLED;
         __atomic_store_n(&w->recording, 1, __ATOMIC_RELEASE);
-        struct hook_allocator mine = {
-            .ctx = w,
-            .malloc = wrap_malloc,
-            .calloc = wrap_calloc,
-            .realloc = wrap_realloc,
-            .free = wanted[i].domain == HOOK_DOMAIN_OBJ ? wrap_free_obj : wrap_free_mem,
-        };
-        api->set_allocator(wanted[i].domain, &mine);
-        wrap_installed[wanted[i].domain] = w;
+        void (*free_fn)(void *, void *) =
+            wanted[i].domain == HOOK_DOMAIN_OBJ ? wrap_free_obj : wrap_free_mem;
+        /* Routed: pymalloc's own free, so its callers' inlined fast path stays in use. It
+         * ignores its ctx. */
+        if (route_raw)
+            free_fn = w->orig.free;
+        wrap_set(api, w, wanted[i].domain,
+                 (struct hook_allocator){.ctx = w,
+                                         .malloc = wrap_malloc,
+                                         .calloc = wrap_calloc,
+                                         .realloc = wrap_realloc,
+                                         .free = free_fn});
     }
     return 0;
 }
 
 void hook_alloc_uninstall(const struct hook_python *api)
 {
-    for (int d = 0; d <= HOOK_DOMAIN_OBJ; d++) {
+    /* Object and memory domains first: no block is routed once the raw domain is restored. */
+    for (int d = HOOK_DOMAIN_OBJ; d >= HOOK_DOMAIN_RAW; d--) {
         struct hook_wrap *w = wrap_installed[d];
         if (!w)
             continue;
         __atomic_store_n(&w->recording, 0, __ATOMIC_RELEASE);
         struct hook_allocator cur;
         api->get_allocator(d, &cur);
-        if (cur.malloc == wrap_malloc && cur.ctx == w) {
+        if (cur.ctx == w && cur.malloc == w->mine.malloc && cur.free == w->mine.free) {
             api->set_allocator(d, &w->orig);
             w->state = WRAP_FREE;
         } else {

@@ -15,8 +15,13 @@
 #define STATE_COMPACT    0x20
 #define STATE_ASCII      0x40
 
+struct set_slot {
+    uint64_t addr; /* 0 = empty */
+    uint64_t fingerprint;
+};
+
 static struct {
-    uint64_t *slots; /* 0 = empty */
+    struct set_slot *slots;
     uint32_t bits;
     uint64_t mask, used;
 } set;
@@ -139,10 +144,10 @@ void hook_code_describe(const struct hook_code_layout *l, const void *code, uint
 
 static size_t set_bytes(uint32_t bits)
 {
-    return ((size_t)1 << bits) * sizeof(uint64_t);
+    return ((size_t)1 << bits) * sizeof(struct set_slot);
 }
 
-static uint64_t *set_map(uint32_t bits)
+static struct set_slot *set_map(uint32_t bits)
 {
     void *p = mmap(NULL, set_bytes(bits), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -177,24 +182,24 @@ void hook_code_set_end(void)
     set.used = 0;
 }
 
-static void set_slot_put(uint64_t *slots, uint32_t bits, uint64_t addr)
+static void set_slot_put(struct set_slot *slots, uint32_t bits, struct set_slot entry)
 {
     uint64_t mask = ((uint64_t)1 << bits) - 1;
-    uint64_t i = set_home(addr, bits);
-    while (slots[i])
+    uint64_t i = set_home(entry.addr, bits);
+    while (slots[i].addr)
         i = (i + 1) & mask;
-    slots[i] = addr;
+    slots[i] = entry;
 }
 
 static int set_grow(void)
 {
     if (set.bits >= SET_MAX_BITS)
         return -1;
-    uint64_t *bigger = set_map(set.bits + 1);
+    struct set_slot *bigger = set_map(set.bits + 1);
     if (!bigger)
         return -1;
     for (uint64_t i = 0; i <= set.mask; i++)
-        if (set.slots[i])
+        if (set.slots[i].addr)
             set_slot_put(bigger, set.bits + 1, set.slots[i]);
     munmap(set.slots, set_bytes(set.bits));
     set.slots = bigger;
@@ -209,30 +214,34 @@ static int64_t set_slot_find(uint64_t addr)
         return -1;
     uint64_t i = set_home(addr, set.bits);
     for (uint64_t probes = 0; probes <= set.mask; probes++) {
-        if (set.slots[i] == addr)
+        if (set.slots[i].addr == addr)
             return (int64_t)i;
-        if (set.slots[i] == 0)
+        if (set.slots[i].addr == 0)
             return -1;
         i = (i + 1) & set.mask;
     }
     return -1;
 }
 
-int hook_code_set_contains(uint64_t addr)
+int hook_code_set_contains(uint64_t addr, uint64_t fingerprint)
 {
-    return set_slot_find(addr) >= 0;
+    int64_t i = set_slot_find(addr);
+    return i >= 0 && set.slots[i].fingerprint == fingerprint;
 }
 
-int hook_code_set_add(uint64_t addr)
+int hook_code_set_add(uint64_t addr, uint64_t fingerprint)
 {
     if (!set.slots || addr == 0)
         return -1;
-    if (set_slot_find(addr) >= 0)
+    int64_t i = set_slot_find(addr);
+    if (i >= 0) {
+        set.slots[i].fingerprint = fingerprint;
         return 0;
+    }
     /* keep the load under 1/2 so probes stay short */
     if ((set.used + 1) * 2 > set.mask + 1 && set_grow() != 0)
         return -1;
-    set_slot_put(set.slots, set.bits, addr);
+    set_slot_put(set.slots, set.bits, (struct set_slot){addr, fingerprint});
     set.used++;
     return 0;
 }
@@ -247,17 +256,17 @@ int hook_code_set_remove(uint64_t addr)
     uint64_t hole = (uint64_t)found, j = hole;
     for (;;) {
         j = (j + 1) & set.mask;
-        uint64_t a = set.slots[j];
+        uint64_t a = set.slots[j].addr;
         if (a == 0)
             break;
         uint64_t home = set_home(a, set.bits);
         int stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (stays)
             continue;
-        set.slots[hole] = a;
+        set.slots[hole] = set.slots[j];
         hole = j;
     }
-    set.slots[hole] = 0;
+    set.slots[hole] = (struct set_slot){0, 0};
     set.used--;
     return 0;
 }

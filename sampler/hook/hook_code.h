@@ -8,7 +8,8 @@
  * references it, remembers that it did in the announced set below, and writes
  * MSHOOK_REC_CODE_GONE when the allocator frees it (see hook_abi.h).
  *
- * The announced set: open addressing over code addresses, linear probing, deletion by
+ * The announced set: open addressing over code addresses (each with the fingerprint it was
+ * announced with), linear probing, deletion by
  * backward shift, in anonymous mmap'd memory (never the allocator we wrap), created at
  * session start and unmapped at its end. Every call happens under the recorder's lock, so
  * the set needs no atomics and may be remapped when it grows.
@@ -65,11 +66,13 @@ void hook_code_describe(const struct hook_code_layout *l, const void *code, uint
 int hook_code_set_begin(void);
 void hook_code_set_end(void);
 
-/* 1 when addr is in the set. */
-int hook_code_set_contains(uint64_t addr);
+/* 1 when addr is in the set with this fingerprint (hook_stack.h): a code object at addr with
+ * another fingerprint is a later one, to be announced again. */
+int hook_code_set_contains(uint64_t addr, uint64_t fingerprint);
 
-/* Adds addr: 0, or -1 when the set cannot grow (the caller then announces again next time). */
-int hook_code_set_add(uint64_t addr);
+/* Adds addr, or updates its fingerprint: 0, or -1 when the set cannot grow (the caller then
+ * announces again next time). */
+int hook_code_set_add(uint64_t addr, uint64_t fingerprint);
 
 /* Removes addr: 0, or -1 when it was not there. */
 int hook_code_set_remove(uint64_t addr);

@@ -67,6 +67,7 @@ int hook_python_resolve(struct hook_python *api, const char **missing)
         }
         *wanted[i].slot = p;
     }
+    api->allocator_name = (const char *(*)(void))symbol_find("_PyMem_GetCurrentAllocatorName");
     if (version_find(&api->major, &api->minor) != 0) {
         *missing = "Py_Version";
         return -1;

@@ -38,6 +38,9 @@ struct hook_python {
     const void *bytes_type;    /* &PyBytes_Type */
     int (*is_initialized)(void);
     int (*is_finalizing)(void);
+    /* _PyMem_GetCurrentAllocatorName (3.8+, exported though private): "pymalloc" while every
+     * domain holds CPython's default pymalloc allocator. NULL when absent. */
+    const char *(*allocator_name)(void);
     int major, minor; /* of the running interpreter */
 };
 

@@ -149,7 +149,8 @@ static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
     struct hook_recorder *r = &hook_recorder;
     for (uint32_t i = 0; i < nframes; i++) {
         uint64_t code = frames[i].code;
-        if (hook_code_set_contains(code))
+        uint64_t fingerprint = hook_code_fingerprint(&r->layout, (const void *)(uintptr_t)code);
+        if (hook_code_set_contains(code, fingerprint))
             continue;
         struct hook_code_desc desc;
         hook_code_describe(&r->code_layout, (const void *)(uintptr_t)code, r->code_table_max,
@@ -157,7 +158,7 @@ static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
         if (hook_ring_put_code(&r->ring, code, &desc) != 0)
             return -1;
         hook_counter_add(&r->counters.code_records, 1);
-        hook_code_set_add(code); /* a full set only means announcing again next time */
+        hook_code_set_add(code, fingerprint); /* full: announced again next time */
     }
     return 0;
 }

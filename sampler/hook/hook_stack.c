@@ -13,7 +13,7 @@
 #define STACK_WALK_LIMIT 4096
 
 void hook_stack_layout_from(struct hook_stack_layout *l, const struct mshook_config *cfg,
-                            const void *code_type)
+                            const void *code_type, const void *bytes_type)
 {
     l->frame_model = cfg->frame_model;
     l->lasti_model = cfg->lasti_model;
@@ -26,6 +26,14 @@ void hook_stack_layout_from(struct hook_stack_layout *l, const struct mshook_con
     l->owner_cstack = cfg->owner_cstack;
     l->object_type = cfg->object_type;
     l->code_type = code_type;
+    l->code_name = cfg->code_name;
+    l->code_filename = cfg->code_filename;
+    l->code_firstlineno = cfg->code_firstlineno;
+    l->code_linetable = cfg->code_linetable;
+    l->bytes_size = cfg->bytes_size;
+    l->bytes_sval = cfg->bytes_sval;
+    l->bytes_type = bytes_type;
+    l->fingerprint = 0;
 }
 
 static int offset_ok(int32_t off)
@@ -39,6 +47,10 @@ int hook_stack_layout_check(const struct hook_stack_layout *l)
         return -1;
     if (!offset_ok(l->tstate_frame) || !offset_ok(l->frame_back) || !offset_ok(l->frame_code) ||
         !offset_ok(l->frame_lasti) || !offset_ok(l->object_type))
+        return -1;
+    if (!offset_ok(l->code_name) || !offset_ok(l->code_filename) ||
+        !offset_ok(l->code_firstlineno) || !offset_ok(l->code_linetable) ||
+        !offset_ok(l->bytes_size) || !offset_ok(l->bytes_sval) || !l->bytes_type)
         return -1;
     if (l->frame_model == 2 && !offset_ok(l->cframe_current_frame))
         return -1;
@@ -120,7 +132,8 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstat
                     (uint64_t)(int64_t) * (const int32_t *)((const char *)f + l->frame_lasti);
             else
                 out[n].lasti = (uint64_t)(uintptr_t)pointer_at(f, l->frame_lasti);
-            h = rotate_left(h ^ (out[n].code * 0x9e3779b97f4a7c15ull) ^ out[n].lasti, 27) *
+            uint64_t ident = l->fingerprint ? hook_code_fingerprint(l, code) : out[n].code;
+            h = rotate_left(h ^ (ident * 0x9e3779b97f4a7c15ull) ^ out[n].lasti, 27) *
                 0xbf58476d1ce4e5b9ull;
             n++;
         }

@@ -524,12 +524,97 @@ static void test_exact_and_frees(void **state)
                py[i].label, s->exact_n, count, s->exact_freed, snap.alloc_count,
                snap.sampled_allocs, snap.dropped_events);
         assert_int_equal(snap.dropped_events, 0);
+        assert_int_equal(snap.frees_via_raw, 0); /* rate 1 wraps the frees */
         assert_int_equal(snap.alloc_count, snap.sampled_allocs);
         assert_int_equal(s->exact_n, count);
         assert_int_equal(s->exact_freed, count);
         assert_int_equal(s->exact_reused_unfreed, 0);
         host_quit(&h);
     }
+}
+
+static long host_blocks(struct host *h)
+{
+    char line[64];
+    long n = -1;
+    host_send(h, "blocks\n");
+    host_expect(h, "blocks ", line, sizeof line, 5000);
+    assert_int_equal(sscanf(line, "blocks %ld", &n), 1);
+    return n;
+}
+
+/* At a sampled rate every free of a sampled block is seen, whichever way the hook watches
+ * frees: routing sampled blocks through the raw domain (pymalloc, rate >= 64 KiB; pymalloc's
+ * own free stays in place) or wrapping the frees (PYTHONMALLOC=malloc, or a lower rate). And
+ * routing leaves sys.getallocatedblocks() as it was: pymalloc counts a routed block in and
+ * out like its other raw blocks. */
+static void sampled_frees_check(uint64_t rate, const char *pythonmalloc, uint32_t want_routed)
+{
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    const int count = 20000, size = 400; /* 433-byte blocks: pymalloc's, unless routed */
+    if (pythonmalloc)
+        setenv("PYTHONMALLOC", pythonmalloc, 1);
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        h.seen.exact_size = (uint64_t)size + 33;
+        assert_true(host_start(&h, rate, 2000, 0) >= 0);
+        struct mshook_shared snap;
+        ring_reader_counters(&h.ring, &snap);
+        if (snap.frees_via_raw != want_routed)
+            fail_msg("%s: frees_via_raw %u at rate %" PRIu64 " (PYTHONMALLOC=%s), expected %u",
+                     py[i].label, snap.frees_via_raw, rate, pythonmalloc ? pythonmalloc : "",
+                     want_routed);
+        long blocks_before = host_blocks(&h);
+        char line[64];
+        host_send(&h, "exact %d %d\n", count, size);
+        host_expect(&h, "exact done", line, sizeof line, 30000);
+        struct seen *s = &h.seen;
+        qsort(s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp);
+        s->exact_mark = calloc(s->exact_n ? s->exact_n : 1, 1);
+        assert_non_null(s->exact_mark);
+        s->exact_sorted = 1;
+        uint64_t freed_while_kept = s->exact_freed;
+        host_send(&h, "release\n");
+        host_expect(&h, "release done", line, sizeof line, 30000);
+        host_drain(&h);
+        s->exact_sorted = 2;
+        long blocks_after = host_blocks(&h);
+        host_stop_counters(&h, &snap);
+        printf("%s (rate %" PRIu64 ", PYTHONMALLOC=%s, routed %u): %zu sampled blocks kept, "
+               "%" PRIu64 " freed at release; getallocatedblocks %ld -> %ld\n",
+               py[i].label, rate, pythonmalloc ? pythonmalloc : "", snap.frees_via_raw, s->exact_n,
+               s->exact_freed, blocks_before, blocks_after);
+        /* 8.7 MB kept: about 8.7 MB / rate samples (132 at 64 KiB). */
+        assert_true(s->exact_n > 8660000 / rate / 3);
+        assert_int_equal(freed_while_kept, 0);
+        assert_int_equal(s->exact_freed, s->exact_n);
+        assert_int_equal(s->exact_reused_unfreed, 0);
+        /* A routed block not counted in by pymalloc but counted out would drift the count
+         * down by one per sampled block freed. */
+        if (labs(blocks_after - blocks_before) > (long)s->exact_n / 4)
+            fail_msg("%s: sys.getallocatedblocks() went from %ld to %ld over %zu sampled blocks",
+                     py[i].label, blocks_before, blocks_after, s->exact_n);
+        host_expect_allocators(&h, 1);
+        host_quit(&h);
+    }
+    if (pythonmalloc)
+        unsetenv("PYTHONMALLOC");
+}
+
+static void test_sampled_frees_routed(void **state)
+{
+    (void)state;
+    sampled_frees_check(64 << 10, NULL, 1);
+}
+
+static void test_sampled_frees_wrapped(void **state)
+{
+    (void)state;
+    sampled_frees_check(16 << 10, NULL, 0);             /* below the routing rate */
+    sampled_frees_check(64 << 10, "malloc", 0);         /* not pymalloc */
+    sampled_frees_check(64 << 10, "pymalloc_debug", 0); /* debug hooks around pymalloc */
 }
 
 /* Stop puts the original allocators back; a second session on the same library works; a
@@ -845,6 +930,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stacks_and_ratio),
         cmocka_unit_test(test_exact_and_frees),
+        cmocka_unit_test(test_sampled_frees_routed),
+        cmocka_unit_test(test_sampled_frees_wrapped),
         cmocka_unit_test(test_stop_restart_busy_sync),
         cmocka_unit_test(test_watchdog),
         cmocka_unit_test(test_fork_child_silent),

@@ -8,8 +8,9 @@ Commands (answers in brackets):
   codes                   [codes hot=ID cold=ID outer=ID exact=ID child=ID]  code object ids
   start HEX | startsync HEX  [started RC]  memsnap_hook_start(config bytes); startsync holds
                           the GIL during the call (MSHOOK_F_SYNC_INSTALL), start releases it
-  allocators              [allocators same=0|1]  are the OBJ and MEM allocators those saved at
-                          startup (before any start)?
+  allocators              [allocators same=0|1]  are the RAW, OBJ and MEM allocators those
+                          saved at startup (before any start)?
+  blocks                  [blocks N]       sys.getallocatedblocks()
   hotcold N               [hotcold done]   N x outer(): hot() allocates 10x the bytes cold() does
   exact N SIZE            [exact done]     keeps N bytes objects of SIZE bytes, in exact()
   release                 [release done]   drops what exact kept
@@ -35,7 +36,7 @@ class Allocator(ctypes.Structure):
                 ("free", ctypes.c_void_p)]
 
 
-DOMAIN_MEM, DOMAIN_OBJ = 1, 2
+DOMAIN_RAW, DOMAIN_MEM, DOMAIN_OBJ = 0, 1, 2
 api = ctypes.pythonapi
 api.PyMem_GetAllocator.argtypes = [ctypes.c_int, ctypes.POINTER(Allocator)]
 api.PyMem_GetAllocator.restype = None
@@ -43,7 +44,7 @@ api.PyMem_GetAllocator.restype = None
 
 def allocators():
     out = []
-    for d in (DOMAIN_MEM, DOMAIN_OBJ):
+    for d in (DOMAIN_RAW, DOMAIN_MEM, DOMAIN_OBJ):
         a = Allocator()
         api.PyMem_GetAllocator(d, ctypes.byref(a))
         out.append((a.ctx, a.malloc, a.calloc, a.realloc, a.free))
@@ -128,6 +129,8 @@ def main():
             say("started %d" % lib.memsnap_hook_start(cfg))
         elif cmd[0] == "allocators":
             say("allocators same=%d" % (1 if allocators() == ORIGINAL else 0))
+        elif cmd[0] == "blocks":
+            say("blocks %d" % sys.getallocatedblocks())
         elif cmd[0] == "hotcold":
             for _ in range(int(cmd[1])):
                 outer()

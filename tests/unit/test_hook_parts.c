@@ -149,8 +149,10 @@ static void test_code_set(void **state)
     (void)state;
     enum { N = 30000 };
     uint64_t *addr = calloc(N, sizeof *addr);
+    uint64_t *fp = calloc(N, sizeof *fp); /* the fingerprint each address was announced with */
     char *in = calloc(N, 1);
     assert_non_null(addr);
+    assert_non_null(fp);
     assert_non_null(in);
     assert_int_equal(hook_code_set_begin(), 0);
     srand(5);
@@ -158,28 +160,37 @@ static void test_code_set(void **state)
         addr[i] = 0x7f1000000000ull + ((uint64_t)(i % 5) << 30) + (uint64_t)i * 16;
     for (int step = 0; step < 300000; step++) {
         int i = rand() % N;
-        if (in[i]) {
-            assert_int_equal(hook_code_set_contains(addr[i]), 1);
+        if (in[i] && step % 3 == 0) { /* a later code object at the same address */
+            assert_int_equal(hook_code_set_contains(addr[i], fp[i] + 1), 0);
+            assert_int_equal(hook_code_set_add(addr[i], fp[i] + 1), 0);
+            fp[i]++;
+            assert_int_equal(hook_code_set_contains(addr[i], fp[i]), 1);
+        } else if (in[i]) {
+            assert_int_equal(hook_code_set_contains(addr[i], fp[i]), 1);
             assert_int_equal(hook_code_set_remove(addr[i]), 0);
             in[i] = 0;
         } else {
-            assert_int_equal(hook_code_set_contains(addr[i]), 0);
+            assert_int_equal(hook_code_set_contains(addr[i], fp[i]), 0);
             assert_int_equal(hook_code_set_remove(addr[i]), -1);
-            assert_int_equal(hook_code_set_add(addr[i]), 0);
+            fp[i] = (uint64_t)rand() << 20;
+            assert_int_equal(hook_code_set_add(addr[i], fp[i]), 0);
             in[i] = 1;
         }
     }
-    for (int i = 0; i < N; i++)
-        assert_int_equal(hook_code_set_contains(addr[i]), in[i]);
-    assert_true(set.bits > SET_MIN_BITS); /* it grew */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(hook_code_set_contains(addr[i], fp[i]), in[i]);
+        assert_int_equal(hook_code_set_contains(addr[i], fp[i] ^ 1), 0);
+    }
+    assert_true(set.bits > SET_MIN_BITS); /* it grew, and kept every fingerprint */
     hook_code_set_end();
-    assert_int_equal(hook_code_set_contains(addr[0]), 0); /* no set: nothing is announced */
-    assert_int_equal(hook_code_set_add(addr[0]), -1);
+    assert_int_equal(hook_code_set_contains(addr[0], fp[0]), 0); /* no set: nothing announced */
+    assert_int_equal(hook_code_set_add(addr[0], fp[0]), -1);
     assert_int_equal(hook_code_set_begin(), 0); /* a new session starts empty */
     for (int i = 0; i < N; i += 101)
-        assert_int_equal(hook_code_set_contains(addr[i]), 0);
+        assert_int_equal(hook_code_set_contains(addr[i], fp[i]), 0);
     hook_code_set_end();
     free(addr);
+    free(fp);
     free(in);
 }
 

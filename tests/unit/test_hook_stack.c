@@ -23,7 +23,19 @@
 struct fake_code_obj {
     uint64_t refcnt;
     const void *type;
+    const void *name, *filename, *linetable;
+    int32_t firstlineno;
 };
+
+/* A bytes object as the fingerprint reads it: type, size, then the bytes. */
+struct fake_bytes {
+    uint64_t refcnt;
+    const void *type;
+    int64_t size;
+    unsigned char sval[24];
+};
+
+static const int fake_bytes_type = 0; /* its address stands for &PyBytes_Type */
 
 struct fake_frame {
     const struct fake_frame *back;
@@ -48,6 +60,13 @@ static struct hook_stack_layout fake_layout(void)
         .owner_cstack = -1,
         .object_type = offsetof(struct fake_code_obj, type),
         .code_type = &fake_code_type,
+        .code_name = offsetof(struct fake_code_obj, name),
+        .code_filename = offsetof(struct fake_code_obj, filename),
+        .code_firstlineno = offsetof(struct fake_code_obj, firstlineno),
+        .code_linetable = offsetof(struct fake_code_obj, linetable),
+        .bytes_size = offsetof(struct fake_bytes, size),
+        .bytes_sval = offsetof(struct fake_bytes, sval),
+        .bytes_type = &fake_bytes_type,
     };
     assert_int_equal(hook_stack_layout_check(&l), 0);
     return l;
@@ -72,8 +91,9 @@ static uint64_t walk(const struct fake_frame *inner, uint32_t max, uint32_t *n, 
 static void test_stack_walk_hash(void **state)
 {
     (void)state;
-    static struct fake_code_obj codes[3] = {
-        {1, &fake_code_type}, {1, &fake_code_type}, {1, &fake_code_type}};
+    static struct fake_code_obj codes[3] = {{1, &fake_code_type, NULL, NULL, NULL, 1},
+                                            {1, &fake_code_type, NULL, NULL, NULL, 1},
+                                            {1, &fake_code_type, NULL, NULL, NULL, 1}};
     static struct fake_frame f[3];
     f[2] = (struct fake_frame){NULL, &codes[2], 10, 0};
     f[1] = (struct fake_frame){&f[2], &codes[1], 20, 0};
@@ -100,7 +120,7 @@ static void test_stack_walk_hash(void **state)
     assert_int_equal(truncated, 1);
     assert_true(cut != h);
     /* A frame whose code is not a code object is skipped, not followed. */
-    static struct fake_code_obj not_code = {1, &codes[0]};
+    static struct fake_code_obj not_code = {1, &codes[0], NULL, NULL, NULL, 1};
     f[1].code = &not_code;
     struct hook_stack_layout lay = fake_layout();
     const struct fake_frame *const ts = &f[0];
@@ -127,6 +147,64 @@ static void test_stack_walk_hash(void **state)
     struct mshook_frame out[4];
     uint64_t hash;
     assert_int_equal(hook_stack_capture(&l, NULL, out, 4, &truncated, &hash), 0);
+}
+
+/* With fingerprints on, a later code object at a dead one's address (another name, file, line
+ * table or first line) makes another stack; with them off, only the address counts. */
+static void test_stack_fingerprint(void **state)
+{
+    (void)state;
+    static const char name_a[] = "a", name_b[] = "b", file[] = "f.py";
+    static struct fake_bytes table = {1, &fake_bytes_type, 20, "0123456789abcdefghij"};
+    static struct fake_code_obj code = {1, &fake_code_type, name_a, file, &table, 10};
+    static struct fake_frame f = {NULL, &code, 4, 0};
+    const struct fake_frame *const tstate = &f;
+    struct hook_stack_layout l = fake_layout();
+    struct mshook_frame out[2];
+    int truncated;
+    uint64_t off_a, on_a, h;
+    hook_stack_capture(&l, &tstate, out, 2, &truncated, &off_a);
+    l.fingerprint = 1;
+    hook_stack_capture(&l, &tstate, out, 2, &truncated, &on_a);
+    uint64_t fp_a = hook_code_fingerprint(&l, &code);
+    const void **fields[] = {(const void **)&code.name, (const void **)&code.filename,
+                             (const void **)&code.linetable};
+    for (int i = 0; i < 3; i++) {
+        const void *was = *fields[i];
+        *fields[i] = name_b; /* the address's next code object */
+        hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+        assert_true(h != on_a);
+        assert_true(hook_code_fingerprint(&l, &code) != fp_a);
+        l.fingerprint = 0;
+        hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+        assert_true(h == off_a);
+        l.fingerprint = 1;
+        *fields[i] = was;
+    }
+    code.firstlineno = 11;
+    hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+    assert_true(h != on_a);
+    code.firstlineno = 10;
+    /* A line table reborn at the dead one's address: its length or either end differs. */
+    unsigned char *edits[] = {&table.sval[0], &table.sval[7], &table.sval[12], &table.sval[19]};
+    for (int i = 0; i < 4; i++) {
+        *edits[i] ^= 1;
+        hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+        assert_true(h != on_a);
+        *edits[i] ^= 1;
+    }
+    table.size = 19;
+    hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+    assert_true(h != on_a);
+    table.size = 3; /* shorter than 8 bytes */
+    uint64_t short_fp = hook_code_fingerprint(&l, &code);
+    table.sval[2] ^= 1;
+    assert_true(hook_code_fingerprint(&l, &code) != short_fp);
+    table.sval[2] ^= 1;
+    table.size = 20;
+    hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+    assert_true(h == on_a); /* the same object again: the same stack */
+    assert_int_equal(out[0].code, (uint64_t)(uintptr_t)&code); /* frames keep the address */
 }
 
 /* --- the stack slot table --- */
@@ -179,6 +257,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stack_walk_hash),
+        cmocka_unit_test(test_stack_fingerprint),
         cmocka_unit_test(test_stack_slots),
     };
     return cmocka_run_group_tests_name("hook_stack", tests, NULL, NULL);
