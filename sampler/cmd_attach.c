@@ -356,10 +356,10 @@ int cmd_attach(int argc, char **argv)
             session_summary(a->s, &sum);
             fprintf(stderr,
                     "memsnap: stats pid=%d attach_ms=%.2f inject_total_ms=%.2f "
-                    "inject_pause_ms=%.3f events=%llu dropped=%llu\n",
+                    "inject_pause_ms=%.3f events=%llu dropped=%llu frees_via_raw=%d\n",
                     (int)a->pid, (double)sum.attach_ns / 1e6, (double)sum.inject_total_ns / 1e6,
                     (double)sum.inject_pause_ns / 1e6, (unsigned long long)sum.events,
-                    (unsigned long long)sum.dropped_events);
+                    (unsigned long long)sum.dropped_events, sum.frees_via_raw);
         }
         if (write_one(a, given, n_pids > 1, started) < 0)
             status = MS_EXIT_FAIL;

@@ -441,6 +441,7 @@ void session_summary(const struct session *s, struct session_summary *out)
     out->heap = session_heap(s);
     out->rss = s->tl.rss;
     out->dropped_events = s->counters.dropped_events;
+    out->frees_via_raw = s->counters.frees_via_raw == 1;
     out->inject_pause_ns = s->inject.stopped_ns;
     out->inject_total_ns = s->inject.wall_ns;
 }

@@ -63,6 +63,7 @@ struct session_summary {
     int64_t heap;            /* live bytes now (unbiased estimate, exact at rate 1) */
     int64_t rss;             /* target RSS at the last sample */
     uint64_t dropped_events; /* from the hook's counters */
+    int frees_via_raw;       /* the hook routes sampled blocks through the raw domain */
     int64_t attach_ns;       /* session_attach start -> hook RECORDING, 0 until then */
     int64_t inject_pause_ns; /* longest stop of the hijacked thread during injection */
     int64_t inject_total_ns; /* wall time of the injection */

@@ -111,6 +111,15 @@ static inline void wrap_store_count(uint64_t *counter, uint64_t n)
     __atomic_store_n(counter, n, __ATOMIC_RELAXED);
 }
 
+/* Whether a request of size bytes leaves the sampling point ahead, without counting it: then
+ * *left is the countdown once it is counted (the caller stores it). Fast paths whose slow path
+ * counts for itself (calloc, realloc) test first and count only when they stay fast. */
+static inline int sampler_would_skip(size_t size, int64_t *left)
+{
+    *left = hook_recorder.sampler.countdown - (int64_t)size;
+    return *left > 0;
+}
+
 /* The size to ask the original for, for a sampled request of size bytes. */
 static inline size_t sampled_request(const struct hook_wrap *w, size_t size)
 {
@@ -161,8 +170,17 @@ __attribute__((noinline)) static void *calloc_slow(struct hook_wrap *w, size_t n
 static void *wrap_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     struct hook_wrap *w = ctx;
-    if (wrap_recording(w))
-        return calloc_slow(w, nelem, elsize); /* rare in CPython: no fast path */
+    if (wrap_recording(w)) {
+        uint64_t n = wrap_next_count(&hook_recorder.counters.alloc_count);
+        size_t size;
+        int64_t left;
+        if (__builtin_expect(n == 0 || __builtin_mul_overflow(nelem, elsize, &size) ||
+                                 !sampler_would_skip(size, &left),
+                             0))
+            return calloc_slow(w, nelem, elsize);
+        hook_recorder.sampler.countdown = left;
+        wrap_store_count(&hook_recorder.counters.alloc_count, n);
+    }
     return w->orig.calloc(w->orig.ctx, nelem, elsize);
 }
 
@@ -250,8 +268,18 @@ __attribute__((noinline)) static void *realloc_slow(struct hook_wrap *w, void *p
 static void *wrap_realloc(void *ctx, void *ptr, size_t size)
 {
     struct hook_wrap *w = ctx;
-    if (wrap_recording(w))
-        return realloc_slow(w, ptr, size); /* a tenth of the calls: not worth a fast path */
+    if (wrap_recording(w)) {
+        uint64_t n = wrap_next_count(&hook_recorder.counters.alloc_count);
+        int64_t left;
+        if (__builtin_expect(
+                n == 0 || !sampler_would_skip(size, &left) ||
+                    (ptr && (hook_record_free_maybe(ptr) ||
+                             (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr)))),
+                0))
+            return realloc_slow(w, ptr, size);
+        hook_recorder.sampler.countdown = left;
+        wrap_store_count(&hook_recorder.counters.alloc_count, n);
+    }
     return w->orig.realloc(w->orig.ctx, ptr, size);
 }
 

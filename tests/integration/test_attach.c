@@ -369,7 +369,10 @@ static void test_profiles_every_python(void **state)
     }
     char outpath[256];
     snprintf(outpath, sizeof outpath, "%s/every.pb", tmpdir);
-    char *rest[] = {"--duration", "3", "--rate", "8192", "-o", outpath, "--quiet", NULL};
+    /* 64 KiB: sampled blocks routed through the raw domain, as at the default rate; 5 s give
+     * ~7,000 hot and ~700 cold samples (the ratio's standard error ~0.4, the tolerance 1.5). */
+    char *rest[] = {"--duration", "5",       "--rate",  "65536", "-o",
+                    outpath,      "--quiet", "--stats", NULL};
     for (int i = 0; rest[i]; i++)
         args[n++] = rest[i];
     args[n] = NULL;
@@ -381,11 +384,21 @@ static void test_profiles_every_python(void **state)
         snprintf(path, sizeof path, "%s/every-%d.pb", tmpdir, (int)t[i].pid);
         snprintf(want, sizeof want, "wrote %s: ", path);
         assert_non_null(strstr(out, want));
-        check_profile(path, &pythons[i], t[i].pid, 8192);
+        snprintf(want, sizeof want, "memsnap: stats pid=%d ", (int)t[i].pid);
+        const char *stats = strstr(err, want);
+        assert_non_null(stats);
+        const char *eol = strchr(stats, '\n');
+        const char *routed = strstr(stats, " frees_via_raw=1");
+        if (!routed || (eol && routed > eol))
+            fail_msg("%s: the hook did not route sampled blocks at 64 KiB", pythons[i].label);
+        check_profile(path, &pythons[i], t[i].pid, 65536);
         target_check(&t[i], pythons[i].label);
         target_quit(&t[i], pythons[i].label);
     }
-    assert_string_equal(err, "");
+    for (const char *line = err; *line; line = strchr(line, '\n') + 1) { /* nothing but stats */
+        assert_int_equal(strncmp(line, "memsnap: stats ", 15), 0);
+        assert_non_null(strchr(line, '\n'));
+    }
 }
 
 static int has_ring_mapping(pid_t pid)
