@@ -11,7 +11,8 @@
  * that is reported and is not a failure. Exit status 1 if any process could not be recorded.
  *
  * --stats prints, per process on stderr, the attach latency (command start -> hook
- * recording) and the injection's longest pause of the target thread (for benchmarks).
+ * recording), the injection's longest pause of the target thread (for benchmarks), and
+ * whether the hook routes sampled blocks through the raw domain (hook/hook_alloc.h).
  */
 #include <errno.h>
 #include <signal.h>
@@ -41,7 +42,8 @@ static const char attach_usage[] =
     "  --rate BYTES   mean bytes between sampled allocations (suffix k or m for KiB, MiB;\n"
     "                 1 = every allocation); default 512k\n"
     "  --quiet        no progress line\n"
-    "  --stats        print attach latency and the target's longest pause to stderr\n";
+    "  --stats        print attach latency, the target's longest pause and the hook's\n"
+    "                 way of seeing frees to stderr\n";
 
 static volatile sig_atomic_t stop_signal;
 

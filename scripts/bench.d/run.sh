@@ -3,7 +3,9 @@
 #
 # Runs tests/py/run_workload.py (dicts, JSON round trips, string joins, lists; ~1.5 s plain)
 # with Debian's python3 in five ways, interleaved round by round so machine noise hits all
-# of them alike, and prints the median wall time of each and its ratio to the plain run:
+# of them alike, and prints the median wall time of each and its ratio to the plain run, then
+# the same for the workload's own wall and CPU time, measured inside the program (so without
+# memsnap's start, injection and profile writing, which cost a fixed ~50 ms):
 #   plain                     python3 run_workload.py
 #   memsnap run (exact)       every allocation recorded (rate 1, the default)
 #   memsnap run --rate R      sampled at attach's default rate (R, bytes)
@@ -38,7 +40,7 @@ for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < ${#names[@]}; k++)); do
     n="${names[$(((k + r) % ${#names[@]}))]}"
     t0=$(date +%s%N)
-    out="$(run_one "$n" 2>"$tmp/$n.err")" || { echo "run.sh: $n failed:"; cat "$tmp/$n.err"; exit 1; }
+    out="$(MEMSNAP_BENCH_TIMES="$tmp/$n.in" run_one "$n" 2>"$tmp/$n.err")" || { echo "run.sh: $n failed:"; cat "$tmp/$n.err"; exit 1; }
     t1=$(date +%s%N)
     if [ "$out" != "$expected" ]; then echo "run.sh: $n printed '$out', expected '$expected'"; exit 1; fi
     echo $(((t1 - t0) / 1000000)) >>"$tmp/$n.ms"
@@ -47,8 +49,17 @@ done
 
 median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 base=$(median "$tmp/plain.ms")
-printf '%-28s %10s %8s   (%s, %d rounds, median wall time)\n' "variant" "ms" "ratio" "$py" "$rounds"
+fmedian() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+in_wall0=$(cut -d' ' -f1 "$tmp/plain.in" | fmedian)
+in_cpu0=$(cut -d' ' -f2 "$tmp/plain.in" | fmedian)
+printf '%-28s %10s %8s   %14s %8s %13s %8s   (%s, %d rounds, medians)\n' "variant" "command ms" \
+  "ratio" "workload wall" "ratio" "workload cpu" "ratio" "$py" "$rounds"
 for ((k = 0; k < ${#names[@]}; k++)); do
   m=$(median "$tmp/${names[$k]}.ms")
-  printf '%-28s %10d %8s\n' "${labels[$k]}" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.2fx", a / b}')"
+  w=$(cut -d' ' -f1 "$tmp/${names[$k]}.in" | fmedian)
+  c=$(cut -d' ' -f2 "$tmp/${names[$k]}.in" | fmedian)
+  printf '%-28s %10d %8s   %13.3fs %8s %12.3fs %8s\n' "${labels[$k]}" "$m" \
+    "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3fx", a / b}')" "$w" \
+    "$(awk -v a="$w" -v b="$in_wall0" 'BEGIN {printf "%.3fx", a / b}')" "$c" \
+    "$(awk -v a="$c" -v b="$in_cpu0" 'BEGIN {printf "%.3fx", a / b}')"
 done

@@ -1,8 +1,14 @@
 # run_workload.py - an allocation-heavy program for `memsnap run` benchmarks: dicts, JSON
 # round trips, string joins and lists, about 1-2 s with plain CPython. Prints a checksum so
-# every tool's run can be checked to have done the same work.
+# every tool's run can be checked to have done the same work. With MEMSNAP_BENCH_TIMES=FILE it
+# also appends "WALL CPU" (seconds) of its own work to FILE: the program's slowdown without
+# the profiler's start and end (scripts/bench.d/run.sh).
 import json
+import os
 import sys
+import time
+
+started = (time.perf_counter(), time.process_time())
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 checksum = 0
@@ -21,3 +27,6 @@ for r in range(rounds):
     if len(keep) > 10:
         keep.pop(0)
 print("checksum %d" % checksum)
+if os.environ.get("MEMSNAP_BENCH_TIMES"):
+    with open(os.environ["MEMSNAP_BENCH_TIMES"], "a") as f:
+        f.write("%.4f %.4f\n" % (time.perf_counter() - started[0], time.process_time() - started[1]))
