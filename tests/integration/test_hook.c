@@ -488,6 +488,21 @@ static void test_stacks_and_ratio(void **state)
     }
 }
 
+/* Has the host keep count blocks of size bytes in exact(), then sorts the recorded ones so
+ * that their FREEs are counted from now on. */
+static struct seen *host_keep_blocks(struct host *h, int count, int size)
+{
+    char line[64];
+    host_send(h, "exact %d %d\n", count, size);
+    host_expect(h, "exact done", line, sizeof line, 30000);
+    struct seen *s = &h->seen;
+    qsort(s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp);
+    s->exact_mark = calloc(s->exact_n ? s->exact_n : 1, 1);
+    assert_non_null(s->exact_mark);
+    s->exact_sorted = 1;
+    return s;
+}
+
 /* Rate 1 records every allocation and every free of a recorded block. */
 static void test_exact_and_frees(void **state)
 {
@@ -501,13 +516,7 @@ static void test_exact_and_frees(void **state)
         h.seen.exact_size = (uint64_t)size + 33; /* PyBytesObject header + NUL */
         assert_true(host_start(&h, 1, 2000, 0) >= 0);
         char line[64];
-        host_send(&h, "exact %d %d\n", count, size);
-        host_expect(&h, "exact done", line, sizeof line, 30000);
-        struct seen *s = &h.seen;
-        qsort(s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp);
-        s->exact_mark = calloc(s->exact_n ? s->exact_n : 1, 1);
-        assert_non_null(s->exact_mark);
-        s->exact_sorted = 1;
+        struct seen *s = host_keep_blocks(&h, count, size);
         host_send(&h, "release\n");
         host_expect(&h, "release done", line, sizeof line, 30000);
         /* The last FREEs may sit behind the ring head the hook has not published yet (it
@@ -568,13 +577,7 @@ static void sampled_frees_check(uint64_t rate, const char *pythonmalloc, uint32_
                      want_routed);
         long blocks_before = host_blocks(&h);
         char line[64];
-        host_send(&h, "exact %d %d\n", count, size);
-        host_expect(&h, "exact done", line, sizeof line, 30000);
-        struct seen *s = &h.seen;
-        qsort(s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp);
-        s->exact_mark = calloc(s->exact_n ? s->exact_n : 1, 1);
-        assert_non_null(s->exact_mark);
-        s->exact_sorted = 1;
+        struct seen *s = host_keep_blocks(&h, count, size);
         uint64_t freed_while_kept = s->exact_freed;
         host_send(&h, "release\n");
         host_expect(&h, "release done", line, sizeof line, 30000);
