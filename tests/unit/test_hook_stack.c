@@ -167,11 +167,15 @@ static void test_stack_fingerprint(void **state)
     l.fingerprint = 1;
     hook_stack_capture(&l, &tstate, out, 2, &truncated, &on_a);
     uint64_t fp_a = hook_code_fingerprint(&l, &code);
+    /* Another object at each field (a line table is always a bytes object: the same bytes
+     * here, so only its address differs). */
+    static struct fake_bytes table_b = {1, &fake_bytes_type, 20, "0123456789abcdefghij"};
     const void **fields[] = {(const void **)&code.name, (const void **)&code.filename,
                              (const void **)&code.linetable};
+    const void *others[] = {name_b, name_b, &table_b};
     for (int i = 0; i < 3; i++) {
         const void *was = *fields[i];
-        *fields[i] = name_b; /* the address's next code object */
+        *fields[i] = others[i]; /* the address's next code object */
         hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
         assert_true(h != on_a);
         assert_true(hook_code_fingerprint(&l, &code) != fp_a);
