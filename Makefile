@@ -24,8 +24,10 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isampler -Iproto -Irende
 	$(EXTRA_CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
-# The hook runs inside the target: libc only, position independent, no sanitizer.
-HOOK_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -fvisibility=hidden \
+# The hook runs inside the target: libc only, position independent, no sanitizer. Link-time
+# optimisation lets the per-allocation path (wrapper, stack walk, slot table, ring) inline
+# across its files: a few percent of an allocation-heavy program's time at rate 1.
+HOOK_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -flto -fPIC -fvisibility=hidden \
 	-fno-omit-frame-pointer -ftls-model=global-dynamic -Isampler
 
 HOOK_SRC := $(wildcard sampler/hook/*.c)

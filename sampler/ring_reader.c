@@ -277,6 +277,62 @@ static int record_decode(struct ring_reader *r, uint32_t type, uint32_t len, uin
     return 0;
 }
 
+/* Copies and checks the short ALLOC record at ring offset off (16 bytes are there) into ev. */
+static int short_alloc_decode(struct ring_reader *r, uint64_t off, struct ring_event *ev,
+                              ms_error *err)
+{
+    struct mshook_alloc_short a;
+    shared_copy(&a, r->ring + off, sizeof a);
+    uint32_t flags = (uint32_t)(a.word >> 8) & 0xff;
+    uint32_t slot = (uint32_t)(a.word >> 16) & MSHOOK_SHORT_SLOT_MAX;
+    if (slot >= r->stack_slots)
+        return corrupt(err, r, "ALLOC record naming a stack slot out of range", slot);
+    if (flags & ~(uint32_t)MSHOOK_ALLOC_REALLOC)
+        return corrupt(err, r, "ALLOC record with unknown flags", flags);
+    memset(ev, 0, offsetof(struct ring_event, frames));
+    ev->type = MSHOOK_REC_ALLOC;
+    ev->flags = flags;
+    ev->addr = a.addr;
+    ev->size = a.word >> 40;
+    ev->slot = slot;
+    return 0;
+}
+
+/* The long record (type and length in a header) at ring offset off: a PAD is consumed and
+ * 1 returned; any other record is decoded into ev (its tail advanced) and 0 returned. On a
+ * corrupt record *rc is set (-1, err filled) and 1 returned. */
+static int long_record(struct ring_reader *r, uint64_t off, uint64_t to_end, uint64_t avail,
+                       struct ring_event *ev, struct ring_code **code, int *rc, ms_error *err)
+{
+    struct mshook_rec hdr;
+    shared_copy(&hdr, r->ring + off, sizeof hdr);
+    if (hdr.len < sizeof hdr || hdr.len % 8 != 0 || hdr.len > to_end || hdr.len > avail) {
+        *rc = corrupt(err, r, "record length out of bounds", hdr.len);
+        return 1;
+    }
+    if (hdr.type == MSHOOK_REC_PAD) {
+        if (hdr.len != to_end) {
+            *rc = corrupt(err, r, "PAD record that does not reach the end of the ring", hdr.len);
+            return 1;
+        }
+        r->tail += hdr.len;
+        r->pads++;
+        return 1;
+    }
+    if (hdr.type != MSHOOK_REC_ALLOC && hdr.type != MSHOOK_REC_FREE &&
+        hdr.type != MSHOOK_REC_CODE && hdr.type != MSHOOK_REC_CODE_GONE &&
+        hdr.type != MSHOOK_REC_STACK) {
+        *rc = corrupt(err, r, "unknown record type", hdr.type);
+        return 1;
+    }
+    if (record_decode(r, hdr.type, hdr.len, off, ev, code, err) != 0) {
+        *rc = -1;
+        return 1;
+    }
+    r->tail += hdr.len;
+    return 0;
+}
+
 int ring_reader_drain(struct ring_reader *r,
                       int (*on_event)(void *ctx, const struct ring_event *ev), void *ctx,
                       ms_error *err)
@@ -312,32 +368,30 @@ int ring_reader_drain(struct ring_reader *r,
         /* The lines ahead were written by the target's processor: ask for them early so the
          * transfers overlap (a hint only; the address stays inside the ring). */
         __builtin_prefetch(r->ring + ((off + RING_PREFETCH_BYTES) & (r->ring_bytes - 1)));
-        struct mshook_rec hdr;
-        shared_copy(&hdr, r->ring + off, sizeof hdr); /* off is 8-aligned: 8 bytes fit */
-        if (hdr.len < sizeof hdr || hdr.len % 8 != 0 || hdr.len > to_end || hdr.len > avail) {
-            rc = corrupt(err, r, "record length out of bounds", hdr.len);
-            break;
-        }
-        if (hdr.type == MSHOOK_REC_PAD) {
-            if (hdr.len != to_end) {
-                rc = corrupt(err, r, "PAD record that does not reach the end of the ring", hdr.len);
+        uint64_t word;
+        shared_copy(&word, r->ring + off, sizeof word); /* off is 8-aligned: 8 bytes fit */
+        if ((word & 0xff) == MSHOOK_REC_FREE_SHORT) {
+            memset(&ev, 0, offsetof(struct ring_event, frames));
+            ev.type = MSHOOK_REC_FREE;
+            ev.addr = word >> 8;
+            r->tail += sizeof word;
+        } else if ((word & 0xff) == MSHOOK_REC_ALLOC_SHORT) {
+            if (sizeof(struct mshook_alloc_short) > to_end ||
+                sizeof(struct mshook_alloc_short) > avail) {
+                rc = corrupt(err, r, "short ALLOC record cut by the end of the ring or data",
+                             word & 0xff);
                 break;
             }
-            r->tail += hdr.len;
-            r->pads++;
-            continue;
+            if (short_alloc_decode(r, off, &ev, err) != 0) {
+                rc = -1;
+                break;
+            }
+            r->tail += sizeof(struct mshook_alloc_short);
+        } else if (long_record(r, off, to_end, avail, &ev, &code, &rc, err)) {
+            if (rc != 0)
+                break;
+            continue; /* a PAD */
         }
-        if (hdr.type != MSHOOK_REC_ALLOC && hdr.type != MSHOOK_REC_FREE &&
-            hdr.type != MSHOOK_REC_CODE && hdr.type != MSHOOK_REC_CODE_GONE &&
-            hdr.type != MSHOOK_REC_STACK) {
-            rc = corrupt(err, r, "unknown record type", hdr.type);
-            break;
-        }
-        if (record_decode(r, hdr.type, hdr.len, off, &ev, &code, err) != 0) {
-            rc = -1;
-            break;
-        }
-        r->tail += hdr.len;
         r->events++;
         count++;
         if (on_event(ctx, &ev) != 0) {

@@ -54,6 +54,13 @@
  * never wraps: when it does not fit before the end of the ring, the producer writes an
  * MSHOOK_REC_PAD record covering the rest and starts at offset 0. When the free space is too small
  * the event is dropped and counted.
+ *
+ * Short records (ABI 4): an ALLOC whose size and slot fit takes 16 bytes, a FREE whose address
+ * fits takes 8, instead of 32 and 16. Recording every allocation moves tens of millions of
+ * records a second through the ring, and its bytes, not the records' number, are what the
+ * target pays for (each ring line written is a line of its cache lost). A record's first byte
+ * is its type in every record (a long record's type is a little-endian uint32_t below 256);
+ * a short record's length is implied by its type, a long record's is in its header.
  */
 #ifndef MEMSNAP_HOOK_ABI_H
 #define MEMSNAP_HOOK_ABI_H
@@ -61,7 +68,7 @@
 #include <stdint.h>
 
 #define MSHOOK_MAGIC              0x4b4f4f48504e534dull /* "MSNPHOOK" */
-#define MSHOOK_ABI                3
+#define MSHOOK_ABI                4
 #define MSHOOK_START_SYMBOL       "memsnap_hook_start"
 #define MSHOOK_MEMFD_NAME         "memsnap-ring"
 #define MSHOOK_LIB_MEMFD_NAME     "libmemsnap_hook.so"
@@ -194,12 +201,14 @@ struct mshook_rec {
 };
 
 enum mshook_rec_type {
-    MSHOOK_REC_PAD = 1,       /* skip to the end of the ring */
-    MSHOOK_REC_ALLOC = 2,     /* struct mshook_alloc: an allocation, its stack by slot */
-    MSHOOK_REC_FREE = 3,      /* struct mshook_free: a sampled block was freed */
-    MSHOOK_REC_CODE = 4,      /* struct mshook_code + its bytes: a code object's identity */
-    MSHOOK_REC_CODE_GONE = 5, /* struct mshook_code_gone: an announced code object was freed */
-    MSHOOK_REC_STACK = 6,     /* struct mshook_stack + nframes struct mshook_frame */
+    MSHOOK_REC_PAD = 1,         /* skip to the end of the ring */
+    MSHOOK_REC_ALLOC = 2,       /* struct mshook_alloc: an allocation, its stack by slot */
+    MSHOOK_REC_FREE = 3,        /* struct mshook_free: a sampled block was freed */
+    MSHOOK_REC_CODE = 4,        /* struct mshook_code + its bytes: a code object's identity */
+    MSHOOK_REC_CODE_GONE = 5,   /* struct mshook_code_gone: an announced code object was freed */
+    MSHOOK_REC_STACK = 6,       /* struct mshook_stack + nframes struct mshook_frame */
+    MSHOOK_REC_ALLOC_SHORT = 7, /* struct mshook_alloc_short: an ALLOC in 16 bytes */
+    MSHOOK_REC_FREE_SHORT = 8,  /* uint64_t: a FREE in 8 bytes (see MSHOOK_FREE_SHORT_WORD) */
 };
 
 struct mshook_frame {
@@ -239,6 +248,20 @@ struct mshook_free {
     struct mshook_rec hdr;
     uint64_t addr;
 };
+
+/* An ALLOC whose size and slot fit in 24 bits each (flags in 8): word is
+ * MSHOOK_REC_ALLOC_SHORT | flags << 8 | slot << 16 | size << 40. */
+struct mshook_alloc_short {
+    uint64_t word;
+    uint64_t addr;
+};
+
+#define MSHOOK_SHORT_SLOT_MAX 0xffffffu
+#define MSHOOK_SHORT_SIZE_MAX 0xffffffu
+/* A FREE of an address below 2^56 (every user-space address of x86_64, five-level paging
+ * included): the record is this one word. */
+#define MSHOOK_FREE_SHORT_ADDR_MAX   0x00ffffffffffffffull
+#define MSHOOK_FREE_SHORT_WORD(addr) ((uint64_t)MSHOOK_REC_FREE_SHORT | (uint64_t)(addr) << 8)
 
 /* A code object's identity, written the first time a recorded stack references it (always
  * before that ALLOC record), so memsnap names frames without reading the target's memory,

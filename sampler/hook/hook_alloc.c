@@ -283,6 +283,77 @@ static void *wrap_realloc(void *ctx, void *ptr, size_t size)
     return w->orig.realloc(w->orig.ctx, ptr, size);
 }
 
+/* ---- Exact mode (rate 1): every call is recorded, so the wrappers skip the sampler and the
+ * live filter and record straight away. Only the object and memory domains are wrapped (no
+ * routing), so every call holds the GIL. ---- */
+
+/* Counts an allocation of size bytes; 0 when the tick just ended the session. */
+static inline int exact_count(const struct hook_wrap *w, size_t size)
+{
+    if (!wrap_count(w, &hook_recorder.counters.alloc_count))
+        return 0;
+    hook_recorder.sampler.consumed += size; /* the alloc_bytes counter (hook_sampler_bytes) */
+    return 1;
+}
+
+static void *wrap_malloc_exact(void *ctx, size_t size)
+{
+    struct hook_wrap *w = ctx;
+    if (!wrap_recording(w) || !exact_count(w, size))
+        return w->orig.malloc(w->orig.ctx, size);
+    void *p = w->orig.malloc(w->orig.ctx, size);
+    if (p)
+        hook_record_sampled_alloc(p, size, 0);
+    return p;
+}
+
+static void *wrap_calloc_exact(void *ctx, size_t nelem, size_t elsize)
+{
+    struct hook_wrap *w = ctx;
+    size_t size;
+    if (__builtin_mul_overflow(nelem, elsize, &size))
+        size = SIZE_MAX; /* the original refuses it */
+    if (!wrap_recording(w) || !exact_count(w, size))
+        return w->orig.calloc(w->orig.ctx, nelem, elsize);
+    void *p = w->orig.calloc(w->orig.ctx, nelem, elsize);
+    if (p)
+        hook_record_sampled_alloc(p, size, 0);
+    return p;
+}
+
+/* The FREE goes first: the block still holds a code object's type, and the GIL keeps any
+ * other thread from getting the address before the FREE is in the ring. */
+static void exact_free(const struct hook_wrap *w, void *ptr)
+{
+    if (w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
+        hook_record_code_free(ptr);
+    hook_record_sampled_free(ptr);
+}
+
+static void *wrap_realloc_exact(void *ctx, void *ptr, size_t size)
+{
+    struct hook_wrap *w = ctx;
+    if (!wrap_recording(w) || !exact_count(w, size))
+        return w->orig.realloc(w->orig.ctx, ptr, size);
+    if (ptr && w->domain == HOOK_DOMAIN_OBJ && hook_record_is_code(ptr))
+        hook_record_code_free(ptr); /* never done by CPython; a C extension might */
+    void *p = w->orig.realloc(w->orig.ctx, ptr, size);
+    if (!p)
+        return p; /* the old block stays */
+    if (ptr)
+        hook_record_sampled_free(ptr);
+    hook_record_sampled_alloc(p, size, MSHOOK_ALLOC_REALLOC);
+    return p;
+}
+
+static void wrap_free_exact(void *ctx, void *ptr)
+{
+    struct hook_wrap *w = ctx;
+    if (ptr && wrap_recording(w))
+        exact_free(w, ptr);
+    w->orig.free(w->orig.ctx, ptr);
+}
+
 static struct hook_wrap *slot_claim(void)
 {
     for (int i = 0; i < WRAP_SLOTS; i++)
@@ -347,18 +418,23 @@ int hook_alloc_install(const struct hook_python *api, uint32_t domains, int rout
         w->route_raw = route_raw;
         w->state = WRAP_INSTALLED;
         __atomic_store_n(&w->recording, 1, __ATOMIC_RELEASE);
-        void (*free_fn)(void *, void *) =
-            wanted[i].domain == HOOK_DOMAIN_OBJ ? wrap_free_obj : wrap_free_mem;
+        struct hook_allocator mine = {.ctx = w,
+                                      .malloc = wrap_malloc,
+                                      .calloc = wrap_calloc,
+                                      .realloc = wrap_realloc,
+                                      .free = wanted[i].domain == HOOK_DOMAIN_OBJ ? wrap_free_obj
+                                                                                  : wrap_free_mem};
         /* Routed: pymalloc's own free, so its callers' inlined fast path stays in use. It
          * ignores its ctx. */
         if (route_raw)
-            free_fn = w->orig.free;
-        wrap_set(api, w, wanted[i].domain,
-                 (struct hook_allocator){.ctx = w,
-                                         .malloc = wrap_malloc,
-                                         .calloc = wrap_calloc,
-                                         .realloc = wrap_realloc,
-                                         .free = free_fn});
+            mine.free = w->orig.free;
+        if (hook_recorder.exact && !route_raw)
+            mine = (struct hook_allocator){.ctx = w,
+                                           .malloc = wrap_malloc_exact,
+                                           .calloc = wrap_calloc_exact,
+                                           .realloc = wrap_realloc_exact,
+                                           .free = wrap_free_exact};
+        wrap_set(api, w, wanted[i].domain, mine);
     }
     return 0;
 }

@@ -142,8 +142,9 @@ static void block_freed(uint64_t addr, uint64_t size)
 }
 
 /* Under the lock: a CODE record for each code object of the stack not yet announced.
- * Returns 0, or -1 when one could not be written (the ring is full): the caller drops the
- * ALLOC, and the code objects not announced stay so, to be announced with a later stack. */
+ * Returns 0, or -1 when one could not be written (the ring is full) or is not a code object
+ * (the walk does not check before 3.13): the caller drops the ALLOC, and the code objects not
+ * announced stay so, to be announced with a later stack. */
 static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
 {
     struct hook_recorder *r = &hook_recorder;
@@ -152,6 +153,8 @@ static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
         uint64_t fingerprint = hook_code_fingerprint(&r->layout, (const void *)(uintptr_t)code);
         if (hook_code_set_contains(code, fingerprint))
             continue;
+        if (!hook_record_is_code((const void *)(uintptr_t)code))
+            return -1; /* a frame chain caught mid-update (hook_stack.c): drop the ALLOC */
         struct hook_code_desc desc;
         hook_code_describe(&r->code_layout, (const void *)(uintptr_t)code, r->code_table_max,
                            &desc);

@@ -100,6 +100,18 @@ static void ring_commit(struct hook_ring *r, uint32_t len)
 int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint32_t slot,
                         uint32_t flags)
 {
+    if (size <= MSHOOK_SHORT_SIZE_MAX && slot <= MSHOOK_SHORT_SLOT_MAX && flags <= 0xff) {
+        uint32_t len = sizeof(struct mshook_alloc_short);
+        unsigned char *p = ring_reserve(r, len);
+        if (!p)
+            return -1;
+        struct mshook_alloc_short *rec = (struct mshook_alloc_short *)(void *)p;
+        rec->word = (uint64_t)MSHOOK_REC_ALLOC_SHORT | (uint64_t)flags << 8 | (uint64_t)slot << 16 |
+                    size << 40;
+        rec->addr = addr;
+        ring_commit(r, len);
+        return 0;
+    }
     uint32_t len = sizeof(struct mshook_alloc);
     unsigned char *p = ring_reserve(r, len);
     if (!p)
@@ -141,6 +153,14 @@ int hook_ring_put_stack(struct hook_ring *r, uint32_t slot, uint64_t tstate, uin
 
 int hook_ring_put_free(struct hook_ring *r, uint64_t addr)
 {
+    if (addr <= MSHOOK_FREE_SHORT_ADDR_MAX) {
+        unsigned char *p = ring_reserve(r, sizeof(uint64_t));
+        if (!p)
+            return -1;
+        *(uint64_t *)(void *)p = MSHOOK_FREE_SHORT_WORD(addr);
+        ring_commit(r, sizeof(uint64_t));
+        return 0;
+    }
     uint32_t len = sizeof(struct mshook_free);
     unsigned char *p = ring_reserve(r, len);
     if (!p)

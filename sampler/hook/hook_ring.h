@@ -38,8 +38,9 @@ void hook_ring_init(struct hook_ring *r, struct mshook_shared *shared, unsigned 
 void hook_ring_flush(struct hook_ring *r);
 
 /* Append an ALLOC record naming stack slot `slot` / a STACK record defining a slot with
- * nframes frames (<= MSHOOK_MAX_FRAMES) / a FREE record, and publish the new head. Return 0,
- * or -1 when the ring has no room (nothing written). */
+ * nframes frames (<= MSHOOK_MAX_FRAMES) / a FREE record, and publish the new head. ALLOC and
+ * FREE take their short form whenever their fields fit it (hook_abi.h). Return 0, or -1 when
+ * the ring has no room (nothing written). */
 int hook_ring_put_alloc(struct hook_ring *r, uint64_t addr, uint64_t size, uint32_t slot,
                         uint32_t flags);
 int hook_ring_put_stack(struct hook_ring *r, uint32_t slot, uint64_t tstate, uint32_t flags,

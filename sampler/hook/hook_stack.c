@@ -119,7 +119,13 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstat
             *((const unsigned char *)f + l->frame_owner) == (unsigned char)l->owner_cstack)
             keep = 0; /* the C entry shim (3.12+) has no Python code of its own */
         const void *code = pointer_at(f, l->frame_code);
-        if (keep && (!pointer_plausible(code) || pointer_at(code, l->object_type) != l->code_type))
+        /* 3.13's f_executable may hold another object than code; before 3.13 a frame's code
+         * is always a code object, and its type is checked only before the hook reads the
+         * code object itself (fingerprints here, descriptions when announcing it): a load
+         * from another line per frame saved on every recorded allocation at rate 1. */
+        if (keep &&
+            (!pointer_plausible(code) || ((l->frame_model == 3 || l->fingerprint) &&
+                                          pointer_at(code, l->object_type) != l->code_type)))
             keep = 0;
         if (keep) {
             if (n == max) {

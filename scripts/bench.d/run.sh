@@ -5,7 +5,8 @@
 # with Debian's python3 in five ways, interleaved round by round so machine noise hits all
 # of them alike, and prints the median wall time of each and its ratio to the plain run, then
 # the same for the workload's own wall and CPU time, measured inside the program (so without
-# memsnap's start, injection and profile writing, which cost a fixed ~50 ms):
+# memsnap's start, injection and profile writing, which cost a fixed ~50 ms), and the fastest
+# run of each beside the fastest plain one (the least disturbed by the machine's other load):
 #   plain                     python3 run_workload.py
 #   memsnap run (exact)       every allocation recorded (rate 1, the default)
 #   memsnap run --rate R      sampled at attach's default rate (R, bytes)
@@ -52,14 +53,19 @@ base=$(median "$tmp/plain.ms")
 fmedian() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 in_wall0=$(cut -d' ' -f1 "$tmp/plain.in" | fmedian)
 in_cpu0=$(cut -d' ' -f2 "$tmp/plain.in" | fmedian)
-printf '%-28s %10s %8s   %14s %8s %13s %8s   (%s, %d rounds, medians)\n' "variant" "command ms" \
-  "ratio" "workload wall" "ratio" "workload cpu" "ratio" "$py" "$rounds"
+fmin() { sort -g | head -1; }
+in_best0=$(cut -d' ' -f1 "$tmp/plain.in" | fmin)
+printf '%-28s %10s %8s   %14s %8s %13s %8s %11s %8s   (%s, %d rounds, medians; best = fastest run)\n' \
+  "variant" "command ms" "ratio" "workload wall" "ratio" "workload cpu" "ratio" "best wall" "ratio" \
+  "$py" "$rounds"
 for ((k = 0; k < ${#names[@]}; k++)); do
   m=$(median "$tmp/${names[$k]}.ms")
   w=$(cut -d' ' -f1 "$tmp/${names[$k]}.in" | fmedian)
   c=$(cut -d' ' -f2 "$tmp/${names[$k]}.in" | fmedian)
-  printf '%-28s %10d %8s   %13.3fs %8s %12.3fs %8s\n' "${labels[$k]}" "$m" \
+  b=$(cut -d' ' -f1 "$tmp/${names[$k]}.in" | fmin)
+  printf '%-28s %10d %8s   %13.3fs %8s %12.3fs %8s %10.3fs %8s\n' "${labels[$k]}" "$m" \
     "$(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.3fx", a / b}')" "$w" \
     "$(awk -v a="$w" -v b="$in_wall0" 'BEGIN {printf "%.3fx", a / b}')" "$c" \
-    "$(awk -v a="$c" -v b="$in_cpu0" 'BEGIN {printf "%.3fx", a / b}')"
+    "$(awk -v a="$c" -v b="$in_cpu0" 'BEGIN {printf "%.3fx", a / b}')" "$b" \
+    "$(awk -v a="$b" -v b="$in_best0" 'BEGIN {printf "%.3fx", a / b}')"
 done

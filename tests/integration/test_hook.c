@@ -495,6 +495,11 @@ static struct seen *host_keep_blocks(struct host *h, int count, int size)
     char line[64];
     host_send(h, "exact %d %d\n", count, size);
     host_expect(h, "exact done", line, sizeof line, 30000);
+    /* At rate 1 the last ALLOCs may sit behind the head the hook has not published yet (it
+     * publishes every kilobyte and at ticks, which allocations make): churn, then drain. */
+    host_send(h, "churn 2048\n");
+    host_expect(h, "churn done", line, sizeof line, 30000);
+    host_drain(h);
     struct seen *s = &h->seen;
     qsort(s->exact_addrs, s->exact_n, sizeof(uint64_t), seen_cmp);
     s->exact_mark = calloc(s->exact_n ? s->exact_n : 1, 1);

@@ -188,6 +188,50 @@ static void test_valid_records(void **state)
     region_free(&g);
 }
 
+static uint64_t short_alloc_word(uint32_t flags, uint32_t slot, uint64_t size)
+{
+    return (uint64_t)MSHOOK_REC_ALLOC_SHORT | (uint64_t)flags << 8 | (uint64_t)slot << 16 |
+           size << 40;
+}
+
+static void put_short_alloc(struct region *g, uint64_t off, uint64_t word, uint64_t addr)
+{
+    struct mshook_alloc_short a = {.word = word, .addr = addr};
+    ring_put(g, off, &a, sizeof a);
+}
+
+/* The 16-byte ALLOC and the 8-byte FREE, at the limits of their fields, beside a long ALLOC. */
+static void test_short_records(void **state)
+{
+    (void)state;
+    struct region g;
+    region_make(&g, RING);
+    put_short_alloc(&g, 0, short_alloc_word(MSHOOK_ALLOC_REALLOC, SLOTS - 1, MSHOOK_SHORT_SIZE_MAX),
+                    0x7fff12345670);
+    uint64_t word = MSHOOK_FREE_SHORT_WORD(MSHOOK_FREE_SHORT_ADDR_MAX);
+    ring_put(&g, 16, &word, sizeof word);
+    put_alloc(&g, 24, 0xbbb0, 2, sizeof(struct mshook_alloc), 0);
+    g.shared->ring_head = 24 + sizeof(struct mshook_alloc);
+
+    struct ring_reader r;
+    attach(&r, &g);
+    struct got got = {0};
+    ms_error err = {{0}};
+    assert_int_equal(ring_reader_drain(&r, on_event, &got, &err), 3);
+    assert_int_equal(got.type[0], MSHOOK_REC_ALLOC);
+    assert_int_equal(got.addr[0], 0x7fff12345670);
+    assert_int_equal(got.slot[0], SLOTS - 1);
+    assert_int_equal(got.flags[0], MSHOOK_ALLOC_REALLOC);
+    assert_int_equal(got.type[1], MSHOOK_REC_FREE);
+    assert_int_equal(got.addr[1], MSHOOK_FREE_SHORT_ADDR_MAX);
+    assert_int_equal(got.type[2], MSHOOK_REC_ALLOC);
+    assert_int_equal(got.addr[2], 0xbbb0);
+    assert_int_equal(got.slot[2], 2);
+    assert_int_equal(g.shared->ring_tail, g.shared->ring_head);
+    ring_reader_close(&r);
+    region_free(&g);
+}
+
 static void test_wrapped_with_pad(void **state)
 {
     (void)state;
@@ -332,6 +376,29 @@ static void unknown_flags(struct region *g)
     put_alloc(g, g->shared->ring_head, 1, 0, 32, 0x80);
     g->shared->ring_head += 32;
 }
+static void short_alloc_slot_out_of_range(struct region *g)
+{
+    put_short_alloc(g, g->shared->ring_head, short_alloc_word(0, SLOTS, 1), 1);
+    g->shared->ring_head += 16;
+}
+static void short_alloc_unknown_flags(struct region *g)
+{
+    put_short_alloc(g, g->shared->ring_head, short_alloc_word(0x80, 0, 1), 1);
+    g->shared->ring_head += 16;
+}
+static void short_alloc_past_head(struct region *g)
+{
+    put_short_alloc(g, g->shared->ring_head, short_alloc_word(0, 0, 1), 1);
+    g->shared->ring_head += 8;
+}
+static void short_alloc_past_end(struct region *g)
+{
+    uint64_t off = RING - 8;
+    g->shared->ring_tail = 3 * (uint64_t)RING + off;
+    uint64_t word = short_alloc_word(0, 0, 1);
+    ring_put(g, off, &word, sizeof word);
+    g->shared->ring_head = g->shared->ring_tail + 16;
+}
 static void pad_short_of_end(struct region *g)
 {
     struct mshook_rec h = {.type = MSHOOK_REC_PAD, .len = 16};
@@ -415,6 +482,10 @@ static void test_corrupt_rings(void **state)
     expect_corrupt(alloc_slot_out_of_range, 1, "ALLOC naming slot 2^32-1");
     expect_corrupt(unknown_flags, 1, "unknown flags");
     expect_corrupt(pad_short_of_end, 1, "PAD not reaching the end");
+    expect_corrupt(short_alloc_slot_out_of_range, 1, "short ALLOC naming slot SLOTS");
+    expect_corrupt(short_alloc_unknown_flags, 1, "short ALLOC with unknown flags");
+    expect_corrupt(short_alloc_past_head, 1, "short ALLOC cut by the head");
+    expect_corrupt(short_alloc_past_end, 0, "short ALLOC cut by the end of the ring");
     expect_corrupt(head_behind_tail, 0, "head behind tail");
     expect_corrupt(head_too_far, 0, "head more than a ring ahead");
     expect_corrupt(head_unaligned, 0, "head unaligned");
@@ -561,6 +632,18 @@ static void test_bad_headers(void **state)
     region_free(&g);
 }
 
+/* Every other FREE's address is beyond the short form's 56 bits, every other ALLOC's size
+ * beyond its 24: both forms of both records go through the ring. */
+static uint64_t roundtrip_addr(uint64_t id)
+{
+    return id % 10 == 9 ? id | 1ull << 60 : id;
+}
+
+static uint64_t roundtrip_size(uint64_t id)
+{
+    return id % 10 == 8 ? (1ull << 24) + id : 10 + id % 1000;
+}
+
 /* The hook's producer writing a long stream of STACK, ALLOC and FREE records, STACKs with
  * frame counts of every size, wrapping the ring many times, drained in random-sized bites:
  * everything comes out, in order. Record i has id i (addr, or slot and first frame). */
@@ -575,7 +658,9 @@ static int roundtrip_event(void *ctx, const struct ring_event *ev)
         for (uint32_t i = 0; i < ev->nframes; i++)
             if (ev->frames[i].code != *next + i || ev->frames[i].lasti != i)
                 return 1;
-    } else if (ev->addr != *next || (ev->type == MSHOOK_REC_ALLOC && ev->slot != *next % SLOTS)) {
+    } else if (ev->addr != roundtrip_addr(*next) ||
+               (ev->type == MSHOOK_REC_ALLOC &&
+                (ev->slot != *next % SLOTS || ev->size != roundtrip_size(*next)))) {
         return 1;
     }
     (*next)++;
@@ -586,9 +671,9 @@ static int roundtrip_event(void *ctx, const struct ring_event *ev)
 static int roundtrip_put(struct hook_ring *w, uint64_t id)
 {
     if (id % 5 == 4)
-        return hook_ring_put_free(w, id);
+        return hook_ring_put_free(w, roundtrip_addr(id));
     if (id % 5 == 3)
-        return hook_ring_put_alloc(w, id, 10, (uint32_t)(id % SLOTS), 0);
+        return hook_ring_put_alloc(w, id, roundtrip_size(id), (uint32_t)(id % SLOTS), 0);
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
     uint32_t n = (uint32_t)(id % (MSHOOK_MAX_FRAMES + 1));
     for (uint32_t i = 0; i < n; i++)
@@ -764,11 +849,11 @@ static void test_open_memfd(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_records),       cmocka_unit_test(test_wrapped_with_pad),
-        cmocka_unit_test(test_corrupt_rings),       cmocka_unit_test(test_bad_headers),
-        cmocka_unit_test(test_producer_roundtrip),  cmocka_unit_test(test_stop_from_callback),
-        cmocka_unit_test(test_open_memfd),          cmocka_unit_test(test_code_records),
-        cmocka_unit_test(test_batched_publication),
+        cmocka_unit_test(test_valid_records),      cmocka_unit_test(test_short_records),
+        cmocka_unit_test(test_wrapped_with_pad),   cmocka_unit_test(test_corrupt_rings),
+        cmocka_unit_test(test_bad_headers),        cmocka_unit_test(test_producer_roundtrip),
+        cmocka_unit_test(test_stop_from_callback), cmocka_unit_test(test_open_memfd),
+        cmocka_unit_test(test_code_records),       cmocka_unit_test(test_batched_publication),
     };
     return cmocka_run_group_tests_name("ring_reader", tests, NULL, NULL);
 }
