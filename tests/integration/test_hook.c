@@ -46,6 +46,8 @@
 #define CODE_OUTER  2
 #define CODE_EXACT  3
 #define CODE_CHILD  4
+#define CODE_CHURN  5
+#define N_CODES     6
 
 /* What a STACK record defined, as much of it as the checks use. */
 struct seen_slot {
@@ -58,8 +60,10 @@ struct seen_slot {
 struct seen {
     struct seen_slot *slots; /* by slot number; config.stack_slots of them */
     uint32_t n_slots;
-    uint64_t code[5];
+    uint64_t code[N_CODES];
     uint64_t allocs, frees;
+    uint64_t churn_n;    /* ALLOCs of blocks of churn_size made in churn() */
+    uint64_t churn_size; /* 0: not counted */
     uint64_t hot_n, cold_n, hot_bytes, cold_bytes;
     uint64_t hot_caller_wrong; /* hot allocations whose next frame is not outer() */
     uint64_t hot_lasti_wrong;  /* ... whose instruction field is not inside hot()'s code */
@@ -202,6 +206,8 @@ static int on_event(void *ctx, const struct ring_event *ev)
     } else if (inner == s->code[CODE_COLD]) {
         s->cold_n++;
         s->cold_bytes += ev->size;
+    } else if (inner == s->code[CODE_CHURN] && ev->size == s->churn_size) {
+        s->churn_n++;
     } else if (inner == s->code[CODE_EXACT] && ev->size == s->exact_size && !s->exact_sorted) {
         if (s->exact_n == s->exact_cap) {
             s->exact_cap = s->exact_cap ? s->exact_cap * 2 : 1024;
@@ -252,11 +258,12 @@ static void host_spawn(struct host *h, const struct test_python *py)
     host_expect(h, "ready", line, sizeof line, 10000);
     host_send(h, "codes\n");
     host_expect(h, "codes ", line, sizeof line, 5000);
-    unsigned long long c[5];
-    assert_int_equal(sscanf(line, "codes hot=%llu cold=%llu outer=%llu exact=%llu child=%llu",
-                            &c[0], &c[1], &c[2], &c[3], &c[4]),
-                     5);
-    for (int i = 0; i < 5; i++)
+    unsigned long long c[N_CODES];
+    assert_int_equal(sscanf(line,
+                            "codes hot=%llu cold=%llu outer=%llu exact=%llu child=%llu churn=%llu",
+                            &c[0], &c[1], &c[2], &c[3], &c[4], &c[5]),
+                     N_CODES);
+    for (int i = 0; i < N_CODES; i++)
         h->seen.code[i] = c[i];
     const struct py_offsets *o = py_offsets_find(py->major, py->minor);
     assert_non_null(o);
@@ -543,6 +550,47 @@ static void test_exact_and_frees(void **state)
         assert_int_equal(s->exact_n, count);
         assert_int_equal(s->exact_freed, count);
         assert_int_equal(s->exact_reused_unfreed, 0);
+        host_quit(&h);
+    }
+}
+
+/* Rate 1 with small blocks, which pymalloc serves from its pools: every block kept alive is
+ * recorded with its address and every one of their FREEs comes; temporaries made and dropped
+ * one after another (churn) are each recorded once, with their own stack. */
+static void test_exact_small_blocks(void **state)
+{
+    (void)state;
+    struct test_python py[MAX_PYTHONS];
+    int n = pythons(py);
+    const int count = 3000, size = 100, churned = 20000;
+    for (int i = 0; i < n; i++) {
+        struct host h;
+        host_spawn(&h, &py[i]);
+        h.seen.exact_size = (uint64_t)size + 33; /* PyBytesObject header + NUL */
+        h.seen.churn_size = (uint64_t)size + 1 + 33;
+        assert_true(host_start(&h, 1, 2000, 0) >= 0);
+        char line[64];
+        struct seen *s = host_keep_blocks(&h, count, size);
+        host_send(&h, "churn %d %d\n", churned, size + 1);
+        host_expect(&h, "churn done", line, sizeof line, 30000);
+        host_send(&h, "release\n");
+        host_expect(&h, "release done", line, sizeof line, 30000);
+        host_send(&h, "churn 2048\n"); /* ticks: the last FREEs are published */
+        host_expect(&h, "churn done", line, sizeof line, 30000);
+        host_drain(&h);
+        s->exact_sorted = 2;
+        struct mshook_shared snap;
+        host_stop_counters(&h, &snap);
+        printf("%s: %zu of %d kept blocks recorded, %" PRIu64 " freed; churn: %" PRIu64
+               " of %d seen; %" PRIu64 " dropped\n",
+               py[i].label, s->exact_n, count, s->exact_freed, s->churn_n, churned,
+               snap.dropped_events);
+        assert_int_equal(snap.dropped_events, 0);
+        assert_int_equal(snap.alloc_count, snap.sampled_allocs);
+        assert_int_equal(s->exact_n, count);
+        assert_int_equal(s->exact_freed, count);
+        assert_int_equal(s->exact_reused_unfreed, 0);
+        assert_int_equal(s->churn_n, churned);
         host_quit(&h);
     }
 }
@@ -942,6 +990,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stacks_and_ratio),
         cmocka_unit_test(test_exact_and_frees),
+        cmocka_unit_test(test_exact_small_blocks),
         cmocka_unit_test(test_sampled_frees_routed),
         cmocka_unit_test(test_sampled_frees_wrapped),
         cmocka_unit_test(test_stop_restart_busy_sync),

@@ -5,7 +5,7 @@ line and answers on stdout, so the C test can check what the hook records agains
 process really did. Works unchanged on CPython 3.8 - 3.13.
 
 Commands (answers in brackets):
-  codes                   [codes hot=ID cold=ID outer=ID exact=ID child=ID]  code object ids
+  codes                   [codes hot=ID cold=ID outer=ID exact=ID child=ID churn=ID]  code ids
   start HEX | startsync HEX  [started RC]  memsnap_hook_start(config bytes); startsync holds
                           the GIL during the call (MSHOOK_F_SYNC_INSTALL), start releases it
   allocators              [allocators same=0|1]  are the RAW, OBJ and MEM allocators those
@@ -17,8 +17,9 @@ Commands (answers in brackets):
   fork N                  [fork status=S warnings=W]  a child runs child_work(N) and exits; S
                           its status, W the warnings os.fork() raised in the parent (3.12+
                           warns when the process has more than one thread)
-  churn N                 [churn done]     N small objects made and dropped (the hook's
-                          periodic duties run inside its wrappers, every few thousand calls)
+  churn N [SIZE]          [churn done]     N bytes objects of SIZE (default 64) bytes, each
+                          dropped when the next is made (the hook's periodic duties run
+                          inside its wrappers, every few thousand calls)
   spin S                  [spin done]      churns for S seconds
   sleep S                 [sleep interrupted=SECONDS | sleep finished]  time.sleep(S)
   quit
@@ -120,9 +121,9 @@ def main():
         if not cmd:
             continue
         if cmd[0] == "codes":
-            say("codes hot=%d cold=%d outer=%d exact=%d child=%d" % (
+            say("codes hot=%d cold=%d outer=%d exact=%d child=%d churn=%d" % (
                 id(hot.__code__), id(cold.__code__), id(outer.__code__),
-                id(exact.__code__), id(child_work.__code__)))
+                id(exact.__code__), id(child_work.__code__), id(churn.__code__)))
         elif cmd[0] in ("start", "startsync"):
             cfg = bytes.fromhex(cmd[1])
             lib = LIB_GIL if cmd[0] == "startsync" else LIB
@@ -151,7 +152,7 @@ def main():
             _, status = os.waitpid(pid, 0)
             say("fork status=%d warnings=%d" % (status, len(caught)))
         elif cmd[0] == "churn":
-            churn(int(cmd[1]))
+            churn(int(cmd[1]), *(int(a) for a in cmd[2:3]))
             say("churn done")
         elif cmd[0] == "spin":
             until = time.monotonic() + float(cmd[1])
