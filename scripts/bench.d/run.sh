@@ -29,7 +29,7 @@ build="${BUILD:-$here/build}"
 case "$build" in /*) ;; *) build="$here/$build" ;; esac
 mkdir -p "$build/bench"
 passthru="$build/bench/passthru.so"
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -fPIC -shared "$here/tests/bench/passthru.c" \
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -fPIC -shared -I"$here/sampler" "$here/tests/bench/passthru.c" \
   -o "$passthru" -ldl
 
 names=(plain exact sampled floor tm1 tm25)

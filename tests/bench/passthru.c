@@ -11,77 +11,72 @@
  * beside memsnap's sampled mode so the part that is memsnap's own can be read off.
  *
  * Loaded with ctypes.PyDLL (the GIL held, as PyMem_SetAllocator requires) by
- * tests/py/passthru_run.py. CPython's functions are looked up at run time, so the library
- * builds without Python headers and loads into 3.8 - 3.13 alike.
+ * tests/py/passthru_run.py. CPython's functions are looked up at run time, as the hook looks
+ * them up (sampler/hook/hook_python.h), so the library builds without Python headers and
+ * loads into 3.8 - 3.13 alike.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_DEFAULT */
 #endif
 #include <dlfcn.h>
 #include <stddef.h>
+#include <string.h>
 
-/* PyMemAllocatorEx, the same layout on 3.8 - 3.13. */
-struct allocator {
-    void *ctx;
-    void *(*malloc)(void *ctx, size_t size);
-    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
-    void *(*realloc)(void *ctx, void *ptr, size_t size);
-    void (*free)(void *ctx, void *ptr);
-};
+#include "hook/hook_python.h" /* struct hook_allocator: PyMemAllocatorEx's layout */
 
-enum { DOMAIN_RAW = 0, DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
-
-static struct allocator orig[3];
+static struct hook_allocator orig[3];
 
 static void *pass_malloc(void *ctx, size_t size)
 {
-    const struct allocator *o = ctx;
+    const struct hook_allocator *o = ctx;
     return o->malloc(o->ctx, size);
 }
 
 static void *pass_calloc(void *ctx, size_t nelem, size_t elsize)
 {
-    const struct allocator *o = ctx;
+    const struct hook_allocator *o = ctx;
     return o->calloc(o->ctx, nelem, elsize);
 }
 
 static void *pass_realloc(void *ctx, void *ptr, size_t size)
 {
-    const struct allocator *o = ctx;
+    const struct hook_allocator *o = ctx;
     return o->realloc(o->ctx, ptr, size);
 }
 
 static void pass_free(void *ctx, void *ptr)
 {
-    const struct allocator *o = ctx;
+    const struct hook_allocator *o = ctx;
     o->free(o->ctx, ptr);
 }
 
 /* Returns 0, or -1 when CPython's allocator functions cannot be found. */
 int passthru_install(void)
 {
-    void (*get)(int, struct allocator *) =
-        (void (*)(int, struct allocator *))dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
-    void (*set)(int, struct allocator *) =
-        (void (*)(int, struct allocator *))dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
-    if (!get || !set)
-        return -1;
+    void (*get)(int, struct hook_allocator *) =
+        (void (*)(int, struct hook_allocator *))dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
+    void (*set)(int, struct hook_allocator *) =
+        (void (*)(int, struct hook_allocator *))dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+    const char *(*name)(void) =
+        (const char *(*)(void))dlsym(RTLD_DEFAULT, "_PyMem_GetCurrentAllocatorName");
     /* Only with CPython's default allocators (no PYTHONMALLOC), whose functions ignore their
      * ctx, as memsnap's sampled mode requires too: so the functions left unwrapped can be
      * installed beside a ctx that is ours. */
-    get(DOMAIN_RAW, &orig[DOMAIN_RAW]);
-    struct allocator raw = orig[DOMAIN_RAW];
-    raw.ctx = &orig[DOMAIN_RAW];
+    if (!get || !set || !name || !name() || strcmp(name(), "pymalloc") != 0)
+        return -1;
+    get(HOOK_DOMAIN_RAW, &orig[HOOK_DOMAIN_RAW]);
+    struct hook_allocator raw = orig[HOOK_DOMAIN_RAW];
+    raw.ctx = &orig[HOOK_DOMAIN_RAW];
     raw.free = pass_free; /* the raw domain: only free is wrapped, as memsnap wraps it */
-    set(DOMAIN_RAW, &raw);
-    for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
+    set(HOOK_DOMAIN_RAW, &raw);
+    for (int d = HOOK_DOMAIN_MEM; d <= HOOK_DOMAIN_OBJ; d++) {
         get(d, &orig[d]);
         /* free stays pymalloc's: memsnap's sampled mode keeps it in these domains. */
-        struct allocator mine = {.ctx = &orig[d],
-                                 .malloc = pass_malloc,
-                                 .calloc = pass_calloc,
-                                 .realloc = pass_realloc,
-                                 .free = orig[d].free};
+        struct hook_allocator mine = {.ctx = &orig[d],
+                                      .malloc = pass_malloc,
+                                      .calloc = pass_calloc,
+                                      .realloc = pass_realloc,
+                                      .free = orig[d].free};
         set(d, &mine);
     }
     return 0;

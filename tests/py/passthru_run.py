@@ -14,6 +14,7 @@ import sys
 
 lib = ctypes.PyDLL(sys.argv[1])  # PyDLL: the call keeps the GIL, as PyMem_SetAllocator needs
 if lib.passthru_install() != 0:
-    sys.exit("passthru_run.py: CPython's allocator functions were not found")
+    sys.exit("passthru_run.py: CPython's allocator functions were not found, or its "
+             "allocators are not the default pymalloc ones (PYTHONMALLOC set?)")
 sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
