@@ -106,6 +106,11 @@ $(PROBE_LIB): tests/support/probe_lib.c
 	@mkdir -p $(dir $@)
 	$(CC) $(HOOK_CFLAGS) -shared -Wl,-soname,libprobe.so -o $@ $<
 
+# A do-nothing wrapper of the functions sampled mode wraps: the benchmarks' floor under it.
+$(BUILD)/bench/passthru.so: tests/bench/passthru.c sampler/hook/hook_python.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -Isampler -o $@ $< -ldl
+
 tools: $(BUILD)/memsnap $(BUILD)/libmemsnap_hook.so
 
 unit: deps $(UNIT_BIN)
@@ -130,7 +135,7 @@ fuzz: deps
 stress: deps $(BUILD)/memsnap
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) bash scripts/run-parts.sh stress $(abspath $(BUILD)/memsnap)
 
-bench: deps $(BUILD)/memsnap
+bench: deps $(BUILD)/memsnap $(BUILD)/bench/passthru.so
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) bash scripts/run-parts.sh bench $(abspath $(BUILD)/memsnap)
 
 demo: deps $(BUILD)/memsnap

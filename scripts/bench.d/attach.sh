@@ -5,13 +5,18 @@
 #      first attaches (FIRST_RUNS fresh targets: the hook is dlopen'ed) and for later ones
 #      (LATENCY_RUNS attaches to one target: the loaded hook is reused);
 #   2. overhead of the allocation-heavy workload (tests/py/run_workload.py) while attached at
-#      the default rate, beside plain and `-X tracemalloc=1`, interleaved round by round: min
-#      and median of the wall time and of the target's own CPU time, ratios of the medians to
-#      plain; with perf, the hook library's share of the attached target's CPU samples (in
-#      three more attached runs, untimed);
+#      the default rate, beside plain, `-X tracemalloc=1` and the allocator pass-through (the
+#      functions the attached hook wraps, wrapped by wrappers that only call through:
+#      tests/bench/passthru.c, the floor under any profiler that wraps CPython's allocator),
+#      interleaved round by round: min and median of the wall time and of the target's own CPU
+#      time, ratios of the medians to plain, and attached over pass-through paired per round
+#      (memsnap's own part); with perf, the hook library's share of the attached target's CPU
+#      samples (in three more attached runs, untimed);
 #   3. target RSS added while recording and left after detach (goals: <= 2 MB, <= 0.5 MB).
-# Usage: attach.sh MEMSNAP [ROUNDS]    env: PYTHON (default /usr/bin/python3), LATENCY_RUNS,
-#                                      FIRST_RUNS, BENCH_ROUNDS (default 7).
+#   Part 2 runs again, without tracemalloc, on `python3` on PATH when that is another
+#   interpreter (pyenv's, built without PGO; PYTHON2 overrides, "none" skips it).
+# Usage: attach.sh MEMSNAP [ROUNDS]    env: PYTHON (default /usr/bin/python3), PYTHON2,
+#                                      LATENCY_RUNS, FIRST_RUNS, BENCH_ROUNDS (default 7).
 set -euo pipefail
 memsnap="${1:?usage: attach.sh MEMSNAP [ROUNDS]}"
 rounds="${2:-${BENCH_ROUNDS:-7}}"
@@ -19,6 +24,10 @@ runs="${LATENCY_RUNS:-20}"
 first_runs="${FIRST_RUNS:-6}"
 py="${PYTHON:-/usr/bin/python3}"
 here="$(cd "$(dirname "$0")/../.." && pwd)"
+build="${BUILD:-$here/build}"
+case "$build" in /*) ;; *) build="$here/$build" ;; esac
+passthru="$build/bench/passthru.so"
+make -s -C "$here" "BUILD=$build" "$passthru"
 tmp="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -93,12 +102,11 @@ perf_ok=0
 if command -v perf > /dev/null && perf record -q -e cpu-clock -o "$tmp/probe.data" true > /dev/null 2>&1; then
   perf_ok=1
 fi
-: > "$tmp/share"
 bench_one() { # mode [perf] -> prints "wall cpu" of the workload
   local mode="$1" profile="${2:-}" m="" pp=""
   case "$mode" in
-    plain) start_target w "$py" "$here/tests/py/attach_bench.py" ;;
-    attached) start_target w "$py" "$here/tests/py/attach_bench.py"
+    plain) start_target w "$wpy" "$here/tests/py/attach_bench.py" ;;
+    attached) start_target w "$wpy" "$here/tests/py/attach_bench.py"
       "$memsnap" attach "$target_pid" --quiet -o "$tmp/w.pb" > /dev/null 2>&1 &
       m=$!; pids+=("$m")
       for _ in $(seq 200); do ring_mapped "$target_pid" && break; sleep 0.02; done
@@ -107,7 +115,9 @@ bench_one() { # mode [perf] -> prints "wall cpu" of the workload
         perf record -q -e cpu-clock -F 2000 -p "$target_pid" -o "$tmp/perf.data" > /dev/null 2>&1 &
         pp=$!; sleep 0.2
       fi ;;
-    tm1) start_target w "$py" -X tracemalloc=1 "$here/tests/py/attach_bench.py" ;;
+    tm1) start_target w "$wpy" -X tracemalloc=1 "$here/tests/py/attach_bench.py" ;;
+    floor) start_target w "$wpy" "$here/tests/py/passthru_run.py" "$passthru" \
+      "$here/tests/py/attach_bench.py" ;;
   esac
   echo go >&9
   local line; line=$(wait_line "$target_out" "elapsed")
@@ -122,36 +132,62 @@ bench_one() { # mode [perf] -> prints "wall cpu" of the workload
   wait "$target_pid" 2>/dev/null || true
   echo "$line" | awk '{print $2, $4}'
 }
-modes=(plain attached tm1)
-labels=("plain" "memsnap attach (default rate)" "-X tracemalloc=1")
-for m in "${modes[@]}"; do : > "$tmp/t.$m"; done
-: > "$tmp/checksums"
-for r in $(seq "$rounds"); do
-  for k in "${!modes[@]}"; do # rotate the order each round
-    m="${modes[$(( (k + r) % ${#modes[@]} ))]}"
-    bench_one "$m" >> "$tmp/t.$m"
+label_of() {
+  case "$1" in
+    plain) echo "plain" ;;
+    attached) echo "memsnap attach (default rate)" ;;
+    floor) echo "allocator pass-through" ;;
+    tm1) echo "-X tracemalloc=1" ;;
+  esac
+}
+# Measures the workload on interpreter $1 in the modes that follow (plain first).
+overhead() {
+  wpy="$1"; shift
+  local modes=("$@") m r k i f w c base_wall base_cpu
+  for m in "${modes[@]}"; do : > "$tmp/t.$m"; done
+  : > "$tmp/checksums"; : > "$tmp/share"
+  for r in $(seq "$rounds"); do
+    for k in "${!modes[@]}"; do # rotate the order each round
+      m="${modes[$(( (k + r) % ${#modes[@]} ))]}"
+      bench_one "$m" >> "$tmp/t.$m"
+    done
   done
-done
-# The hook's share comes from extra attached runs under perf, so that perf's own sampling
-# does not weigh on the timed ones.
-if [ "$perf_ok" = 1 ]; then
-  for r in 1 2 3; do bench_one attached perf > /dev/null; done
-fi
-if [ "$(sort -u "$tmp/checksums" | wc -l)" != 1 ]; then echo "workload checksums differ" >&2; exit 1; fi
-base_wall=$(cut -d' ' -f1 "$tmp/t.plain" | median)
-base_cpu=$(cut -d' ' -f2 "$tmp/t.plain" | median)
-echo "workload (tests/py/run_workload.py), $rounds rounds interleaved (s; ratios of medians; goal attach <= 1.03x):"
-printf '  %-32s %8s %8s %7s   %8s %8s %7s\n' "" "wall min" "median" "ratio" "cpu min" "median" "ratio"
-for i in "${!modes[@]}"; do
-  f="$tmp/t.${modes[$i]}"
-  w=$(cut -d' ' -f1 "$f" | median); c=$(cut -d' ' -f2 "$f" | median)
-  printf '  %-32s %8.3f %8.3f %6.3fx   %8.3f %8.3f %6.3fx\n' "${labels[$i]}" \
-    "$(cut -d' ' -f1 "$f" | minimum)" "$w" "$(echo "$w / $base_wall" | bc -l)" \
-    "$(cut -d' ' -f2 "$f" | minimum)" "$c" "$(echo "$c / $base_cpu" | bc -l)"
-done
-if [ -s "$tmp/share" ]; then
-  printf '  hook library share of the attached target'"'"'s CPU samples (perf): min %.2f%%  median %.2f%%\n' \
-    "$(minimum < "$tmp/share")" "$(median < "$tmp/share")"
+  # The hook's share comes from extra attached runs under perf, so that perf's own sampling
+  # does not weigh on the timed ones.
+  if [ "$perf_ok" = 1 ]; then
+    for r in 1 2 3; do bench_one attached perf > /dev/null; done
+  fi
+  if [ "$(sort -u "$tmp/checksums" | wc -l)" != 1 ]; then echo "workload checksums differ" >&2; exit 1; fi
+  base_wall=$(cut -d' ' -f1 "$tmp/t.plain" | median)
+  base_cpu=$(cut -d' ' -f2 "$tmp/t.plain" | median)
+  echo "workload (tests/py/run_workload.py) on $wpy, $rounds rounds interleaved (s; ratios of medians; goal attach <= 1.03x):"
+  printf '  %-32s %8s %8s %7s   %8s %8s %7s\n' "" "wall min" "median" "ratio" "cpu min" "median" "ratio"
+  for m in "${modes[@]}"; do
+    f="$tmp/t.$m"
+    w=$(cut -d' ' -f1 "$f" | median); c=$(cut -d' ' -f2 "$f" | median)
+    printf '  %-32s %8.3f %8.3f %6.3fx   %8.3f %8.3f %6.3fx\n' "$(label_of "$m")" \
+      "$(cut -d' ' -f1 "$f" | minimum)" "$w" "$(echo "$w / $base_wall" | bc -l)" \
+      "$(cut -d' ' -f2 "$f" | minimum)" "$c" "$(echo "$c / $base_cpu" | bc -l)"
+  done
+  printf '  %-32s %s %6.3fx\n' "attached over pass-through" "(median of per-round ratios, wall)" \
+    "$(paste -d' ' "$tmp/t.attached" "$tmp/t.floor" | awk '{print $1 / $3}' | median)"
+  if [ -s "$tmp/share" ]; then
+    printf '  hook library share of the attached target'"'"'s CPU samples (perf): min %.2f%%  median %.2f%%\n' \
+      "$(minimum < "$tmp/share")" "$(median < "$tmp/share")"
+  fi
+}
+overhead "$py" plain attached floor tm1
+# Then `python3` on PATH (pyenv's, no PGO: wrapping its allocator costs next to nothing) when
+# it is another interpreter; it may be a pyenv shim, so measure the interpreter the shim runs.
+py2="${PYTHON2:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)}"
+if [ "$py2" = none ]; then
+  :
+elif [ -z "$py2" ] || ! "$py2" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
+  echo "attach.sh: no CPython 3.8-3.13 as python3 on PATH: its overhead table is skipped"
+elif [ "$(readlink -f "$py2")" = "$(readlink -f "$py")" ]; then
+  echo "attach.sh: python3 on PATH is $py, measured above"
+else
+  overhead "$py2" plain attached floor
 fi
 
 # 3. RSS added to an active target while recording and after detach
