@@ -9,8 +9,10 @@
 #   make demo       set up, profile a small leaking app, render demo.svg
 #   make install PREFIX=/usr/local
 #
-# Sources are found by wildcard: a new sampler/*.c, proto/*.c or render/*.c joins the
-# library, a new tests/unit/test_*.c or tests/integration/test_*.c becomes a test binary.
+# Sources are found by wildcard: a new .c file in one of sampler/'s layer folders, proto/ or
+# render/ joins the library, a new tests/unit/test_*.c or tests/integration/test_*.c becomes a
+# test binary. Which folder may include which is docs/architecture.md's table, checked by
+# scripts/check-layout.sh (make check-layout, part of make test).
 
 PREFIX ?= /usr/local
 BUILD ?= build
@@ -20,8 +22,11 @@ FUZZ_CC ?= clang
 PKGS := libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isampler -Iproto -Irender -I$(BUILD)/gen \
-	$(EXTRA_CFLAGS)
+# sampler/'s layers, lowest first: headers are included by bare name from any of them.
+LAYERS := common process python inject record cli
+LAYER_INC := $(addprefix -Isampler/,$(LAYERS))
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(LAYER_INC) -Isampler -Iproto -Irender \
+	-I$(BUILD)/gen $(EXTRA_CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 # The hook runs inside the target: libc only, position independent, no sanitizer. Link-time
@@ -31,8 +36,8 @@ HOOK_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -flto -fPIC -fvisibility=hi
 	-fno-omit-frame-pointer -ftls-model=global-dynamic -Isampler
 
 HOOK_SRC := $(wildcard sampler/hook/*.c)
-LIB_SRC := $(filter-out sampler/main.c,$(wildcard sampler/*.c)) $(wildcard proto/*.c) \
-	$(wildcard render/*.c)
+LIB_SRC := $(filter-out sampler/cli/main.c,$(foreach l,$(LAYERS),$(wildcard sampler/$(l)/*.c))) \
+	$(wildcard proto/*.c) $(wildcard render/*.c)
 GEN_SRC := $(BUILD)/gen/profile.pb-c.c
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/profile.pb-c.o \
 	$(BUILD)/obj/hook_blob.o
@@ -46,7 +51,7 @@ PROBE_LIB := $(BUILD)/tests/libprobe.so
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps test unit integration asan fuzz stress bench demo install clean format \
-	check-format tools
+	check-format check-layout tools
 
 all: deps $(BUILD)/memsnap
 
@@ -73,7 +78,7 @@ $(BUILD)/libmemsnap_hook.so: $(HOOK_SRC) $(wildcard sampler/hook/*.h) | $(BUILD)
 	@mkdir -p $(BUILD)
 	$(CC) $(HOOK_CFLAGS) -shared -Wl,-soname,libmemsnap_hook.so -Wl,-z,now -Wl,--no-undefined -o $@ $(HOOK_SRC) -ldl -lpthread
 
-$(BUILD)/obj/hook_blob.o: sampler/hook_blob.S $(BUILD)/libmemsnap_hook.so
+$(BUILD)/obj/hook_blob.o: sampler/inject/hook_blob.S $(BUILD)/libmemsnap_hook.so
 	@mkdir -p $(dir $@)
 	$(CC) -c -DHOOK_PATH='"$(BUILD)/libmemsnap_hook.so"' $< -o $@
 
@@ -87,7 +92,7 @@ $(BUILD)/libmemsnap.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/memsnap: $(BUILD)/obj/sampler/main.o $(BUILD)/libmemsnap.a
+$(BUILD)/memsnap: $(BUILD)/obj/sampler/cli/main.o $(BUILD)/libmemsnap.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
 # Test support code (process spawning, python discovery) is linked into every test.
@@ -121,7 +126,7 @@ integration: deps $(BUILD)/memsnap $(INTEG_BIN)
 
 # make test: every test CI runs. Unit tests first, then real processes, then the
 # browser test of the SVG and a short fuzzing pass over the profile reader.
-test: deps $(BUILD)/memsnap $(UNIT_BIN) $(INTEG_BIN)
+test: deps check-layout $(BUILD)/memsnap $(UNIT_BIN) $(INTEG_BIN)
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) bash scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
 	@MEMSNAP=$(abspath $(BUILD)/memsnap) BUILD=$(BUILD) CFLAGS="$(CFLAGS)" bash scripts/run-parts.sh test-extra $(abspath $(BUILD)/memsnap)
 
@@ -145,13 +150,16 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/memsnap $(DESTDIR)$(PREFIX)/bin/memsnap
 
+FORMAT_SRC = $(wildcard sampler/*/*.[ch] proto/*.[ch] render/*.[ch] tests/*/*.[ch])
 format:
-	clang-format -i $(wildcard sampler/*.[ch] sampler/hook/*.[ch] proto/*.[ch] render/*.[ch] \
-		tests/*/*.[ch])
+	clang-format -i $(FORMAT_SRC)
 
 check-format:
-	@clang-format --dry-run -Werror $(wildcard sampler/*.[ch] sampler/hook/*.[ch] proto/*.[ch] \
-		render/*.[ch] tests/*/*.[ch])
+	@clang-format --dry-run -Werror $(FORMAT_SRC)
+
+# Fails on an #include that points up the layers (docs/architecture.md).
+check-layout:
+	@bash scripts/check-layout.sh
 
 clean:
 	rm -rf $(BUILD)

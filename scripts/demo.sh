@@ -21,6 +21,16 @@ sleep 1
 echo "demo: memsnap attach $app --duration 5 -o demo/demo.pb"
 "$memsnap" attach "$app" --duration 5 -o "$out/demo.pb"
 "$memsnap" render "$out/demo.pb" --title "memsnap demo: leaky_app.py" >"$out/demo.svg"
+# A picture of it (README's docs/flamegraph.png is one), when Debian's chromium is here.
+if command -v chromium >/dev/null 2>&1; then
+  prof="$(mktemp -d)"
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$prof" --hide-scrollbars --window-size=1200,460 \
+    --screenshot="$out/demo.png" "file://$out/demo.svg" >/dev/null 2>&1 &&
+    echo "demo: drew $out/demo.png" || echo "demo: chromium could not draw demo.png (skipped)"
+  rm -rf "$prof"
+fi
 echo
 "$memsnap" stats "$out/demo.pb"
 echo

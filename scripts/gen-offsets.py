@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""gen-offsets.py - generates sampler/py_offsets_table.c from CPython's own headers.
+"""gen-offsets.py - generates sampler/python/py_offsets_table.c from CPython's own headers.
 
 memsnap reads CPython's private structs out of another process, so it needs, per minor
-version, the byte offset of every field it touches (struct py_offsets in sampler/py_offsets.h).
+version, the byte offset of every field it touches (struct py_offsets in sampler/python/py_offsets.h).
 Typing those numbers in by hand is how profilers end up reading garbage; instead this script
 writes a small C probe per version that includes that version's headers (internal ones too,
 with Py_BUILD_CORE), prints offsetof()/sizeof() of every field, compiles it with cc, runs it,
@@ -12,10 +12,10 @@ For 3.13 it also emits py_debug_checks_313[]: for each of our fields that the in
 own _Py_DebugOffsets (at the start of _PyRuntime) also states, where that uint64 sits, so the
 reader can validate a live process against the table. The probe cross-checks those pairs
 against the header's _Py_DebugOffsets initializer, so a wrong pairing fails generation. It
-also checks that the str `state` bit fields sit where sampler/pystring.c's masks expect.
+also checks that the str `state` bit fields sit where sampler/python/pystring.c's masks expect.
 
 Usage:
-  gen-offsets.py [-o FILE]   regenerate (default: sampler/py_offsets_table.c)
+  gen-offsets.py [-o FILE]   regenerate (default: sampler/python/py_offsets_table.c)
   gen-offsets.py --check     regenerate into memory and diff against the checked-in file for
                              every version whose headers exist; rows of versions whose headers
                              are absent are kept and reported as not checked. Exit 1 on any
@@ -35,11 +35,11 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TABLE = os.path.join(ROOT, "sampler", "py_offsets_table.c")
+TABLE = os.path.join(ROOT, "sampler", "python", "py_offsets_table.c")
 MINORS = range(8, 14)
 DEBIAN_INCLUDE = "/usr/include/python3.11"
 
-# Per-version models, exactly as documented by the enums in sampler/py_offsets.h.
+# Per-version models, exactly as documented by the enums in sampler/python/py_offsets.h.
 FRAME_MODEL = {8: "PY_FRAME_OBJECT", 9: "PY_FRAME_OBJECT", 10: "PY_FRAME_OBJECT",
                11: "PY_FRAME_CFRAME", 12: "PY_FRAME_CFRAME", 13: "PY_FRAME_CURRENT"}
 LASTI_MODEL = {8: "PY_LASTI_BYTES", 9: "PY_LASTI_BYTES", 10: "PY_LASTI_WORDS",
@@ -149,7 +149,7 @@ DEBUG_PAIRS_313 = [
 ]
 
 # Bit fields of PyASCIIObject.state set to all ones, and the first byte of the state word
-# that sampler/pystring.c expects for each (its STATE_* masks; x86_64 is little-endian).
+# that sampler/python/pystring.c expects for each (its STATE_* masks; x86_64 is little-endian).
 STR_STATE_BITS = [("interned", 3), ("kind", 7), ("compact", 1), ("ascii", 1)]
 STR_STATE_MASKS = {"interned": 0x03, "kind": 0x1c, "compact": 0x20, "ascii": 0x40}
 
@@ -290,7 +290,7 @@ def run_probe(minor, include_dir, extra_includes=()):
             debug.append((dname, pos, field))
         elif parts[0] == "strbit":
             if int(parts[2]) != STR_STATE_MASKS[parts[1]]:
-                fail("3.%d: str state bit %s is byte mask 0x%02x, sampler/pystring.c assumes "
+                fail("3.%d: str state bit %s is byte mask 0x%02x, sampler/python/pystring.c assumes "
                      "0x%02x" % (minor, parts[1], int(parts[2]), STR_STATE_MASKS[parts[1]]))
         else:
             info[parts[0]] = parts[1]

@@ -28,7 +28,8 @@ trap 'rm -rf "$tmp"' EXIT
 [ -f "$lib" ] || { echo "hook.sh: $lib is not built (make)"; exit 1; }
 mkdir -p "$build/bench"
 drain="$build/bench/hook_drain"
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -I"$here/sampler" \
+. "$here/scripts/sampler-includes.sh" "$here"
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 "${SAMPLER_INC[@]}" \
   "$here/tests/bench/hook_drain.c" "$build/libmemsnap.a" -o "$drain"
 
 names=(plain sampled exact tm1)

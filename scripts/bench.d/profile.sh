@@ -13,8 +13,9 @@ samples="${BENCH_SAMPLES:-1000000}"
 depth="${BENCH_DEPTH:-40}"
 make -s "$build/libmemsnap.a" >/dev/null
 bin="$build/bench/bench_profile"
+. scripts/sampler-includes.sh .
 mkdir -p "$build/bench"
-cc -std=c11 -D_GNU_SOURCE -O2 -g -Isampler -Iproto -I"$build/gen" tests/bench/bench_profile.c \
+cc -std=c11 -D_GNU_SOURCE -O2 -g "${SAMPLER_INC[@]}" -Iproto -I"$build/gen" tests/bench/bench_profile.c \
   "$build/libmemsnap.a" $(pkg-config --libs libprotobuf-c zlib libdeflate) -lpthread -o "$bin"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

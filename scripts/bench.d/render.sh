@@ -15,8 +15,9 @@ build="$(cd "${BUILD:-build}" && pwd)"
 samples="${RENDER_BENCH_SAMPLES:-1000000}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+. "$root/scripts/sampler-includes.sh" "$root"
 # shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -O2 -I"$root/sampler" -I"$root/proto" -o "$work/gen" \
+cc -std=c11 -D_GNU_SOURCE -O2 "${SAMPLER_INC[@]}" -I"$root/proto" -o "$work/gen" \
   "$root/tests/bench/gen_render_profile.c" "$build/libmemsnap.a" \
   $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate) -lm -lpthread
 "$work/gen" big "$work/big.pb" "$samples" 40

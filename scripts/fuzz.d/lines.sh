@@ -15,12 +15,14 @@ out="$build/fuzz-lines"
 mkdir -p "$out"
 if ! command -v "$cc" >/dev/null; then echo "SKIP: $cc is not installed"; exit 0; fi
 
+. "$root/scripts/sampler-includes.sh" "$root"
 common=(-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
-        -fno-sanitize-recover=undefined -I"$root/sampler"
-        "$root/sampler/py_offsets.c" "$root/sampler/py_offsets_table.c" "$root/sampler/error.c")
-"$cc" "${common[@]}" "$root/sampler/linetable.c" "$root/tests/fuzz/fuzz_linetable.c" \
+        -fno-sanitize-recover=undefined "${SAMPLER_INC[@]}"
+        "$root/sampler/python/py_offsets.c" "$root/sampler/python/py_offsets_table.c"
+        "$root/sampler/common/error.c")
+"$cc" "${common[@]}" "$root/sampler/python/linetable.c" "$root/tests/fuzz/fuzz_linetable.c" \
   -o "$out/fuzz_linetable"
-"$cc" "${common[@]}" "$root/sampler/pystring.c" "$root/tests/fuzz/fuzz_pystring.c" \
+"$cc" "${common[@]}" "$root/sampler/python/pystring.c" "$root/tests/fuzz/fuzz_pystring.c" \
   -o "$out/fuzz_pystring"
 
 # Seeds: a real location table and lnotab from the running python3, and a few str headers.

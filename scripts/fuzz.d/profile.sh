@@ -23,9 +23,10 @@ if [ ! -f "$build/gen/profile.pb-c.c" ]; then
   protoc-c --proto_path=proto --c_out="$build/gen" proto/profile.proto || exit 1
 fi
 bin="$out/fuzz_profile_read"
+. scripts/sampler-includes.sh .
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -Isampler -Iproto -I"$build/gen" \
-  tests/fuzz/fuzz_profile_read.c proto/*.c sampler/error.c "$build/gen/profile.pb-c.c" \
+  -fno-sanitize-recover=undefined "${SAMPLER_INC[@]}" -Iproto -I"$build/gen" \
+  tests/fuzz/fuzz_profile_read.c proto/*.c sampler/common/error.c "$build/gen/profile.pb-c.c" \
   -lprotobuf-c -lz -ldeflate -o "$bin"; then
   echo "profile fuzzer: build failed" >&2
   exit 1

@@ -16,15 +16,16 @@ mkdir -p "$out/render-corpus" "$out/render-artifacts" "$build/gen"
 make -s BUILD="$build" "$build/gen/flame_assets.h" "$build/gen/profile.pb-c.c" "$build/libmemsnap.a" \
   || exit 1
 bin="$out/fuzz_render"
-# shellcheck disable=SC2046  (the commands are left out: they need main.c's ms_report)
+. scripts/sampler-includes.sh .
+# shellcheck disable=SC2046
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -Isampler -Iproto -Irender -I"$build/gen" \
-  tests/fuzz/fuzz_render.c proto/*.c $(ls render/*.c | grep -v '/cmd_') sampler/error.c "$build/gen/profile.pb-c.c" \
+  -fno-sanitize-recover=undefined "${SAMPLER_INC[@]}" -Iproto -Irender -I"$build/gen" \
+  tests/fuzz/fuzz_render.c proto/*.c render/*.c sampler/common/error.c "$build/gen/profile.pb-c.c" \
   -lprotobuf-c -lz -ldeflate -lm -o "$bin"; then
   echo "render fuzzer: build failed" >&2; exit 1
 fi
 # Seeds: each reader seed and demo profile, prefixed with an options byte, decompressed.
-cc -std=c11 -D_GNU_SOURCE -O2 -Isampler -Iproto -o "$out/gen_render_profile" \
+cc -std=c11 -D_GNU_SOURCE -O2 "${SAMPLER_INC[@]}" -Iproto -o "$out/gen_render_profile" \
   tests/bench/gen_render_profile.c "$build/libmemsnap.a" \
   $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate) -lm -lpthread || exit 1
 "$out/gen_render_profile" demo "$out/demo.pb" && "$out/gen_render_profile" demo-after "$out/after.pb"

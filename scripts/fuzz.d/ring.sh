@@ -16,9 +16,10 @@ fuzz_require "the ring reader"
 out="$build/fuzz"
 mkdir -p "$out/ring-corpus" "$out/ring-artifacts"
 bin="$out/fuzz_ring_reader"
+. scripts/sampler-includes.sh .
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -Isampler \
-  tests/fuzz/fuzz_ring_reader.c sampler/ring_reader.c sampler/error.c -o "$bin"; then
+  -fno-sanitize-recover=undefined "${SAMPLER_INC[@]}" \
+  tests/fuzz/fuzz_ring_reader.c sampler/record/ring_reader.c sampler/common/error.c -o "$bin"; then
   echo "ring fuzzer: build failed" >&2
   exit 1
 fi

@@ -21,7 +21,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$build/bench"
 drain="$build/bench/hook_drain"
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -I"$here/sampler" \
+. "$here/scripts/sampler-includes.sh" "$here"
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 "${SAMPLER_INC[@]}" \
   "$here/tests/bench/hook_drain.c" "$build/libmemsnap.a" -o "$drain" || exit 1
 
 pythons=(/usr/bin/python3)

@@ -13,9 +13,10 @@ if [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+. "$root/scripts/sampler-includes.sh" "$root"
 # shellcheck disable=SC2046
 # CFLAGS: the same flags libmemsnap.a was built with (make asan adds the sanitizers).
-cc -std=c11 -D_GNU_SOURCE ${CFLAGS:--O2} -I"$root/sampler" -I"$root/proto" -o "$work/gen" \
+cc -std=c11 -D_GNU_SOURCE ${CFLAGS:--O2} "${SAMPLER_INC[@]}" -I"$root/proto" -o "$work/gen" \
   "$root/tests/bench/gen_render_profile.c" "$build/libmemsnap.a" \
   $(pkg-config --libs libdw libelf libunwind-ptrace libprotobuf-c zlib libdeflate) -lm -lpthread
 "$work/gen" demo "$work/demo.pb"

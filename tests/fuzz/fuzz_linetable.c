@@ -1,5 +1,5 @@
 /*
- * fuzz_linetable.c - libFuzzer target for the line-table decoders (sampler/linetable.c).
+ * fuzz_linetable.c - libFuzzer target for the line-table decoders (sampler/python/linetable.c).
  *
  * Line tables are copied out of a possibly hostile process, so any bytes must decode without
  * reading past the table, without undefined behaviour, and to a line >= -1. The table is

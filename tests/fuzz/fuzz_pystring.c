@@ -1,5 +1,5 @@
 /*
- * fuzz_pystring.c - libFuzzer target for str decoding (sampler/pystring.c).
+ * fuzz_pystring.c - libFuzzer target for str decoding (sampler/python/pystring.c).
  *
  * A str header and its characters come from a possibly hostile process: pystr_parse() must
  * accept only consistent headers (kind 1/2/4, bounded length, no address wrap) and

@@ -662,13 +662,17 @@ static void test_bad_input(void **state)
     read_file(log, text, sizeof text);
     assert_non_null(strstr(text, "wrote "));
 
-    /* Without ptrace permission (an unprivileged user): how to allow it, target untouched. */
-    if (access("/usr/sbin/runuser", X_OK) == 0 && getuid() == 0) {
+    /* Without ptrace permission (an unprivileged user): how to allow it, target untouched.
+     * nobody runs a copy of memsnap in a directory of its own: the clone may live where only
+     * its owner can enter (mktemp -d, a 0700 home). */
+    char nobody_bin[256] = "";
+    if (access("/usr/sbin/runuser", X_OK) == 0 && getuid() == 0 &&
+        test_copy_executable(test_memsnap(), nobody_bin, sizeof nobody_bin) == 0) {
         char *as_nobody[] = {"/usr/sbin/runuser",
                              "-u",
                              "nobody",
                              "--",
-                             (char *)test_memsnap(),
+                             nobody_bin,
                              "attach",
                              pid,
                              "--duration",
@@ -681,8 +685,10 @@ static void test_bad_input(void **state)
         assert_int_equal(exit_code(st), 1);
         assert_non_null(strstr(err, "CAP_SYS_PTRACE"));
         assert_int_equal(access("/tmp/memsnap-nobody.pb", F_OK), -1);
+        test_remove_copy(nobody_bin);
     } else {
-        print_message("SKIP: the no-permission case needs root and runuser\n");
+        print_message("SKIP: the no-permission case needs root, runuser and a world-readable "
+                      "copy of memsnap under /tmp\n");
     }
 
     /* An unwritable output path is refused before the target is touched. */

@@ -427,3 +427,43 @@ int test_run_memsnap(char *const args[], char *out, size_t outn, char *err, size
     argv[n] = NULL;
     return test_run_capture(argv, out, outn, err, errn, timeout_ms);
 }
+
+int test_copy_executable(const char *src, char *out, size_t n)
+{
+    char dir[] = "/tmp/memsnap-copy-XXXXXX";
+    if (!mkdtemp(dir) || chmod(dir, 0755) < 0)
+        return -1;
+    snprintf(out, n, "%s/memsnap", dir);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    int ok = in >= 0 && fd >= 0;
+    char buf[65536];
+    ssize_t got;
+    while (ok && (got = read(in, buf, sizeof buf)) > 0)
+        ok = write(fd, buf, (size_t)got) == got;
+    if (in >= 0)
+        close(in);
+    if (fd >= 0 && close(fd) < 0)
+        ok = 0;
+    if (!ok || chmod(out, 0755) < 0) {
+        unlink(out);
+        rmdir(dir);
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void test_remove_copy(const char *path)
+{
+    if (!path[0])
+        return;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    unlink(path);
+    if (slash) {
+        *slash = 0;
+        rmdir(dir);
+    }
+}

@@ -65,6 +65,14 @@ int test_pid_is_traced(pid_t pid);
 int test_run_memsnap(char *const args[], char *out, size_t outn, char *err, size_t errn,
                      int timeout_ms);
 
+/* Copies the executable src into a new directory under /tmp that every user may enter (0755,
+ * the copy 0755), for running it as another user when the clone lives in a private directory.
+ * Writes the copy's path into out. Returns 0, or -1 (nothing left behind). */
+int test_copy_executable(const char *src, char *out, size_t n);
+
+/* Removes a copy made by test_copy_executable and its directory. */
+void test_remove_copy(const char *path);
+
 /* Like test_run_memsnap for any argv (argv[0] a path). */
 int test_run_capture(char *const argv[], char *out, size_t outn, char *err, size_t errn,
                      int timeout_ms);
