@@ -265,7 +265,8 @@ int elf_remote_dynsym(const struct elf_remote_reader *r, const struct elf_remote
         return ms_error_set(err, "out of memory");
     }
     if (rd(r, symtab, out->syms, count * sizeof(Elf64_Sym)) < 0 ||
-        rd(r, strtab, out->strtab, strsz) < 0 || (versym && rd(r, versym, out->versym, count * 2) < 0)) {
+        rd(r, strtab, out->strtab, strsz) < 0 ||
+        (versym && rd(r, versym, out->versym, count * 2) < 0)) {
         elf_remote_dynsym_free(out);
         return ms_error_set(err, "the dynamic symbol table of the object at 0x%llx cannot be read",
                             base);

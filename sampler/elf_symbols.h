@@ -42,13 +42,13 @@ int elf_image_open_fd(int fd, const char *label, struct elf_image **out, ms_erro
 
 /* A dynamic symbol table as it is loaded in a process (elf_remote.h reads one). */
 struct elf_dynsym_source {
-    const void *syms;  /* count Elf64_Sym entries (entry 0 is the null symbol) */
+    const void *syms; /* count Elf64_Sym entries (entry 0 is the null symbol) */
     size_t count;
     const uint16_t *versym; /* count DT_VERSYM entries, or NULL */
     const char *strtab;     /* strsz bytes */
     size_t strsz;
-    int type;               /* e_type */
-    uint64_t entry;         /* e_entry */
+    int type;       /* e_type */
+    uint64_t entry; /* e_entry */
     uint64_t first_load_vaddr;
 };
 

@@ -361,8 +361,7 @@ static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_fun
         find_func(img, bias, "__errno_location", &f->errno_location, err) < 0)
         goto out;
     /* Every function memsnap will call must be code of this libc's own mappings. */
-    const uint64_t called[] = {f->dlopen, f->dlsym, f->memfd_create, f->close,
-                               f->errno_location};
+    const uint64_t called[] = {f->dlopen, f->dlsym, f->memfd_create, f->close, f->errno_location};
     for (size_t i = 0; i < sizeof called / sizeof called[0]; i++) {
         const struct proc_map *cm = proc_maps_find_addr(maps, called[i]);
         if (!cm || !(cm->perms & PROC_MAP_EXEC) || cm->inode != libc->inode ||

@@ -330,8 +330,8 @@ static int frame_proven(struct native_unwind *u, uint64_t ip, int depth)
     }
     unw_proc_info_t pi;
     memset(&pi, 0, sizeof pi);
-    if (_Ux86_64_dwarf_search_unwind_table(u->as, pc, &o->di, &pi, 0, u) < 0 ||
-        pc < pi.start_ip || pc >= pi.end_ip) {
+    if (_Ux86_64_dwarf_search_unwind_table(u->as, pc, &o->di, &pi, 0, u) < 0 || pc < pi.start_ip ||
+        pc >= pi.end_ip) {
         snprintf(u->why, sizeof u->why, "no unwind information covers 0x%llx in %s",
                  (unsigned long long)pc, o->map->path);
         return 0;
@@ -384,9 +384,8 @@ int native_unwind_open(pid_t pid, const struct proc_maps *maps, struct native_un
     for (size_t i = 0; i < maps->count && u->n_objects < n; i++) {
         const struct proc_map *m = &maps->maps[i];
         if (unwindable(m))
-            u->objects[u->n_objects++] = (struct unwind_object){.start = m->start,
-                                                                .end = m->end,
-                                                                .map = m};
+            u->objects[u->n_objects++] =
+                (struct unwind_object){.start = m->start, .end = m->end, .map = m};
     }
     unw_accessors_t acc = {
         .find_proc_info = find_proc_info,

@@ -87,10 +87,19 @@ static void attach_once(pid_t pid, int nocap, const char *out, struct tally *t, 
     char pidtxt[16];
     snprintf(pidtxt, sizeof pidtxt, "%d", (int)pid);
     char *ms = (char *)test_memsnap();
-    char *plain[] = {ms, "attach", pidtxt, "--duration", "0.2", "-o", (char *)out, "--quiet",
-                     NULL};
-    char *capless[] = {SETPRIV, "--bounding-set", "-sys_admin,-checkpoint_restore", ms,
-                       "attach", pidtxt, "--duration", "0.2", "-o", (char *)out, "--quiet", NULL};
+    char *plain[] = {ms, "attach", pidtxt, "--duration", "0.2", "-o", (char *)out, "--quiet", NULL};
+    char *capless[] = {SETPRIV,
+                       "--bounding-set",
+                       "-sys_admin,-checkpoint_restore",
+                       ms,
+                       "attach",
+                       pidtxt,
+                       "--duration",
+                       "0.2",
+                       "-o",
+                       (char *)out,
+                       "--quiet",
+                       NULL};
     static char so[4096], se[8192];
     long long t0 = test_now_ms();
     int st = test_run_capture(nocap ? capless : plain, so, sizeof so, se, sizeof se, 30000);
@@ -129,8 +138,8 @@ static void campaign(struct test_proc *p, pid_t pid, const char *what, struct ta
         attach_once(pid, i % 2, out, t, what);
     unlink(out);
     char line[256];
-    if (test_proc_send(p, "check\n") < 0 || test_proc_wait_line(p, "check", line, sizeof line,
-                                                                20000) < 0 ||
+    if (test_proc_send(p, "check\n") < 0 ||
+        test_proc_wait_line(p, "check", line, sizeof line, 20000) < 0 ||
         strncmp(line, "check ok", 8) != 0) {
         fprintf(stderr, "%s: the target's check failed: '%s'\n", what, line);
         t->harmed++;
@@ -264,8 +273,8 @@ static void test_chroot(void **state)
                  "exec chroot $R /usr/bin/env LD_LIBRARY_PATH=/privlib:/opt/py/lib '%s' "
                  "/tp/failclosed_target.py 4\n",
                  root, inst, inst, tests_py, exe);
-        char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh",
-                        "-c", script, NULL};
+        char *argv[] = {"/usr/bin/unshare", "--mount", "--propagation", "private",
+                        "/bin/sh",          "-c",      script,          NULL};
         struct test_proc p;
         assert_int_equal(test_proc_spawn(&p, argv), 0);
         char line[128];

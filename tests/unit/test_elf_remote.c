@@ -25,9 +25,9 @@
 #include "elf_symbols.h"
 #include "proc_maps.h"
 
-static const char *const names[] = {"dlopen", "dlsym",  "dlerror", "malloc",          "free",
-                                    "calloc", "memfd_create", "close", "__errno_location",
-                                    "pthread_create", "printf", "fork"};
+static const char *const names[] = {
+    "dlopen",       "dlsym", "dlerror",          "malloc",         "free",   "calloc",
+    "memfd_create", "close", "__errno_location", "pthread_create", "printf", "fork"};
 
 static void write_file(const char *path, const char *text)
 {
@@ -160,8 +160,8 @@ static void test_self_libc(void **state)
     struct elf_remote_dynsym d;
     assert_int_equal(elf_remote_dynsym(&r, &info, &d, &e), 0);
     assert_true(d.count > 1000);
-    struct elf_dynsym_source src = {d.syms, d.count, d.versym, d.strtab, d.strsz,
-                                    info.type,  info.entry, info.first_load_vaddr};
+    struct elf_dynsym_source src = {d.syms,  d.count,   d.versym,   d.strtab,
+                                    d.strsz, info.type, info.entry, info.first_load_vaddr};
     struct elf_image *mem = NULL;
     assert_int_equal(elf_image_from_dynsym("libc (memory)", &src, &mem, &e), 0);
     elf_remote_dynsym_free(&d);
