@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "elf_remote.h"
 #include "elf_symbols.h"
 #include "inject.h"
 #include "proc_maps.h"
@@ -294,28 +295,19 @@ static int find_func(struct elf_image *libc, uint64_t bias, const char *name, ui
     return 0;
 }
 
-/* Reads code of the target's libc at runtime address addr from libc's file (fd), through
- * the mapping that holds it. 0 or -1. */
-static int libc_code_read(int fd, const struct proc_maps *maps, uint64_t addr, void *out,
-                          size_t len)
-{
-    const struct proc_map *m = proc_maps_find_addr(maps, addr);
-    if (!m || addr + len > m->end)
-        return -1;
-    off_t off = (off_t)(m->offset + (addr - m->start));
-    return pread(fd, out, len, off) == (ssize_t)len ? 0 : -1;
-}
-
 /* glibc's x86_64 __errno_location is "mov GOT(errno@tpoff)(%rip), %rax; add %fs:0, %rax;
  * ret" (after an endbr64 in CET builds): the GOT slot holds errno's offset from the thread
  * pointer. Reading that slot now, before any thread is stopped, spares the session a call.
  * Anything else leaves errno_tpoff_known 0 (the call is made then). */
-static void errno_tpoff_find(pid_t pid, int fd, const struct proc_maps *maps, struct libc_funcs *f)
+static void errno_tpoff_find(pid_t pid, const struct proc_maps *maps, struct libc_funcs *f)
 {
     static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
     static const uint8_t add_fs[10] = {0x64, 0x48, 0x03, 0x04, 0x25, 0, 0, 0, 0, 0xc3};
     uint8_t code[24];
-    if (libc_code_read(fd, maps, f->errno_location, code, sizeof code) < 0)
+    /* The code as the target has it loaded (it is the mapped libc by definition). */
+    const struct proc_map *m = proc_maps_find_addr(maps, f->errno_location);
+    if (!m || !(m->perms & PROC_MAP_EXEC) || f->errno_location + sizeof code > m->end ||
+        remote_read(pid, f->errno_location, code, sizeof code, NULL) < 0)
         return;
     size_t at = memcmp(code, endbr64, sizeof endbr64) == 0 ? sizeof endbr64 : 0;
     if (code[at] != 0x48 || code[at + 1] != 0x8b || code[at + 2] != 0x05 ||
@@ -331,8 +323,13 @@ static void errno_tpoff_find(pid_t pid, int fd, const struct proc_maps *maps, st
     f->errno_tpoff_known = 1;
 }
 
-/* Resolves the libc functions and the stub site; reads the site's original bytes from the
- * file, so that a stub left by a killed memsnap is recognised rather than taken for code. */
+/* Resolves the libc functions and the stub site. Every address comes from the libc that is
+ * MAPPED: its file when proc_maps_open proves it is that file, else the dynamic symbol table
+ * in the target's memory (elf_remote.h); a libc deleted or replaced by an upgrade, or seen
+ * at a chroot's path, is never read by path. The site's original bytes come from the proven
+ * file, so that a stub left by a killed memsnap is recognised rather than taken for code;
+ * without one, from memory (a leftover stub then reads as the stub, which inject_begin
+ * recognises and reuses without restoring). */
 static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_funcs *f,
                         ms_error *err)
 {
@@ -340,15 +337,10 @@ static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_fun
     const struct proc_map *libc = proc_maps_find_libc(maps);
     if (!libc)
         return ms_error_set(err, "process %d has no glibc libc.so.6 mapped", (int)pid);
-    int fd = proc_maps_open(pid, libc, err);
-    if (fd < 0)
-        return -1;
-    int fd2 = dup(fd);
     struct elf_image *img = NULL;
-    if (elf_image_open_fd(fd, libc->path, &img, err) < 0) {
-        close(fd2);
-        return -1;
-    }
+    int from_memory = 0;
+    if (elf_remote_open_image(pid, maps, libc, &img, &from_memory, err) < 0)
+        return ms_error_prefix(err, "locating dlopen in process %d", (int)pid);
     int rc = -1;
     uint64_t vaddr, off;
     if (elf_image_first_load(img, &vaddr, &off, err) < 0)
@@ -368,6 +360,17 @@ static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_fun
         find_func(img, bias, "close", &f->close, err) < 0 ||
         find_func(img, bias, "__errno_location", &f->errno_location, err) < 0)
         goto out;
+    /* Every function memsnap will call must be code of this libc's own mappings. */
+    const uint64_t called[] = {f->dlopen, f->dlsym, f->memfd_create, f->close, f->errno_location};
+    for (size_t i = 0; i < sizeof called / sizeof called[0]; i++) {
+        const struct proc_map *cm = proc_maps_find_addr(maps, called[i]);
+        if (!cm || !(cm->perms & PROC_MAP_EXEC) || cm->inode != libc->inode ||
+            cm->dev_major != libc->dev_major || cm->dev_minor != libc->dev_minor) {
+            ms_error_set(err, "a libc function of process %d resolves outside libc's code",
+                         (int)pid);
+            goto out;
+        }
+    }
 
     /* The stub goes on libc's ELF entry point (it prints the version when libc.so.6 is run
      * as a program; a running process never executes it). It must not run into a symbol. */
@@ -380,21 +383,25 @@ static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_fun
             goto out;
         }
     }
-    errno_tpoff_find(pid, fd2, maps, f);
+    errno_tpoff_find(pid, maps, f);
     f->stub_addr = entry + bias;
     const struct proc_map *m = proc_maps_find_addr(maps, f->stub_addr);
-    if (!m || !(m->perms & PROC_MAP_EXEC) || f->stub_addr + INJECT_STUB_LEN > m->end) {
+    if (!m || !(m->perms & PROC_MAP_EXEC) || f->stub_addr + INJECT_STUB_LEN > m->end ||
+        m->inode != libc->inode) {
         ms_error_set(err, "libc's entry point of process %d is not in its code", (int)pid);
         goto out;
     }
+    int fd = from_memory ? -1 : proc_maps_open(pid, m, NULL);
     off_t file_off = (off_t)(m->offset + (f->stub_addr - m->start));
-    if (pread(fd2, f->stub_orig, INJECT_STUB_LEN, file_off) != INJECT_STUB_LEN) {
-        ms_error_errno(err, errno, "reading libc's entry point from %s", libc->path);
+    int got = fd >= 0 && pread(fd, f->stub_orig, INJECT_STUB_LEN, file_off) == INJECT_STUB_LEN;
+    if (fd >= 0)
+        close(fd);
+    if (!got && remote_read(pid, f->stub_addr, f->stub_orig, INJECT_STUB_LEN, err) < 0) {
+        ms_error_prefix(err, "reading libc's entry point in process %d", (int)pid);
         goto out;
     }
     rc = 0;
 out:
-    close(fd2);
     elf_image_close(img);
     return rc;
 }

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "elf_remote.h"
 #include "elf_symbols.h"
 #include "proc_maps.h"
 
@@ -147,10 +148,17 @@ static int is_wrapper(const char *exe)
 static int lookup_in(struct launch *l, const struct proc_maps *maps, const struct proc_map *map,
                      uint64_t at_entry, ms_error *err)
 {
-    int fd = map ? proc_maps_open(l->pid, map, err) : proc_maps_open_exe(l->pid, err);
+    /* A library through the funnel (its proven file, else its loaded symbols); the
+     * executable through /proc/PID/exe, which is the very file the kernel executed. */
     struct elf_image *img = NULL;
-    if (fd < 0 || elf_image_open_fd(fd, map ? map->path : l->exe, &img, err) < 0)
-        return -1;
+    if (map) {
+        if (elf_remote_open_image(l->pid, maps, map, &img, NULL, err) < 0)
+            return -1;
+    } else {
+        int fd = proc_maps_open_exe(l->pid, err);
+        if (fd < 0 || elf_image_open_fd(fd, l->exe, &img, err) < 0)
+            return -1;
+    }
     struct elf_symbol sym;
     ms_error miss;
     int found = elf_image_find_symbol(img, PY_RUNMAIN, &sym, &miss) == 0 && sym.type == STT_FUNC;

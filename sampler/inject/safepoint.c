@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "elf_remote.h"
 #include "elf_symbols.h"
 #include "native_unwind.h"
 #include "proc_maps.h"
@@ -128,9 +129,9 @@ static int namer_open(pid_t pid, struct frame_namer *n, ms_error *err)
         proc_maps_free(&n->maps);
         return ms_error_set(err, "process %d has no glibc libc.so.6 mapped", (int)pid);
     }
-    int fd = proc_maps_open(pid, n->libc, err);
     uint64_t vaddr, off;
-    if (fd < 0 || elf_image_open_fd(fd, n->libc->path, &n->libc_img, err) < 0 ||
+    /* libc's names from the mapped libc: its proven file, or its dynamic symbols in memory. */
+    if (elf_remote_open_image(pid, &n->maps, n->libc, &n->libc_img, NULL, err) < 0 ||
         elf_image_first_load(n->libc_img, &vaddr, &off, err) < 0) {
         elf_image_close(n->libc_img);
         proc_maps_free(&n->maps);
@@ -200,8 +201,12 @@ static int stack_is_safe(struct native_unwind *u, const struct frame_namer *n, p
         return rc == 2 ? 2 : 0;
     /* A complete unwind ends at the frame whose CFI marks the return address undefined:
      * clone3 for threads, _start in the executable for the main thread. */
+    if (rc < 0) {
+        snprintf(reason, rn, "thread %d: %s", (int)tid, native_unwind_why(u));
+        return 0;
+    }
     const struct proc_map *bottom = proc_maps_find_addr(&n->maps, last_ip ? last_ip - 1 : 0);
-    if (rc < 0 || !(same_file(bottom, n->libc) || same_file(bottom, n->exe))) {
+    if (!(same_file(bottom, n->libc) || same_file(bottom, n->exe))) {
         snprintf(reason, rn, "thread %d: its native stack does not unwind to a thread start",
                  (int)tid);
         return 0;
@@ -334,7 +339,9 @@ int safepoint_acquire(pid_t pid, struct inject_thread *t, int deadline_ms,
         if (found)
             break;
         if (now_ns() >= deadline) {
-            ms_error_set(err, "no thread of process %d reached a safe point within %d ms (%s)",
+            ms_error_set(err,
+                         "no thread of process %d could be proven to be at a safe point within "
+                         "%d ms: %s",
                          (int)pid, deadline_ms,
                          stats->last_reason[0] ? stats->last_reason : "no thread could be stopped");
             goto done;

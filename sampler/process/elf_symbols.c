@@ -4,6 +4,10 @@
  * On first use every defined symbol of .dynsym and .symtab is copied into one array and
  * sorted twice (by name, by address), so both kinds of lookups are binary searches. Names
  * point into the file's string tables, which libelf keeps mapped while the image is open.
+ *
+ * An image can also be built from a dynamic symbol table read out of a process's memory
+ * (elf_remote.c does, when the mapped file cannot be proven to be the one on disk): then it
+ * has no libelf handle and no sections, and its names point into a copy of the string table.
  */
 #include "elf_symbols.h"
 
@@ -34,6 +38,8 @@ struct elf_image {
     size_t nsyms;
     struct sym_entry **by_addr; /* function/object symbols with an address, sorted by value */
     size_t naddr;
+    char *strtab;              /* from memory: the copied string table (NUL-terminated) */
+    uint64_t first_load_vaddr; /* from memory: the first PT_LOAD's p_vaddr */
 };
 
 static const char *elf_err(void)
@@ -96,6 +102,7 @@ void elf_image_close(struct elf_image *img)
         close(img->fd);
     free(img->syms);
     free(img->by_addr);
+    free(img->strtab);
     free(img->label);
     free(img);
 }
@@ -213,7 +220,7 @@ static int index_symbols(struct elf_image *img, ms_error *err)
     if (img->indexed == -1)
         return ms_error_set(err, "%s: its symbol tables could not be read", img->label);
     size_t cap = 0;
-    if (collect_table(img, SHT_DYNSYM, &cap) || collect_table(img, SHT_SYMTAB, &cap))
+    if (img->elf && (collect_table(img, SHT_DYNSYM, &cap) || collect_table(img, SHT_SYMTAB, &cap)))
         goto oom;
     if (img->nsyms)
         qsort(img->syms, img->nsyms, sizeof *img->syms, cmp_name);
@@ -304,6 +311,9 @@ int elf_image_find_section(struct elf_image *img, const char *name, struct elf_s
                            ms_error *err)
 {
     size_t shstrndx;
+    if (!img->elf)
+        return ms_error_set(err, "section %s is unknown: %s has no section headers", name,
+                            img->label);
     if (elf_getshdrstrndx(img->elf, &shstrndx) != 0)
         return ms_error_set(err, "%s has no section name table", img->label);
     Elf_Scn *scn = NULL;
@@ -326,6 +336,12 @@ int elf_image_find_section(struct elf_image *img, const char *name, struct elf_s
 int elf_image_first_load(struct elf_image *img, uint64_t *vaddr, uint64_t *offset, ms_error *err)
 {
     size_t n;
+    if (!img->elf) {
+        *vaddr = img->first_load_vaddr;
+        if (offset)
+            *offset = 0;
+        return 0;
+    }
     if (elf_getphdrnum(img->elf, &n) != 0)
         return ms_error_set(err, "%s has no program headers", img->label);
     for (size_t i = 0; i < n; i++) {
@@ -338,4 +354,48 @@ int elf_image_first_load(struct elf_image *img, uint64_t *vaddr, uint64_t *offse
         }
     }
     return ms_error_set(err, "%s has no PT_LOAD segment", img->label);
+}
+
+int elf_image_from_dynsym(const char *label, const struct elf_dynsym_source *src,
+                          struct elf_image **out, ms_error *err)
+{
+    *out = NULL;
+    struct elf_image *img = calloc(1, sizeof *img);
+    if (!img)
+        return ms_error_set(err, "out of memory reading %s", label);
+    img->fd = -1;
+    img->label = strdup(label ? label : "(elf)");
+    img->strtab = malloc(src->strsz + 1);
+    img->syms = malloc((src->count ? src->count : 1) * sizeof *img->syms);
+    if (!img->label || !img->strtab || !img->syms) {
+        elf_image_close(img);
+        return ms_error_set(err, "out of memory reading %s", label);
+    }
+    memcpy(img->strtab, src->strtab, src->strsz);
+    img->strtab[src->strsz] = 0; /* a name running off the end stops here */
+    img->ehdr.e_type = (GElf_Half)src->type;
+    img->ehdr.e_entry = src->entry;
+    img->first_load_vaddr = src->first_load_vaddr;
+    const Elf64_Sym *syms = src->syms;
+    for (size_t i = 1; i < src->count; i++) {
+        const Elf64_Sym *sym = &syms[i];
+        int stt = ELF64_ST_TYPE(sym->st_info);
+        if (sym->st_shndx == SHN_UNDEF || sym->st_name == 0 || sym->st_name >= src->strsz ||
+            stt == STT_SECTION || stt == STT_FILE)
+            continue;
+        const char *name = img->strtab + sym->st_name;
+        if (!name[0])
+            continue;
+        struct sym_entry *e = &img->syms[img->nsyms];
+        e->name = name;
+        e->value = sym->st_value;
+        e->size = sym->st_size;
+        e->type = stt;
+        e->dynamic = 1;
+        e->order = (int)img->nsyms;
+        e->hidden_version = src->versym && (src->versym[i] & 0x8000) != 0;
+        img->nsyms++;
+    }
+    *out = img;
+    return 0;
 }

@@ -40,6 +40,24 @@ struct elf_section {
  * label names the file in error messages (copied). */
 int elf_image_open_fd(int fd, const char *label, struct elf_image **out, ms_error *err);
 
+/* A dynamic symbol table as it is loaded in a process (elf_remote.h reads one). */
+struct elf_dynsym_source {
+    const void *syms; /* count Elf64_Sym entries (entry 0 is the null symbol) */
+    size_t count;
+    const uint16_t *versym; /* count DT_VERSYM entries, or NULL */
+    const char *strtab;     /* strsz bytes */
+    size_t strsz;
+    int type;       /* e_type */
+    uint64_t entry; /* e_entry */
+    uint64_t first_load_vaddr;
+};
+
+/* Builds an image from a dynamic symbol table (copied: src may be freed afterwards). Symbol
+ * lookups, elf_image_first_load, _type and _entry work; sections are unknown (no section
+ * headers are loaded). label names it in messages. Returns 0, or -1 with err. */
+int elf_image_from_dynsym(const char *label, const struct elf_dynsym_source *src,
+                          struct elf_image **out, ms_error *err);
+
 /* Opens an ELF by path. */
 int elf_image_open(const char *path, struct elf_image **out, ms_error *err);
 

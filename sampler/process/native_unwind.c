@@ -1,7 +1,8 @@
 /*
  * native_unwind.c - libunwind driven through accessors of our own: a page cache over
- * process_vm_readv, registers from a captured set, and one libunwind-ptrace state per
- * executable object so no object's tables are loaded twice. Why: native_unwind.h.
+ * process_vm_readv, registers from a captured set, and a find_proc_info that searches each
+ * object's .eh_frame_hdr table where the object is loaded (elf_remote.h), never a file found
+ * by path. Why: native_unwind.h.
  */
 #include "native_unwind.h"
 
@@ -12,7 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "elf_remote.h"
 #include "remote.h"
+
+/* libunwind's search of a binary-search table through the address space's accessors; what
+ * libunwind-ptrace's own find_proc_info calls once it has located a table. Exported by
+ * libunwind-x86_64 but not declared in its public headers. */
+extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip,
+                                              unw_dyn_info_t *di, unw_proc_info_t *pi,
+                                              int need_unwind_info, void *arg);
 
 #define CACHE_SLOTS 256 /* 1 MiB: the tables' pages of a few objects plus a stack */
 #define PAGE        4096u
@@ -25,11 +34,13 @@ struct cache_slot {
     uint8_t data[PAGE];
 };
 
-/* One executable file mapping and, once a frame fell in it, libunwind-ptrace's state for it
- * (which keeps that object's unwind tables loaded). */
+/* One executable mapping of an object and, once a frame fell in it, the object's unwind
+ * table as loaded in the target (state 1), or the proof that it has none usable (-1). */
 struct unwind_object {
     uint64_t start, end;
-    void *upt;
+    const struct proc_map *map;
+    int state; /* 0 not looked at yet, 1 di is ready, -1 no usable table */
+    unw_dyn_info_t di;
 };
 
 struct native_unwind {
@@ -41,6 +52,7 @@ struct native_unwind {
     struct unwind_object *objects; /* sorted by start (maps are) */
     size_t n_objects;
     const struct user_regs_struct *regs; /* of the walk in progress */
+    char why[200];                       /* why the last walk stopped short */
     struct cache_slot cache[CACHE_SLOTS];
 };
 
@@ -92,36 +104,46 @@ static int page_fill(struct native_unwind *u, uint64_t addr, struct cache_slot *
     return remote_read(u->pid, addr, s->data, PAGE, NULL);
 }
 
+/* The cached page at page (page-aligned), filled on a miss; NULL when unreadable. */
+static const uint8_t *cache_page(struct native_unwind *u, uint64_t page)
+{
+    struct cache_slot *s = &u->cache[(page / PAGE) % CACHE_SLOTS];
+    if (!s->valid || s->page != page) {
+        s->valid = 0;
+        if (page_fill(u, page, s) < 0)
+            return NULL;
+        s->page = page;
+        s->valid = 1;
+    }
+    return s->data;
+}
+
+/* Reads len bytes at addr through the page cache; 0 or -1. */
+static int cache_read(void *ctx, uint64_t addr, void *out, size_t len)
+{
+    struct native_unwind *u = ctx;
+    uint8_t *o = out;
+    while (len) {
+        uint64_t page = addr & ~(uint64_t)(PAGE - 1);
+        size_t off = (size_t)(addr - page), n = PAGE - off < len ? PAGE - off : len;
+        const uint8_t *d = cache_page(u, page);
+        if (!d)
+            return -1;
+        memcpy(o, d + off, n);
+        o += n;
+        addr += n;
+        len -= n;
+    }
+    return 0;
+}
+
 static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write, void *arg)
 {
     (void)as;
     (void)arg;
     struct native_unwind *u = walking;
-    if (write || !u)
+    if (write || !u || cache_read(u, addr, val, sizeof *val) < 0)
         return -UNW_EINVAL;
-    uint64_t page = addr & ~(uint64_t)(PAGE - 1);
-    uint64_t off = addr - page;
-    if (off + sizeof *val > PAGE) { /* straddles two pages: two cached halves */
-        uint8_t bytes[sizeof *val];
-        size_t first = PAGE - off;
-        unw_word_t lo, hi;
-        if (access_mem(as, page + PAGE - sizeof lo, &lo, 0, arg) < 0 ||
-            access_mem(as, page + PAGE, &hi, 0, arg) < 0)
-            return -UNW_EINVAL;
-        memcpy(bytes, (uint8_t *)&lo + sizeof lo - first, first);
-        memcpy(bytes + first, &hi, sizeof bytes - first);
-        memcpy(val, bytes, sizeof bytes);
-        return 0;
-    }
-    struct cache_slot *s = &u->cache[(page / PAGE) % CACHE_SLOTS];
-    if (!s->valid || s->page != page) {
-        s->valid = 0;
-        if (page_fill(u, page, s) < 0)
-            return -UNW_EINVAL;
-        s->page = page;
-        s->valid = 1;
-    }
-    memcpy(val, s->data + off, sizeof *val);
     return 0;
 }
 
@@ -233,22 +255,100 @@ static struct unwind_object *object_of(struct native_unwind *u, uint64_t ip)
     return NULL;
 }
 
+/* Locates o's object in the target (its ELF header, where its offset-0 mapping is) and its
+ * .eh_frame_hdr table, through the page cache: pages come from the mapped file only when it
+ * is proven identical, else from the target's memory. */
+static void object_resolve(struct native_unwind *u, struct unwind_object *o)
+{
+    o->state = -1;
+    uint64_t base = proc_maps_file_base(u->maps, o->map);
+    struct elf_remote_reader r = {cache_read, u};
+    struct elf_remote_info info;
+    struct elf_remote_eh eh;
+    if (!base || elf_remote_headers(&r, base, &info, NULL) < 0 ||
+        elf_remote_eh_table(&r, &info, &eh, NULL) < 0 || o->start < info.lo || o->end > info.hi)
+        return;
+    memset(&o->di, 0, sizeof o->di);
+    o->di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+    o->di.start_ip = o->start;
+    o->di.end_ip = o->end;
+    o->di.u.rti.name_ptr = 0;
+    o->di.u.rti.segbase = eh.hdr;
+    o->di.u.rti.table_data = eh.table;
+    o->di.u.rti.table_len = eh.fde_count * 8 / sizeof(unw_word_t);
+    o->state = 1;
+}
+
+/* The procedure info of ip from the table of the object holding it. Never -UNW_ENOINFO:
+ * libunwind answers that with frame-pointer and PLT heuristics, whose guesses would make an
+ * unproven walk look complete; every failure is a hard error that ends the walk. */
 static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
                           int need_unwind_info, void *arg)
 {
-    (void)arg;
     struct native_unwind *u = walking;
-    struct unwind_object *o = u ? object_of(u, ip) : NULL;
-    if (!o)
-        return -UNW_ENOINFO;
-    if (!o->upt && !(o->upt = _UPT_create(u->pid)))
-        return -UNW_ENOMEM;
-    return _UPT_find_proc_info(as, ip, pi, need_unwind_info, o->upt);
+    if (!u)
+        return -UNW_EINVAL;
+    struct unwind_object *o = object_of(u, ip);
+    if (!o) {
+        snprintf(u->why, sizeof u->why, "a frame at 0x%llx is in no file-backed code",
+                 (unsigned long long)ip);
+        return -UNW_EINVAL;
+    }
+    if (o->state == 0)
+        object_resolve(u, o);
+    if (o->state < 0) {
+        snprintf(u->why, sizeof u->why, "%s has no unwind table readable from the process",
+                 o->map->path);
+        return -UNW_EINVAL;
+    }
+    int rc = _Ux86_64_dwarf_search_unwind_table(as, ip, &o->di, pi, need_unwind_info, arg);
+    if (rc < 0) {
+        snprintf(u->why, sizeof u->why, "no unwind information covers 0x%llx in %s",
+                 (unsigned long long)ip, o->map->path);
+        return rc == -UNW_ENOINFO ? -UNW_EINVAL : rc;
+    }
+    return 0;
+}
+
+/* 1 if the frame at ip (depth > 0: a return address, so the call before it) lies in an
+ * object whose table has an FDE covering it: the step from it is then made by CFI. */
+static int frame_proven(struct native_unwind *u, uint64_t ip, int depth)
+{
+    uint64_t pc = depth > 0 && ip > 0 ? ip - 1 : ip;
+    struct unwind_object *o = object_of(u, pc);
+    if (!o) {
+        snprintf(u->why, sizeof u->why, "a frame at 0x%llx is in no file-backed code",
+                 (unsigned long long)pc);
+        return 0;
+    }
+    if (o->state == 0)
+        object_resolve(u, o);
+    if (o->state < 0) {
+        snprintf(u->why, sizeof u->why, "%s has no unwind table readable from the process",
+                 o->map->path);
+        return 0;
+    }
+    unw_proc_info_t pi;
+    memset(&pi, 0, sizeof pi);
+    if (_Ux86_64_dwarf_search_unwind_table(u->as, pc, &o->di, &pi, 0, u) < 0 || pc < pi.start_ip ||
+        pc >= pi.end_ip) {
+        snprintf(u->why, sizeof u->why, "no unwind information covers 0x%llx in %s",
+                 (unsigned long long)pc, o->map->path);
+        return 0;
+    }
+    return 1;
 }
 
 static void put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
 {
     _UPT_put_unwind_info(as, pi, arg);
+}
+
+/* Executable mappings of an object that may carry unwind tables: files and the vDSO.
+ * Anonymous code (JITs, trampolines) has none: a frame there ends the walk unproven. */
+static int unwindable(const struct proc_map *m)
+{
+    return (m->perms & PROC_MAP_EXEC) && (m->path[0] == '/' || strcmp(m->path, "[vdso]") == 0);
 }
 
 int native_unwind_open(pid_t pid, const struct proc_maps *maps, struct native_unwind **out,
@@ -273,7 +373,7 @@ int native_unwind_open(pid_t pid, const struct proc_maps *maps, struct native_un
     u->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
     size_t n = 0;
     for (size_t i = 0; i < maps->count; i++)
-        n += (maps->maps[i].perms & PROC_MAP_EXEC) && maps->maps[i].path[0] == '/';
+        n += unwindable(&maps->maps[i]);
     if (n > MAX_OBJECTS)
         n = MAX_OBJECTS;
     u->objects = calloc(n ? n : 1, sizeof *u->objects);
@@ -283,8 +383,9 @@ int native_unwind_open(pid_t pid, const struct proc_maps *maps, struct native_un
     }
     for (size_t i = 0; i < maps->count && u->n_objects < n; i++) {
         const struct proc_map *m = &maps->maps[i];
-        if ((m->perms & PROC_MAP_EXEC) && m->path[0] == '/')
-            u->objects[u->n_objects++] = (struct unwind_object){m->start, m->end, NULL};
+        if (unwindable(m))
+            u->objects[u->n_objects++] =
+                (struct unwind_object){.start = m->start, .end = m->end, .map = m};
     }
     unw_accessors_t acc = {
         .find_proc_info = find_proc_info,
@@ -316,14 +417,20 @@ int native_unwind_walk(struct native_unwind *u, const struct user_regs_struct *r
         if (!u->cache[i].persistent)
             u->cache[i].valid = 0;
     u->regs = regs;
+    u->why[0] = 0;
     walking = u;
     int rc = -1;
     unw_cursor_t cur;
-    if (unw_init_remote(&cur, u->as, u) < 0)
+    if (unw_init_remote(&cur, u->as, u) < 0) {
+        snprintf(u->why, sizeof u->why, "its registers cannot be read");
         goto out;
+    }
     for (int depth = 0; depth < max_frames; depth++) {
         unw_word_t ip = 0;
         unw_get_reg(&cur, UNW_REG_IP, &ip);
+        /* Every frame must be covered by CFI before libunwind steps out of it. */
+        if (!frame_proven(u, ip, depth))
+            goto out;
         if (visit) {
             int v = visit(ip, depth, ctx);
             if (v > 0) {
@@ -338,9 +445,14 @@ int native_unwind_walk(struct native_unwind *u, const struct user_regs_struct *r
             rc = 0;
             goto out;
         }
-        if (step < 0)
+        if (step < 0) {
+            if (!u->why[0])
+                snprintf(u->why, sizeof u->why, "the unwind failed at 0x%llx (libunwind error %d)",
+                         (unsigned long long)ip, step);
             goto out;
+        }
     }
+    snprintf(u->why, sizeof u->why, "its native stack is deeper than %d frames", max_frames);
 out:
     walking = NULL;
     u->regs = NULL;
@@ -351,9 +463,6 @@ void native_unwind_close(struct native_unwind *u)
 {
     if (!u)
         return;
-    for (size_t i = 0; i < u->n_objects; i++)
-        if (u->objects[i].upt)
-            _UPT_destroy(u->objects[i].upt);
     if (u->as)
         unw_destroy_addr_space(u->as);
     for (size_t i = 0; u->map_fds && i < u->maps->count; i++)
@@ -364,4 +473,9 @@ void native_unwind_close(struct native_unwind *u)
     free(u->map_fds);
     free(u->objects);
     free(u);
+}
+
+const char *native_unwind_why(const struct native_unwind *u)
+{
+    return u->why[0] ? u->why : "its native stack could not be unwound";
 }

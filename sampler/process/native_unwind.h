@@ -13,13 +13,24 @@
  *     file mappings (code, .eh_frame, .eh_frame_hdr) stay cached for the life of the unwinder,
  *     other pages (stacks) are dropped before every walk, because they change between stops;
  *   - registers come from a register set the caller captured (PTRACE_GETREGS), no ptrace;
- *   - every executable object gets its own libunwind-ptrace state, so the tables of each
- *     object are loaded once and kept;
+ *   - each object's unwind table is found where the object is LOADED: its ELF header, its
+ *     PT_GNU_EH_FRAME (.eh_frame_hdr) and the .eh_frame it indexes, read through the page
+ *     cache, whose pages come from the mapped file only when proc_maps_open proves it is the
+ *     mapped one (same device and inode), else from the target's memory. libunwind-ptrace's
+ *     find_proc_info is not used: it opens the maps path in memsnap's own mount namespace,
+ *     which for a deleted, upgraded or chroot'ed library is another file or none, and then
+ *     libunwind guesses frames from frame pointers (see "Fail closed" below);
  *   - native_unwind_walk on a thread that is NOT stopped (registers from
  *     /proc/PID/task/TID/syscall, which a thread blocked in a syscall exposes: its stack
  *     pointer and program counter) rehearses the walk before the stop: its answer means
  *     nothing, but it loads the tables and caches the pages the real walk will need.
  * A walk of a warmed unwinder makes a handful of syscalls (the stack pages).
+ *
+ * Fail closed: a walk succeeds (0) only when every frame lies in an object whose table has
+ * an FDE covering it, and the last frame's CFI ends the chain (return address undefined).
+ * find_proc_info never answers -UNW_ENOINFO, the one answer after which libunwind falls back
+ * to frame-pointer and PLT heuristics; a frame in anonymous code, in an object without a
+ * searchable table, or outside every FDE stops the walk (-1, reason in native_unwind_why).
  *
  * The unwinder borrows maps (the target's /proc/PID/maps, read by the caller) and must be
  * used from one thread. Remote memory is untrusted: a torn or hostile stack makes the walk
@@ -49,10 +60,15 @@ int native_unwind_open(pid_t pid, const struct proc_maps *maps, struct native_un
 /* Walks the stack whose innermost registers are regs, at most max_frames frames, calling
  * visit (may be NULL) on each. Returns the visitor's non-zero value when it stopped the walk;
  * 0 when the walk reached the outermost frame (its return address is undefined: clone3 or
- * _start), with that frame's ip in *last_ip (may be NULL); -1 when it stopped short
- * (unreadable memory, a frame without unwind information, max_frames reached). */
+ * _start), with that frame's ip in *last_ip (may be NULL), every frame proven by CFI; -1
+ * when it stopped short (unreadable memory, a frame without unwind information, max_frames
+ * reached): native_unwind_why says why. */
 int native_unwind_walk(struct native_unwind *u, const struct user_regs_struct *regs, int max_frames,
                        native_frame_fn visit, void *ctx, uint64_t *last_ip);
+
+/* Why the last walk stopped short (a sentence fragment: "no unwind information covers
+ * 0x... in /lib/..."). */
+const char *native_unwind_why(const struct native_unwind *u);
 
 /* Frees the unwinder (NULL is fine). */
 void native_unwind_close(struct native_unwind *u);

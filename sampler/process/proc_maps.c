@@ -392,21 +392,77 @@ uint64_t proc_maps_file_base(const struct proc_maps *m, const struct proc_map *o
     return 0;
 }
 
+int proc_maps_same_file(int fd, const struct proc_map *map)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || map->inode == 0)
+        return 0;
+    /* The kernel prints the superblock's device as "%02x:%02x" of MAJOR() and MINOR(); fstat
+     * encodes the same device, which major() and minor() decode. Where a filesystem reports
+     * another device to stat than the one it maps (btrfs subvolumes, some overlayfs setups),
+     * they differ and the file stays unproven: the caller reads the target's memory. */
+    return (uint64_t)st.st_ino == map->inode && major(st.st_dev) == map->dev_major &&
+           minor(st.st_dev) == map->dev_minor;
+}
+
+/* Opens path and keeps it only if it is the mapped file. 0 with *fd, or -1 (errno-like
+ * reason in *why: 0 when a file was found but was another one). The path is first opened
+ * with O_PATH, which opens nothing (a FIFO or device placed there by the target is not
+ * touched); only the proven file is then opened for reading. */
+static int open_if_same(const char *path, const struct proc_map *map, int *fd, int *why)
+{
+    int p = open(path, O_PATH | O_CLOEXEC);
+    if (p < 0) {
+        *why = errno;
+        return -1;
+    }
+    if (!proc_maps_same_file(p, map)) {
+        close(p);
+        *why = 0;
+        return -1;
+    }
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", p);
+    int f = open(self, O_RDONLY | O_CLOEXEC);
+    *why = errno;
+    close(p);
+    if (f < 0)
+        return -1;
+    if (!proc_maps_same_file(f, map)) { /* cannot happen: the same open file */
+        close(f);
+        *why = 0;
+        return -1;
+    }
+    *fd = f;
+    return 0;
+}
+
 int proc_maps_open(pid_t pid, const struct proc_map *map, ms_error *err)
 {
     char path[PATH_MAX + 64];
+    int fd = -1, why = 0, other = 0;
     snprintf(path, sizeof path, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start,
              map->end);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0)
+    if (open_if_same(path, map, &fd, &why) == 0)
         return fd;
+    other |= why == 0;
     if (!is_file_path(map->path))
-        return ms_error_errno(err, errno, "opening the file mapped at 0x%" PRIx64, map->start);
+        return ms_error_set(err, "the file mapped at 0x%" PRIx64 " by process %d cannot be opened",
+                            map->start, (int)pid);
     snprintf(path, sizeof path, "/proc/%d/root%s", (int)pid, map->path);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ms_error_errno(err, errno, "opening %s (mapped by process %d)", map->path, (int)pid);
-    return fd;
+    if (open_if_same(path, map, &fd, &why) == 0)
+        return fd;
+    other |= why == 0;
+    if (map->path[0] == '/' && open_if_same(map->path, map, &fd, &why) == 0)
+        return fd;
+    other |= why == 0;
+    if (other)
+        return ms_error_set(err,
+                            "%s (mapped by process %d) is not the file it mapped: the file was "
+                            "replaced or its device and inode cannot be compared",
+                            map->path, (int)pid);
+    return ms_error_set(err, "%s (mapped by process %d) cannot be opened%s", map->path, (int)pid,
+                        map->deleted ? ": it was deleted" : "");
 }
 
 int proc_maps_open_exe(pid_t pid, ms_error *err)

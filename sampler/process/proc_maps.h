@@ -3,9 +3,11 @@
  *
  * Everything that reads a live interpreter starts here: which file is the python executable,
  * which is libpython, libc and ld.so, where each is loaded, and which mapping holds a given
- * address. The mapped files are opened through /proc/PID/root (or /proc/PID/exe,
- * /proc/PID/map_files) so they are the target's files even when it runs in another mount
- * namespace (containers) or the file was deleted or replaced since it was mapped.
+ * address. A mapped file is opened only when it is proven to be the mapped one (same device
+ * and inode as the maps line), whichever of /proc/PID/map_files, /proc/PID/root/<path> or
+ * <path> yields it: a path may name another file by now (deleted, replaced by an upgrade,
+ * or another mount namespace's), and nothing read from another file may describe the
+ * target. Unproven objects are read from the target's memory instead (elf_remote.h).
  *
  * The maps text is untrusted only in the sense that paths may contain anything (spaces,
  * newlines are escaped by the kernel, " (deleted)" suffixes); lines that do not parse are
@@ -93,10 +95,19 @@ int proc_maps_is_libpython(const char *path);
  * there is none. */
 uint64_t proc_maps_file_base(const struct proc_maps *m, const struct proc_map *of);
 
-/* Opens (O_RDONLY | O_CLOEXEC) the file behind a mapping as the target sees it: through
- * /proc/PID/map_files/<start>-<end> when possible (works for deleted files and memfds),
- * else /proc/PID/root/<path>. Returns the fd or -1 with err. */
+/* Opens (O_RDONLY | O_CLOEXEC) the file behind a mapping, proven to be the mapped one: its
+ * device and inode (fstat) equal the maps line's. Tries /proc/PID/map_files/<start>-<end>
+ * (works for deleted files and memfds; needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), then
+ * /proc/PID/root/<path> (the target's root: containers, chroots), then <path> itself (the
+ * target's mount namespace may differ from memsnap's, so this only counts when it matches).
+ * A file that opens but is another one (replaced, deleted, another namespace's, or a
+ * filesystem whose stat device differs from the mapped one) is never returned. Returns the
+ * fd, or -1 with err ("... is not the file it mapped" / "cannot be opened"); callers then
+ * read what they need from the target's memory (elf_remote.h) or refuse. */
 int proc_maps_open(pid_t pid, const struct proc_map *map, ms_error *err);
+
+/* 1 if the open file fd is the file map maps (same inode and device), else 0. */
+int proc_maps_same_file(int fd, const struct proc_map *map);
 
 /* Opens the target's executable through /proc/PID/exe. Returns the fd or -1 with err. */
 int proc_maps_open_exe(pid_t pid, ms_error *err);

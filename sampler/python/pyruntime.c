@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "elf_remote.h"
 #include "elf_symbols.h"
 #include "proc_maps.h"
 #include "remote.h"
@@ -208,14 +209,14 @@ int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
         goto out;
     }
     snprintf(rt->path, sizeof rt->path, "%s", m->path);
-    int fd = proc_maps_open(pid, m, err);
-    if (fd < 0) {
-        ms_error_prefix(err, "process %d", (int)pid);
-        goto out;
-    }
-    if (elf_image_open_fd(fd, m->path, &img, err)) {
-        if (!rt->shared) /* a script interpreter or some other non-ELF exe */
-            not_python(rt, err);
+    /* The interpreter's symbols from the object that is mapped: its file when proven to be
+     * that file, else its dynamic symbol table in the target's memory (a libpython deleted by
+     * an upgrade, a chroot's path). _PyRuntime and the type objects are exported. */
+    if (elf_remote_open_image(pid, &pm, m, &img, NULL, err)) {
+        if (!rt->shared && !strstr(err->msg, "not the file") && !strstr(err->msg, "memory"))
+            not_python(rt, err); /* a script interpreter or some other non-ELF exe */
+        else
+            ms_error_prefix(err, "process %d", (int)pid);
         goto out;
     }
     uint64_t vaddr;
