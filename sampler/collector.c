@@ -36,7 +36,7 @@ static inline void est_sub(struct est *e, double weight, uint64_t size)
 }
 
 struct stack_totals {
-    uint64_t sampled; /* sampled allocations (raw): 0 = the stack allocated nothing */
+    uint64_t sampled, sampled_bytes; /* sampled allocations (raw): 0 = none */
     struct est alloc, live;
     /* Peak tracker, valid when peak_gen equals the collector's generation. */
     uint64_t peak_gen;
@@ -274,6 +274,7 @@ static void alloc_apply(struct collector *c, uint64_t addr, uint64_t size, uint3
     struct stack_totals *t = totals_touch(c, stack);
     double w = unbias_weight(size, c->opt.rate);
     t->sampled++;
+    t->sampled_bytes += size;
     est_add(&t->alloc, w, size);
 
     if (!addr) {
@@ -420,8 +421,11 @@ int collector_finish(struct collector *c, ms_error *err)
         const uint32_t *locs;
         uint32_t nlocs, thread;
         stacks_get(c->stacks, id, &locs, &nlocs, &thread);
-        /* The estimated mean size of the stack's blocks (the "bytes" label). */
-        int64_t avg = t->alloc.count > 0 ? unbias_round(t->alloc.bytes / t->alloc.count) : 0;
+        /* The "bytes" label: the mean of the sampled blocks (at rate 1 of all of them). In
+         * sampled mode that leans to the stack's large blocks, as sampling does, but it stays
+         * stable where the estimated mean (alloc_space / alloc_objects) would swing with each
+         * rare small sample of a stack seen a few times. */
+        int64_t avg = (int64_t)(t->sampled_bytes / t->sampled);
         if (profile_add_sample(c->p, locs, nlocs, v, thread, avg) < 0)
             return ms_error_errno(err, ENOMEM, "building the profile");
     }
