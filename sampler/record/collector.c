@@ -16,13 +16,32 @@
 
 #include "unbias.h"
 
+/* Estimated (unbiased) blocks and bytes of a set of sampled blocks: the sums of their
+ * weights (unbias.h). At rate 1 every weight is 1 and these are exact integers (doubles hold
+ * integers exactly up to 2^53). */
+struct est {
+    double count, bytes;
+};
+
+static inline void est_add(struct est *e, double weight, uint64_t size)
+{
+    e->count += weight;
+    e->bytes += weight * (double)size;
+}
+
+static inline void est_sub(struct est *e, double weight, uint64_t size)
+{
+    e->count -= weight;
+    e->bytes -= weight * (double)size;
+}
+
 struct stack_totals {
-    uint64_t alloc_count, alloc_bytes;
-    uint64_t live_count, live_bytes;
+    uint64_t sampled, sampled_bytes; /* sampled allocations (raw): 0 = none */
+    struct est alloc, live;
     /* Peak tracker, valid when peak_gen equals the collector's generation. */
     uint64_t peak_gen;
-    uint64_t since_alloc_count, since_alloc_bytes; /* allocated after the peak, still live */
-    uint64_t since_freed_count, since_freed_bytes; /* allocated before it, freed after */
+    struct est since_alloc; /* allocated after the peak, still live */
+    struct est since_freed; /* allocated before it, freed after */
 };
 
 struct live_entry {
@@ -59,6 +78,7 @@ struct collector {
 
     uint64_t seq;      /* allocations so far */
     uint64_t peak_gen; /* bumped at every new peak */
+    double peak_heap;  /* track_peak: estimated live bytes at the latest peak */
     struct collector_stats st;
 
     struct pending_op pending[COLLECTOR_PENDING]; /* a ring, oldest at pending_first */
@@ -127,8 +147,7 @@ static struct stack_totals *totals_touch(struct collector *c, uint32_t stack)
     struct stack_totals *t = &c->totals[stack];
     if (t->peak_gen != c->peak_gen) {
         t->peak_gen = c->peak_gen;
-        t->since_alloc_count = t->since_alloc_bytes = 0;
-        t->since_freed_count = t->since_freed_bytes = 0;
+        t->since_alloc = t->since_freed = (struct est){0, 0};
     }
     return t;
 }
@@ -196,20 +215,19 @@ static void block_retire(struct collector *c, uint32_t slot)
     live_remove_slot(c, slot);
     c->live_used--;
     struct stack_totals *t = totals_touch(c, e.stack);
-    t->live_count--;
-    t->live_bytes -= e.size;
+    /* The same weight as at the allocation (a pure function of size and rate), so a stack
+     * whose blocks are all freed returns to 0 up to floating rounding. */
+    double w = unbias_weight(e.size, c->opt.rate);
+    est_sub(&t->live, w, e.size);
     if (c->opt.track_peak) {
-        if (e.seq > c->st.peak_seq) {
-            t->since_alloc_count--;
-            t->since_alloc_bytes -= e.size;
-        } else {
-            t->since_freed_count++;
-            t->since_freed_bytes += e.size;
-        }
+        if (e.seq > c->st.peak_seq)
+            est_sub(&t->since_alloc, w, e.size);
+        else
+            est_add(&t->since_freed, w, e.size);
     }
     c->st.live_blocks--;
     c->st.live_bytes -= e.size;
-    c->st.heap_estimate -= unbias_block_bytes(e.size, c->opt.rate);
+    c->st.heap_estimate -= w * (double)e.size;
     c->st.free_events++;
 }
 
@@ -254,8 +272,10 @@ static void alloc_apply(struct collector *c, uint64_t addr, uint64_t size, uint3
 {
     c->st.alloc_events++;
     struct stack_totals *t = totals_touch(c, stack);
-    t->alloc_count++;
-    t->alloc_bytes += size;
+    double w = unbias_weight(size, c->opt.rate);
+    t->sampled++;
+    t->sampled_bytes += size;
+    est_add(&t->alloc, w, size);
 
     if (!addr) {
         c->st.untracked++;
@@ -288,21 +308,22 @@ static void alloc_apply(struct collector *c, uint64_t addr, uint64_t size, uint3
     c->live[j] = (struct live_entry){addr, size, c->seq, stack};
     c->live_used++;
     t = totals_touch(c, stack);
-    t->live_count++;
-    t->live_bytes += size;
+    est_add(&t->live, w, size);
     c->st.live_blocks++;
     c->st.live_bytes += size;
-    c->st.heap_estimate += unbias_block_bytes(size, c->opt.rate);
+    c->st.heap_estimate += w * (double)size;
     if (!c->opt.track_peak)
         return;
-    if (c->st.live_bytes > c->st.peak_live_bytes) {
+    /* The peak of the estimated heap (at rate 1 the exact one): raw sampled bytes would
+     * weigh a large block far above the many small ones it samples among. */
+    if (c->st.heap_estimate > c->peak_heap) {
         /* A new peak: everything live now is the peak set; counters restart lazily. */
+        c->peak_heap = c->st.heap_estimate;
         c->st.peak_live_bytes = c->st.live_bytes;
         c->st.peak_seq = c->seq;
         c->peak_gen++;
     } else {
-        t->since_alloc_count++;
-        t->since_alloc_bytes += size;
+        est_add(&t->since_alloc, w, size);
     }
 }
 
@@ -350,16 +371,15 @@ void collector_release(struct collector *c, uint64_t addr)
     pending_push(c, addr, 0, 0, 0);
 }
 
-/* Live-at-peak (raw sampled) of one stack; see collector.h for the identity used. */
-static void totals_at_peak(const struct collector *c, const struct stack_totals *t, uint64_t *count,
-                           uint64_t *bytes)
+/* Live-at-peak (estimated) of one stack; see collector.h for the identity used. */
+static struct est totals_at_peak(const struct collector *c, const struct stack_totals *t)
 {
-    *count = t->live_count;
-    *bytes = t->live_bytes;
+    struct est e = t->live;
     if (t->peak_gen != c->peak_gen)
-        return;
-    *count = *count - t->since_alloc_count + t->since_freed_count;
-    *bytes = *bytes - t->since_alloc_bytes + t->since_freed_bytes;
+        return e;
+    e.count = e.count - t->since_alloc.count + t->since_freed.count;
+    e.bytes = e.bytes - t->since_alloc.bytes + t->since_freed.bytes;
+    return e;
 }
 
 int collector_finish(struct collector *c, ms_error *err)
@@ -386,26 +406,26 @@ int collector_finish(struct collector *c, ms_error *err)
     uint32_t n = stacks_count(c->stacks);
     for (uint32_t id = 0; id < n; id++) {
         const struct stack_totals *t = &c->totals[id];
-        if (!t->alloc_count)
+        if (!t->sampled)
             continue;
         int64_t v[6];
-        struct unbias_totals a = unbias_scale(t->alloc_count, t->alloc_bytes, c->opt.rate);
-        struct unbias_totals l = unbias_scale(t->live_count, t->live_bytes, c->opt.rate);
-        v[0] = a.count;
-        v[1] = a.bytes;
-        v[2] = l.count;
-        v[3] = l.bytes;
+        v[0] = unbias_round(t->alloc.count);
+        v[1] = unbias_round(t->alloc.bytes);
+        v[2] = unbias_round(t->live.count);
+        v[3] = unbias_round(t->live.bytes);
         if (c->opt.track_peak) {
-            uint64_t pc, pb;
-            totals_at_peak(c, t, &pc, &pb);
-            struct unbias_totals pk = unbias_scale(pc, pb, c->opt.rate);
-            v[4] = pk.count;
-            v[5] = pk.bytes;
+            struct est pk = totals_at_peak(c, t);
+            v[4] = unbias_round(pk.count);
+            v[5] = unbias_round(pk.bytes);
         }
         const uint32_t *locs;
         uint32_t nlocs, thread;
         stacks_get(c->stacks, id, &locs, &nlocs, &thread);
-        int64_t avg = (int64_t)(t->alloc_bytes / t->alloc_count);
+        /* The "bytes" label: the mean of the sampled blocks (at rate 1 of all of them). In
+         * sampled mode that leans to the stack's large blocks, as sampling does, but it stays
+         * stable where the estimated mean (alloc_space / alloc_objects) would swing with each
+         * rare small sample of a stack seen a few times. */
+        int64_t avg = (int64_t)(t->sampled_bytes / t->sampled);
         if (profile_add_sample(c->p, locs, nlocs, v, thread, avg) < 0)
             return ms_error_errno(err, ENOMEM, "building the profile");
     }

@@ -19,10 +19,12 @@
  *     live_at_peak(stack) = live(stack) - allocated_since_peak_live + freed_since_peak
  * and a stack untouched since the last peak has live_at_peak == live.
  *
- * Values in the profile are unbiased per stack with unbias_scale() at the configured rate
- * (exact at rate 1). Sample types, in this order: alloc_objects/count, alloc_space/bytes,
- * inuse_objects/count, inuse_space/bytes, then (track_peak) peak_objects/count,
- * peak_space/bytes. Default type: inuse_space. Not thread-safe.
+ * Every sampled block is weighed by 1/P(sampled | its size) (unbias.h) as it is counted, so
+ * each per-stack sum - allocated, live, live at the peak - is an unbiased estimate of the real
+ * blocks and bytes, whatever mix of sizes the stack allocates; the peak is the peak of the
+ * estimated heap. Values in the profile are these sums, rounded (exact at rate 1). Sample types, in
+ * this order: alloc_objects/count, alloc_space/bytes, inuse_objects/count, inuse_space/bytes, then
+ * (track_peak) peak_objects/count, peak_space/bytes. Default type: inuse_space. Not thread-safe.
  *
  * Allocations and frees reach the live table a few events after they are given (their table
  * slots are prefetched meanwhile); collector_stats() and collector_finish() apply them all
@@ -56,7 +58,7 @@ struct collector_stats {
     uint64_t live_blocks;     /* sampled blocks live now */
     uint64_t live_bytes;      /* sampled bytes live now (raw, not unbiased) */
     double heap_estimate;     /* unbiased live bytes (exact at rate 1) */
-    uint64_t peak_live_bytes; /* track_peak: raw live bytes at the peak */
+    uint64_t peak_live_bytes; /* track_peak: raw live bytes at the peak (of heap_estimate) */
     uint64_t peak_seq;        /* track_peak: allocation number that set the peak */
 };
 

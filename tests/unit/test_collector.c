@@ -6,10 +6,12 @@
  * Checks: exact per-stack totals and the profile built from them (sample types, leaf-first
  * stacks, thread labels, block-size label), frees of unknown blocks, re-used addresses in the
  * live table, code-object address reuse noticed at the next event, synthetic frames, unbiasing at a
- * sampling rate, the live table against a brute-force model under heavy churn, the lazy
- * peak tracker against a brute-force model that snapshots the live set at every peak, and
- * stack slots (redefinition, undefined and out-of-range slots, thread relabelling).
+ * sampling rate (each block by its own size, in a stack that mixes sizes), the live table against a
+ * brute-force model under heavy churn, the lazy peak tracker against a brute-force model that
+ * snapshots the live set at every peak, and stack slots (redefinition, undefined and out-of-range
+ * slots, thread relabelling).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,12 +303,43 @@ static void test_sampled_values_are_unbiased(void **state)
     assert_int_equal(collector_finish(c, &err), 0);
     assert_int_equal(p->period, (int64_t)rate);
     const struct profile_sample *hot = sample_by_leaf(p, "Handler.hot", NULL);
-    struct unbias_totals a = unbias_scale(30, 30 * 512, rate);
-    struct unbias_totals l = unbias_scale(20, 20 * 512, rate);
-    assert_int_equal(value(p, hot, "alloc_objects"), a.count);
-    assert_int_equal(value(p, hot, "alloc_space"), a.bytes);
-    assert_int_equal(value(p, hot, "inuse_space"), l.bytes);
-    assert_true(a.bytes > 30 * 512 * 8); /* 512-byte blocks at 4 KiB: ~8.5x */
+    double w = unbias_weight(512, rate); /* each sampled block counts 1/p(512) blocks */
+    assert_int_equal(value(p, hot, "alloc_objects"), llround(30 * w));
+    assert_int_equal(value(p, hot, "alloc_space"), llround(30 * 512 * w));
+    assert_int_equal(value(p, hot, "inuse_objects"), llround(20 * w));
+    assert_int_equal(value(p, hot, "inuse_space"), llround(20 * 512 * w));
+    assert_true(w > 8.5 && w < 8.6); /* 512-byte blocks at 4 KiB: 1 / (1 - e^-1/8) */
+    collector_free(c);
+    profile_free(p);
+}
+
+/* One stack that makes many small blocks and a few large ones (a list comprehension: its
+ * objects and its list buffer): every block counts by the probability of its own size, not
+ * of the stack's average (Go's per-record scaling gave a few blocks here, not ~4000). */
+static void test_mixed_sizes_weigh_each_block(void **state)
+{
+    (void)state;
+    struct profile *p = profile_new();
+    const uint64_t rate = 512 * 1024;
+    struct collector_options opt = {.rate = rate, .stack_slots = 64, .track_peak = 1};
+    struct collector *c = collector_new(p, &resolver, &opt);
+    for (int i = 0; i < 4; i++)
+        alloc(c, 0x1000 + i * 64, 50, 0x1000, 0xb000, 0);
+    alloc(c, 0x9000, 400000, 0x1000, 0xb000, 0);
+    collector_release(c, 0x1000);
+    ms_error err;
+    assert_int_equal(collector_finish(c, &err), 0);
+    const struct profile_sample *hot = sample_by_leaf(p, "Handler.hot", NULL);
+    double small = unbias_weight(50, rate), big = unbias_weight(400000, rate);
+    assert_true(small > 10000 && big < 2);
+    assert_int_equal(value(p, hot, "alloc_objects"), llround(4 * small + big));
+    assert_int_equal(value(p, hot, "alloc_space"), llround(4 * 50 * small + 400000 * big));
+    assert_int_equal(value(p, hot, "inuse_objects"), llround(3 * small + big));
+    assert_int_equal(value(p, hot, "inuse_space"), llround(3 * 50 * small + 400000 * big));
+    /* The peak: all five live, on the estimated heap. */
+    assert_int_equal(value(p, hot, "peak_objects"), llround(4 * small + big));
+    /* The block-size label stays the mean of the sampled blocks. */
+    assert_int_equal(hot->block_bytes, (4 * 50 + 400000) / 5);
     collector_free(c);
     profile_free(p);
 }
@@ -492,6 +525,7 @@ int main(void)
         cmocka_unit_test_setup(test_code_address_reuse_is_seen_at_once, setup),
         cmocka_unit_test_setup(test_synthetic_frames, setup),
         cmocka_unit_test_setup(test_sampled_values_are_unbiased, setup),
+        cmocka_unit_test_setup(test_mixed_sizes_weigh_each_block, setup),
         cmocka_unit_test_setup(test_live_table_and_peak_against_model, setup),
         cmocka_unit_test_setup(test_slots_name_the_latest_definition, setup),
         cmocka_unit_test_setup(test_slots_undefined_and_out_of_range, setup),
