@@ -48,8 +48,8 @@ static int is_gzip(const uint8_t *buf, size_t len)
  * judges it). 0, or -1 with one sentence. */
 static int sniff_raw(const uint8_t *b, size_t len, const char *what, int gzipped, ms_error *err)
 {
-    const char *form = gzipped ? "its gzip data holds no pprof protobuf"
-                               : "neither gzip nor a pprof protobuf";
+    const char *form =
+        gzipped ? "its gzip data holds no pprof protobuf" : "neither gzip nor a pprof protobuf";
     char why[96];
     size_t at = 0, field_at = 0;
     while (at < len) {

@@ -68,8 +68,7 @@ static int follow_links(const char *path, char *out, size_t n, struct stat *st, 
             dir_of(cur, dir, sizeof dir);
             snprintf(next, sizeof next, "%s/%s", dir, target);
             if (strlen(next) >= sizeof cur)
-                return ms_error_errno(err, ENAMETOOLONG, "cannot write the profile to %s",
-                                      path);
+                return ms_error_errno(err, ENAMETOOLONG, "cannot write the profile to %s", path);
             snprintf(cur, sizeof cur, "%s", next);
         }
     }
@@ -99,8 +98,8 @@ static int dir_probe(const char *given, const char *dest, ms_error *err)
     snprintf(tmp, sizeof tmp, "%s/.memsnap-probe.%d.tmp", dir, (int)getpid());
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return ms_error_errno(err, errno, "cannot write the profile to %s: cannot create a file in %s",
-                              given, dir);
+        return ms_error_errno(
+            err, errno, "cannot write the profile to %s: cannot create a file in %s", given, dir);
     close(fd);
     unlink(tmp);
     return 0;
@@ -211,8 +210,8 @@ int output_write(struct output *o, const struct profile *p, ms_error *err)
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &old);
     int rc = profile_write_fd(p, fd, 1, name, err);
-    if (rc == 0 && o->kind == OUTPUT_STDOUT && fsync(fd) < 0 && errno != EINVAL &&
-        errno != EROFS && errno != EBADF) {
+    if (rc == 0 && o->kind == OUTPUT_STDOUT && fsync(fd) < 0 && errno != EINVAL && errno != EROFS &&
+        errno != EBADF) {
         /* a regular file behind stdout: a full disk shows up at latest here */
         rc = ms_error_errno(err, errno, "writing the profile to %s", name);
     }

@@ -82,8 +82,7 @@ static void expect_profile_of(const char *path, pid_t pid, const char *label)
     if (profile_read(path, &p, &e) < 0)
         fail_msg("%s: the profile delivered to %s does not decode: %s", label, path, e.msg);
     if (p->meta.pid != (int64_t)pid)
-        fail_msg("%s: the profile names pid %lld, not %d", label, (long long)p->meta.pid,
-                 (int)pid);
+        fail_msg("%s: the profile names pid %lld, not %d", label, (long long)p->meta.pid, (int)pid);
     profile_free(p);
 }
 
@@ -171,8 +170,8 @@ static int attach_to(pid_t pid, const char *duration, const char *output)
 {
     char pidbuf[16];
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
-    char *args[] = {"attach", pidbuf,          "--duration", (char *)duration, "--rate",
-                    "65536",  "-o", (char *)output, "--quiet",   NULL};
+    char *args[] = {"attach", pidbuf, "--duration",   (char *)duration, "--rate",
+                    "65536",  "-o",   (char *)output, "--quiet",        NULL};
     return exit_code(test_run_memsnap(args, out, sizeof out, err, sizeof err, RUN_MS));
 }
 
@@ -290,8 +289,8 @@ static void attach_outputs(const struct test_python *py)
 
     /* "-": the profile on stdout, memsnap's own line on stderr. */
     snprintf(label, sizeof label, "%s attach -o -", py->label);
-    snprintf(cmd, sizeof cmd, "exec '%s' attach %d -d 0.4 --rate 65536 -o - > '%s'",
-             test_memsnap(), (int)t.pid, tpath("stdout.pb"));
+    snprintf(cmd, sizeof cmd, "exec '%s' attach %d -d 0.4 --rate 65536 -o - > '%s'", test_memsnap(),
+             (int)t.pid, tpath("stdout.pb"));
     rc = exit_code(test_run_capture(sh, out, sizeof out, err, sizeof err, RUN_MS));
     if (rc != 0)
         fail_msg("%s: %s", label, err);
@@ -325,8 +324,8 @@ static int run_to(const struct test_python *py, const char *output, const char *
     char code[1024];
     snprintf(code, sizeof code,
              "open('%s', 'w').close()\nx = [str(i) * 20 for i in range(100000)]\n", marker);
-    char *args[] = {"run", "--rate", "65536", "-o", (char *)output, "--", (char *)py->path,
-                    "-c",  code,     NULL};
+    char *args[] = {"run", "--rate",         "65536", "-o", (char *)output,
+                    "--",  (char *)py->path, "-c",    code, NULL};
     return exit_code(test_run_memsnap(args, out, sizeof out, err, sizeof err, RUN_MS));
 }
 

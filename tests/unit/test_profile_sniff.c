@@ -27,7 +27,7 @@
 
 #include "profile.h"
 
-#define MAX_MS        1000
+#define MAX_MS         1000
 #define MAX_RSS_GROWTH (64l << 20)
 
 static char dir[] = "/tmp/memsnap-sniff-XXXXXX";
@@ -194,9 +194,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dev_zero),          cmocka_unit_test(test_sparse_file),
-        cmocka_unit_test(test_fifo_of_zeros),     cmocka_unit_test(test_gzip_of_zeros),
-        cmocka_unit_test(test_random_bytes),      cmocka_unit_test(test_real_profiles_read),
+        cmocka_unit_test(test_dev_zero),      cmocka_unit_test(test_sparse_file),
+        cmocka_unit_test(test_fifo_of_zeros), cmocka_unit_test(test_gzip_of_zeros),
+        cmocka_unit_test(test_random_bytes),  cmocka_unit_test(test_real_profiles_read),
     };
     return cmocka_run_group_tests_name("profile_sniff", tests, setup, teardown);
 }
