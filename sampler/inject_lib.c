@@ -1,8 +1,8 @@
 /*
  * inject_lib.c - the sequence of injected libc calls that loads a library image into a live
  * process and calls its start function, or reuses a copy loaded earlier. The image travels
- * as an unnamed (O_TMPFILE) file the target opens in its /dev/shm or /tmp, a memfd only as
- * the last resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
+ * as an unlinked regular file of the target's /dev/shm or /tmp, a memfd only as the last
+ * resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
  * inject.c; the choice of thread in safepoint.c.
  */
 #include "inject_lib.h"
@@ -45,17 +45,17 @@
  * target names them. */
 static const char *const image_dirs[IMAGE_DIRS] = {"/dev/shm", "/tmp"};
 
-/* One candidate directory for the unnamed image file: as the target names it, and opened by
- * memsnap through /proc/PID/root (to check it is usable and to remove older leftovers). */
+/* One candidate image file: a directory of the target opened by memsnap, and the file memsnap
+ * created there (name[0] == 0 while there is none). */
 struct image_file {
     int dir_fd; /* -1: the directory is unusable */
     const char *dir;
+    char name[128];
 };
 
 /* The libc functions the sequence calls, as addresses in the target. */
 struct libc_funcs {
     uint64_t dlopen, dlsym, dlerror, memfd_create, close, errno_location;
-    uint64_t open;  /* 0 if not found: then only the memfd way */
     int old_dlopen; /* __libc_dlopen_mode (glibc < 2.34) */
     /* errno's offset from the thread pointer, when __errno_location's code shows it: then a
      * thread's errno is at its fs_base + errno_tpoff, found without a call. */
@@ -150,12 +150,32 @@ static int loaded_path_matches(const char *path, const char *soname, const char 
     if (strncmp(path, "/memfd:", 7) == 0)
         return strcmp(path + 7, soname) == 0;
     const char *slash = strrchr(path, '/');
-    if (!slash)
-        return 0;
-    /* An unnamed O_TMPFILE file shows as "<dir>/#<inode>" */
-    if (slash[1] == '#' && slash[2] && strspn(slash + 2, "0123456789") == strlen(slash + 2))
-        return 1;
-    return image_file_name_matches(slash + 1, stem);
+    return slash && image_file_name_matches(slash + 1, stem);
+}
+
+/* The target's file-system uid and gid (what its open() is checked against). */
+static int target_fs_ids(pid_t pid, uid_t *uid, gid_t *gid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    int found = 0;
+    unsigned long r, e, s, fs;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Uid:", 4) == 0 &&
+            sscanf(line + 4, "%lu %lu %lu %lu", &r, &e, &s, &fs) == 4) {
+            *uid = (uid_t)fs;
+            found |= 1;
+        } else if (strncmp(line, "Gid:", 4) == 0 &&
+                   sscanf(line + 4, "%lu %lu %lu %lu", &r, &e, &s, &fs) == 4) {
+            *gid = (gid_t)fs;
+            found |= 2;
+        }
+    }
+    fclose(f);
+    return found == 3 ? 0 : -1;
 }
 
 /* Opens dir as the target sees it, resolved inside the target's root (a symlink planted by
@@ -209,6 +229,59 @@ static void stale_files_remove(int dir_fd, const char *stem)
         unlinkat(dir_fd, de->d_name, 0);
     }
     closedir(d);
+}
+
+/* Writes the image into a new file "<stem>-<random>.so" of f's directory, readable and
+ * executable by its owner only, owned by the target's ids so that its dlopen may open it.
+ * Returns 0, or -1 with nothing left behind. */
+static int image_file_create(pid_t pid, struct image_file *f, const char *stem, const void *image,
+                             size_t len)
+{
+    uint8_t rnd[FILE_RANDOM_HEX / 2];
+    if (f->dir_fd < 0 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return -1;
+    char hex[FILE_RANDOM_HEX + 1];
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    if (snprintf(f->name, sizeof f->name, "%s-%s.so", stem, hex) >= (int)sizeof f->name) {
+        f->name[0] = 0;
+        return -1;
+    }
+    int fd = openat(f->dir_fd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+    if (fd < 0) {
+        f->name[0] = 0;
+        return -1;
+    }
+    int ok = 1;
+    uid_t uid;
+    gid_t gid;
+    if (geteuid() == 0 && target_fs_ids(pid, &uid, &gid) == 0 &&
+        (uid != geteuid() || gid != getegid()))
+        ok = fchown(fd, uid, gid) == 0;
+    const char *p = image;
+    for (size_t done = 0; ok && done < len;) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w <= 0)
+            ok = 0;
+        else
+            done += (size_t)w;
+    }
+    if (close(fd) < 0)
+        ok = 0;
+    if (!ok) {
+        unlinkat(f->dir_fd, f->name, 0);
+        f->name[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Unlinks f's file if there is one; the target's mapping keeps the loaded library alive. */
+static void image_file_unlink(struct image_file *f)
+{
+    if (f->dir_fd >= 0 && f->name[0])
+        unlinkat(f->dir_fd, f->name, 0);
+    f->name[0] = 0;
 }
 
 static int find_func(struct elf_image *libc, uint64_t bias, const char *name, uint64_t *out,
@@ -291,9 +364,6 @@ static int libc_resolve(pid_t pid, const struct proc_maps *maps, struct libc_fun
             find_func(img, bias, "__libc_dlsym", &f->dlsym, err) < 0)
             goto out;
     }
-    if (find_func(img, bias, "open64", &f->open, NULL) < 0 &&
-        find_func(img, bias, "open", &f->open, NULL) < 0)
-        f->open = 0;
     if (find_func(img, bias, "memfd_create", &f->memfd_create, err) < 0 ||
         find_func(img, bias, "close", &f->close, err) < 0 ||
         find_func(img, bias, "__errno_location", &f->errno_location, err) < 0)
@@ -380,22 +450,14 @@ static const char *target_errno_text(pid_t pid, uint64_t errno_addr, char *buf, 
     return buf;
 }
 
-/* Copies the image into the target's descriptor remote_fd through /proc/PID/fd/N; *ino gets
- * the file's inode (to recognise its mapping after dlopen). */
-static int fill_remote_fd(pid_t pid, int remote_fd, const void *image, size_t len, uint64_t *ino,
-                          ms_error *err)
+/* Copies the image into the target's memfd through /proc/PID/fd/N. */
+static int fill_memfd(pid_t pid, int remote_fd, const void *image, size_t len, ms_error *err)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, remote_fd);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return ms_error_errno(err, errno, "opening %s", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
-        close(fd);
-        return ms_error_set(err, "%s is not the new empty file it should be", path);
-    }
-    *ino = (uint64_t)st.st_ino;
     const char *p = image;
     for (size_t done = 0; done < len;) {
         ssize_t w = write(fd, p + done, len - done);
@@ -438,98 +500,64 @@ static int remote_dlopen(struct inject_thread *t, const struct libc_funcs *f, co
     return 0;
 }
 
-/* Loads the image through a descriptor of the target's that no name ever points to, so that
- * a memsnap killed at any instant leaves no file behind: dir != NULL, an O_TMPFILE file of
- * the target's dir (open(dir, O_TMPFILE)); dir == NULL, the last resort, a memfd (why last:
- * inject_lib.h). The image is written through /proc/PID/fd/N, the target dlopens
- * "/proc/self/fd/N" and closes N (the mapping keeps the file alive). Because glibc returns an
- * already loaded object whose name is the same string, the handle is checked to be the file
- * just written (its first segment maps that inode) before anything of it is called.
- * Returns -1 when the thread is lost or the loaded object is not ours; 0 with *handle 0 when
- * this way failed in the target (text in msg) and the next may be tried. */
-static int load_via_fd(struct inject_thread *t, const struct libc_funcs *f, const char *dir,
-                       const char *name, const void *image, size_t len, uint64_t img_vaddr,
-                       uint64_t errno_addr, uint64_t *handle, char *msg, size_t msg_len,
-                       ms_error *err)
+/* The last resort: dlopen through a memfd of the target (memfd_create, write through
+ * /proc/PID/fd/N, dlopen /proc/self/fd/N, close). Returns -1 when the thread is lost or the
+ * memfd cannot be made; *handle 0 when dlopen failed (text in msg). */
+static int load_memfd(struct inject_thread *t, const struct libc_funcs *f, const char *name,
+                      const void *image, size_t len, uint64_t errno_addr, uint64_t *handle,
+                      char *msg, size_t msg_len, ms_error *err)
 {
     pid_t pid = t->pid;
     char hint[160], etext[128];
-    uint64_t str_addr, ret, args[3];
+    uint64_t name_addr, ret, args[2];
     *handle = 0;
-    const char *what = dir ? "open(O_TMPFILE)" : "memfd_create";
-    const char *str = dir ? dir : name;
-    if (inject_scratch_put(t, str, strlen(str) + 1, &str_addr, err) < 0)
+    if (inject_scratch_put(t, name, strlen(name) + 1, &name_addr, err) < 0)
         return -1;
-    args[0] = str_addr;
-    if (dir) {
-        args[1] = (uint64_t)(O_TMPFILE | O_RDWR | O_CLOEXEC);
-        args[2] = 0700; /* owner only; no name reaches it anyway */
-        if (inject_call(t, what, f->open, args, 3, CALL_TIMEOUT_MS, &ret, err) < 0)
-            return -1;
-    } else {
-        args[1] = TARGET_MFD_CLOEXEC;
-        if (inject_call(t, what, f->memfd_create, args, 2, CALL_TIMEOUT_MS, &ret, err) < 0)
-            return -1;
-    }
+    args[0] = name_addr;
+    args[1] = TARGET_MFD_CLOEXEC;
+    if (inject_call(t, "memfd_create", f->memfd_create, args, 2, CALL_TIMEOUT_MS, &ret, err) < 0)
+        return -1;
     int rfd = (int)(int32_t)ret;
     if (rfd < 0) {
         seccomp_hint(pid, hint, sizeof hint);
-        snprintf(msg, msg_len, "%s%s%s failed: %s%s", what, dir ? " of " : "", dir ? dir : "",
-                 target_errno_text(pid, errno_addr, etext, sizeof etext), hint);
-        return 0;
+        return ms_error_set(err, "memfd_create failed in process %d: %s%s", (int)pid,
+                            target_errno_text(pid, errno_addr, etext, sizeof etext), hint);
     }
     char path[48];
     snprintf(path, sizeof path, "/proc/self/fd/%d", rfd);
-    uint64_t ino = 0;
-    ms_error ferr;
-    int rc = fill_remote_fd(pid, rfd, image, len, &ino, &ferr);
-    if (rc < 0)
-        snprintf(msg, msg_len, "%s", ferr.msg);
-    else if (remote_dlopen(t, f, path, handle, msg, msg_len, err) < 0)
+    int rc = fill_memfd(pid, rfd, image, len, err);
+    if (rc == 0 && remote_dlopen(t, f, path, handle, msg, msg_len, err) < 0)
         return -1; /* the thread is gone from us; it closes nothing more */
-    int foreign = 0;
-    if (*handle) {
-        /* link_map.l_addr, the load bias, is the handle's first word. */
-        uint64_t bias = 0;
-        struct proc_maps maps;
-        foreign = 1;
-        if (remote_read(pid, *handle, &bias, sizeof bias, NULL) == 0 &&
-            proc_maps_read(pid, &maps, NULL) == 0) {
-            const struct proc_map *m = proc_maps_find_addr(&maps, bias + img_vaddr);
-            foreign = !m || m->inode != ino;
-            proc_maps_free(&maps);
-        }
-    }
+    /* The target keeps no descriptor: the mapping holds the memfd alive. */
     args[0] = (uint64_t)rfd;
-    if (inject_call(t, "close", f->close, args, 1, CALL_TIMEOUT_MS, &ret, NULL) < 0)
-        return ms_error_set(err, "closing the library's descriptor in process %d failed", (int)pid);
-    if (foreign)
-        return ms_error_set(err,
-                            "dlopen of %s in process %d returned an object loaded earlier under "
-                            "that name, not the library just written; nothing of it was called",
-                            path, (int)pid);
-    return 0;
+    if (inject_call(t, "close", f->close, args, 1, CALL_TIMEOUT_MS, &ret, rc < 0 ? NULL : err) < 0)
+        return -1;
+    return rc;
 }
 
-/* The loading part of the session: dlopen through an unnamed file of the first usable
- * directory that loads, else through a memfd; then dlsym. Fills *start. */
+/* The loading part of the session: dlopen of the first image file that loads (each unlinked
+ * as soon as its dlopen returns), else of a memfd; then dlsym. Fills *start. */
 static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const char *name,
-                      struct image_file files[IMAGE_DIRS], const void *image, size_t len,
-                      uint64_t img_vaddr, const char *start_symbol, uint64_t errno_addr,
-                      uint64_t *start, ms_error *err)
+                      const char *stem, struct image_file files[IMAGE_DIRS], const void *image,
+                      size_t len, const char *start_symbol, uint64_t errno_addr, uint64_t *start,
+                      ms_error *err)
 {
     pid_t pid = t->pid;
     char hint[160], msg[512] = "no dlerror text";
     uint64_t handle = 0, args[2];
     for (int i = 0; i < IMAGE_DIRS && !handle; i++) {
-        if (files[i].dir_fd < 0 || !f->open)
-            continue; /* read-only, noexec or absent in the target */
-        if (load_via_fd(t, f, files[i].dir, name, image, len, img_vaddr, errno_addr, &handle, msg,
-                        sizeof msg, err) < 0)
+        struct image_file *file = &files[i];
+        if (!file->name[0] && image_file_create(pid, file, stem, image, len) < 0)
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s", file->dir, file->name);
+        int rc = remote_dlopen(t, f, path, &handle, msg, sizeof msg, err);
+        image_file_unlink(file);
+        if (rc < 0)
             return -1;
     }
-    if (!handle && load_via_fd(t, f, NULL, name, image, len, img_vaddr, errno_addr, &handle, msg,
-                               sizeof msg, err) < 0)
+    if (!handle &&
+        load_memfd(t, f, name, image, len, errno_addr, &handle, msg, sizeof msg, err) < 0)
         return -1;
     if (!handle) {
         seccomp_hint(pid, hint, sizeof hint);
@@ -646,8 +674,8 @@ static int session_run(pid_t pid, pid_t tid, int adopt, const void *image, size_
     else if (rc == 0)
         rc = ms_error_prefix(err, "reading errno of thread %d", (int)t.tid);
     if (rc == 0 && !res->reused)
-        rc = load_fresh(&t, &f, name, files, image, len, img_vaddr, start_symbol, errno_addr,
-                        &start, err);
+        rc = load_fresh(&t, &f, name, stem, files, image, len, start_symbol, errno_addr, &start,
+                        err);
     if (rc == 0) {
         uint64_t arg_addr = 0;
         if (arg && arg_len)
@@ -694,16 +722,21 @@ static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, s
     image_soname(image, len, name, sizeof name);
     soname_stem(name, stem, sizeof stem);
     struct image_file files[IMAGE_DIRS];
+    int created = 0;
     for (int i = 0; i < IMAGE_DIRS; i++) {
         files[i].dir = image_dirs[i];
+        files[i].name[0] = 0;
         files[i].dir_fd = target_dir_open(pid, image_dirs[i]);
         if (files[i].dir_fd >= 0)
-            stale_files_remove(files[i].dir_fd, stem); /* older memsnaps' named files */
+            stale_files_remove(files[i].dir_fd, stem);
+        if (!created)
+            created = image_file_create(pid, &files[i], stem, image, len) == 0;
     }
     long long prepare_ns = now_ns() - t0;
     int rc = session_run(pid, tid, adopt, image, len, name, stem, files, start_symbol, arg, arg_len,
                          res, err);
     for (int i = 0; i < IMAGE_DIRS; i++) {
+        image_file_unlink(&files[i]);
         if (files[i].dir_fd >= 0)
             close(files[i].dir_fd);
     }

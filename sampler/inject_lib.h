@@ -1,33 +1,31 @@
 /*
  * inject_lib.h - load a shared library into a live process and call its start function.
  *
- * The library travels as bytes (memsnap embeds the hook) and never has a name on disk, so a
- * memsnap SIGKILLed at any instant leaves no file behind. In one hijack session of one thread
- * at a safe point (safepoint.h), the target itself calls open("/dev/shm", O_TMPFILE|O_RDWR|
- * O_CLOEXEC, 0700) (else "/tmp"; a directory that is read-only or noexec as the target sees
- * it, through /proc/PID/root, is skipped); memsnap writes the image through /proc/PID/fd/N;
- * the target calls its own dlopen("/proc/self/fd/N", RTLD_NOW) (glibc >= 2.34 exports dlopen
- * from libc; older ones __libc_dlopen_mode) and close(N); then dlsym for the start function
- * and finally start(arg) with arg copied onto the hijacked thread's stack. The mapping shows
- * as "/dev/shm/#<inode> (deleted)". Since glibc's dlopen returns an already loaded object of
- * the same name string without opening anything, the returned handle's load address must map
- * the inode just written, else nothing of it is called (an error).
+ * The library travels as bytes (memsnap embeds the hook). Before stopping anything, memsnap
+ * writes the image into a new file of the target's own mount namespace,
+ * /proc/PID/root/dev/shm/<stem>-<16 random hex>.so (else .../tmp/..., skipping a noexec or
+ * read-only file system; created O_EXCL|O_NOFOLLOW, mode 0500, owned by the target's fs
+ * uid/gid when memsnap is root, the directory resolved inside the target's root), stem being
+ * the library's DT_SONAME without ".so". Then, in one hijack session of one thread at a safe
+ * point (safepoint.h), it calls the target's own dlopen("/dev/shm/<file>", RTLD_NOW)
+ * (glibc >= 2.34 exports dlopen from libc; older ones __libc_dlopen_mode), unlinks the file
+ * as soon as dlopen returns (and on every error path), calls dlsym for the start function and
+ * finally start(arg) with arg copied onto the hijacked thread's stack. The mapping then shows
+ * as "/dev/shm/<stem>-<hex>.so (deleted)".
  *
- * Why not a memfd first: gdb 13 resolves a "/memfd:..." mapping by opening every
- * /proc/PID/fd/N of the target and reading an ELF header from it, and blocks forever on a
- * pipe or FIFO (a gunicorn worker, a python fed by a pipe); a deleted regular file only earns
- * a warning. The memfd way (memfd_create(soname, MFD_CLOEXEC) in the target, then the same
- * steps) remains the last resort when no directory works (read-only /dev/shm and /tmp).
+ * Why not a memfd: gdb 13 resolves a "/memfd:..." mapping by opening every /proc/PID/fd/N
+ * of the target and reading an ELF header from it, and blocks forever on a pipe or FIFO (a
+ * gunicorn worker, a python fed by a pipe); a deleted regular file only earns a warning. The
+ * memfd way (memfd_create(soname, MFD_CLOEXEC) in the target, written through
+ * /proc/PID/fd/N, dlopen("/proc/self/fd/N"), close) remains the last resort when no file
+ * could be written or loaded.
  *
- * A memsnap killed between the open and the close leaves the target one descriptor of an
- * unnamed file (the size of the library, freed when the process exits), never a file.
- * Named files "<stem>-<16 hex>.so" that older memsnap versions left in those directories are
- * removed by the next injection once older than a minute (regular files only, no symlink
- * followed).
+ * Files named like ours that a killed memsnap left in those directories are removed by the
+ * next injection once older than a minute (regular files only, no symlink followed).
  *
  * A library already loaded by an earlier session (a mapping at offset 0 named
- * ".../#<inode>", ".../<stem>-<hex>.so" or "/memfd:<soname>" whose bytes equal the image) is
- * reused: no second copy, only the start function is called.
+ * ".../<stem>-<hex>.so" or "/memfd:<soname>" whose bytes equal the image) is reused: no
+ * second copy, only the start function is called.
  *
  * The thread's errno is saved before and restored after the calls, so the target cannot
  * notice them through errno either.
