@@ -193,7 +193,14 @@ static int session_prepare(struct session *s, ms_error *err)
 static int attach_failed(struct session *s, pid_t pid, ms_error *err)
 {
     session_free(s);
+    /* A process in exit has already lost its mappings a moment before it shows as a zombie:
+     * give it up to 100 ms to get there. */
     char st = process_state(pid);
+    for (int i = 0; i < 20 && st != 0 && st != 'Z' && st != 'X'; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        st = process_state(pid);
+    }
     if (st == 0 || st == 'Z' || st == 'X')
         ms_error_set(err,
                      "process %d exited while memsnap was attaching to it; nothing was recorded",
