@@ -185,8 +185,8 @@ static int write_one(struct attached *a, struct output *out)
         in_use += p->values[i * p->n_sample_types + (size_t)inuse];
     char bytes[32];
     progress_format_bytes(bytes, sizeof bytes, in_use);
-    /* The profile itself may be on stdout: then this line goes to stderr. */
-    FILE *say = out->kind == OUTPUT_STDOUT ? stderr : stdout;
+    /* A stream may be stdout itself (-, /dev/stdout): then this line goes to stderr. */
+    FILE *say = output_is_stream(out) ? stderr : stdout;
     fprintf(say, "wrote %s: %llu samples, %s in use, %.1f s",
             out->kind == OUTPUT_STDOUT ? "standard output" : out->given,
             (unsigned long long)sum.samples, bytes, (double)p->meta.duration_ns / 1e9);

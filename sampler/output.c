@@ -61,6 +61,14 @@ static int follow_links(const char *path, char *out, size_t n, struct stat *st, 
             return ms_error_errno(err, errno, "cannot write the profile to %s: reading link %s",
                                   path, cur);
         target[len] = 0;
+        if (target[0] != '/' && !strncmp(cur, "/proc/", 6) && strchr(target, ':')) {
+            /* A /proc magic link to a pipe or socket ("pipe:[123]": -o /dev/stdout into a
+             * pipe): not a path; the link itself opens the object. */
+            if (stat(cur, st) < 0)
+                return ms_error_errno(err, errno, "cannot write the profile to %s", path);
+            *exists = 1;
+            break;
+        }
         if (target[0] == '/' || !strchr(cur, '/')) {
             snprintf(cur, sizeof cur, "%s", target);
         } else {

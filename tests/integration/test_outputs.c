@@ -297,6 +297,15 @@ static void attach_outputs(const struct test_python *py)
     assert_non_null(strstr(err, "wrote standard output"));
     expect_profile_of(tpath("stdout.pb"), t.pid, label);
 
+    /* /dev/stdout into a pipe: a /proc magic link to "pipe:[N]", written in place. */
+    snprintf(label, sizeof label, "%s attach -o /dev/stdout | cat", py->label);
+    snprintf(cmd, sizeof cmd, "'%s' attach %d -d 0.4 --rate 65536 -o /dev/stdout | cat > '%s'",
+             test_memsnap(), (int)t.pid, tpath("piped.pb"));
+    rc = exit_code(test_run_capture(sh, out, sizeof out, err, sizeof err, RUN_MS));
+    if (rc != 0)
+        fail_msg("%s: %s", label, err);
+    expect_profile_of(tpath("piped.pb"), t.pid, label);
+
     /* Several pids and a stream: refused as a usage error, before attaching. */
     char *two[] = {"attach", pidbuf, "1", "-o", "-", NULL};
     rc = exit_code(test_run_memsnap(two, out, sizeof out, err, sizeof err, RUN_MS));
