@@ -129,8 +129,9 @@ static void output_path(char *out, size_t n, const char *given, pid_t pid, int s
 struct attached {
     struct session *s;
     pid_t pid;
-    int done;   /* stopped or ended */
-    int failed; /* nothing to write */
+    int done;     /* stopped or ended */
+    int failed;   /* nothing to write */
+    int reported; /* an error of this process was already printed */
 };
 
 /* session_options.idle: keeps the already attached sessions' heartbeats fresh while a
@@ -160,6 +161,8 @@ static int write_one(struct attached *a, struct output *out)
     ms_error err;
     struct session_summary sum;
     session_summary(a->s, &sum);
+    if (sum.attach_ns == 0 && a->reported)
+        return -1; /* its one sentence was printed when it failed */
     if (sum.attach_ns == 0) {
         char msg[160];
         snprintf(msg, sizeof msg,
@@ -322,6 +325,7 @@ int cmd_attach(int argc, char **argv)
             if (rc < 0) {
                 progress_clear(&pr);
                 ms_report(err.msg);
+                a->reported = 1;
                 status = MS_EXIT_FAIL;
             }
             if (session_ended(a->s)) {

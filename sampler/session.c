@@ -361,8 +361,15 @@ int session_poll(struct session *s, int64_t now_ns, ms_error *err)
     if (state == MSHOOK_STATE_FAILED) {
         ring_reader_counters(&s->ring, &s->counters);
         s->counters.error[sizeof s->counters.error - 1] = 0;
-        ms_error_set(err, "the memsnap hook failed in process %d: %s", (int)s->pid,
-                     s->counters.error[0] ? s->counters.error : "no reason given");
+        if (s->phase == SESSION_INSTALLING && strstr(s->counters.error, "finalizing"))
+            /* the exit race seen from the hook: the same sentence as attach_failed's */
+            ms_error_set(err,
+                         "process %d exited while memsnap was attaching to it (its interpreter "
+                         "was finalizing); nothing was recorded",
+                         (int)s->pid);
+        else
+            ms_error_set(err, "the memsnap hook failed in process %d: %s", (int)s->pid,
+                         s->counters.error[0] ? s->counters.error : "no reason given");
         session_finish(s, now_ns, NULL);
         return -1;
     }
