@@ -180,6 +180,10 @@ int profile_add_comment(struct profile *p, const char *text);
 /* Writes gzip-compressed pprof when gzip != 0, else raw protobuf. Atomic (see above). */
 int profile_write(const struct profile *p, const char *path, int gzip, ms_error *err);
 
+/* Writes the same bytes to an open descriptor in place (a device, a FIFO, standard output):
+ * not atomic, nothing renamed or truncated. name is used in the error message. */
+int profile_write_fd(const struct profile *p, int fd, int gzip, const char *name, ms_error *err);
+
 /* Reads gzip or raw pprof from a file ("-" = stdin) or from memory; validates everything. */
 int profile_read(const char *path, struct profile **out, ms_error *err);
 int profile_read_mem(const uint8_t *buf, size_t len, struct profile **out, ms_error *err);

@@ -10,12 +10,19 @@
  * memsnap versions write) is inflated whole by libdeflate, which is about twice as fast as
  * zlib's streaming inflate; anything else (other series of members, a trailer that lies
  * about the size, corrupt data) goes through zlib, which also names the exact fault.
+ *
+ * Before any of that, the first bytes are sniffed (profile_sniff): a profile starts with
+ * the gzip magic or with a valid pprof field tag, so `stats /dev/zero`, a sparse file of
+ * zeros, or a random binary is refused after reading 64 KiB, not after 2 GiB of reading and
+ * 4 GiB of memory. A gzip file's first decompressed bytes are sniffed the same way before it
+ * is inflated whole, so a gzip bomb of zeros is refused at once too.
  */
 #include "profile_internal.h"
 #include "jobs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +36,111 @@
 static int is_gzip(const uint8_t *buf, size_t len)
 {
     return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+}
+
+/* How many leading bytes are sniffed. */
+#define SNIFF_BYTES (64u << 10)
+
+/* Walks the top-level pprof fields in the first len bytes of a raw (not gzipped) profile
+ * and refuses at the first thing no pprof Profile can hold: field number 0, an invalid wire
+ * type, a known field with the wrong wire type, a varint of more than 10 bytes, a length
+ * beyond PROFILE_MAX_FILE_BYTES. A field that runs past len ends the walk (the full decode
+ * judges it). 0, or -1 with one sentence. */
+static int sniff_raw(const uint8_t *b, size_t len, const char *what, int gzipped, ms_error *err)
+{
+    const char *form =
+        gzipped ? "its gzip data holds no pprof protobuf" : "neither gzip nor a pprof protobuf";
+    char why[96];
+    size_t at = 0, field_at = 0;
+    while (at < len) {
+        uint64_t v[2] = {0, 0};
+        field_at = at;
+        /* the tag, then (by wire type) a varint or a length */
+        for (int part = 0; part < 2; part++) {
+            int shift = 0, done = 0;
+            while (at < len && shift < 70) {
+                uint8_t c = b[at++];
+                v[part] |= (uint64_t)(c & 0x7f) << (shift < 64 ? shift : 63);
+                shift += 7;
+                if (!(c & 0x80)) {
+                    done = 1;
+                    break;
+                }
+            }
+            if (!done) {
+                if (shift < 70)
+                    return 0; /* the prefix ends inside it */
+                snprintf(why, sizeof why, "a number longer than 10 bytes");
+                goto bad;
+            }
+            if (part == 0) {
+                unsigned wt = (unsigned)(v[0] & 7);
+                uint64_t field = v[0] >> 3;
+                if (field == 0 || field > 536870911u) {
+                    snprintf(why, sizeof why, "field number %llu", (unsigned long long)field);
+                    goto bad;
+                }
+                int want_len = field <= 6 || field == 11;
+                int want_varint = (field >= 7 && field <= 10) || field == 12 || field == 14;
+                if ((wt != 0 && wt != 1 && wt != 2 && wt != 5) || (want_len && wt != 2) ||
+                    (want_varint && wt != 0) || (field == 13 && wt != 0 && wt != 2)) {
+                    snprintf(why, sizeof why, "field %llu has wire type %u",
+                             (unsigned long long)field, wt);
+                    goto bad;
+                }
+                if (wt == 1 || wt == 5) {
+                    at += wt == 1 ? 8 : 4;
+                    break;
+                }
+            } else if ((v[0] & 7) == 2) {
+                if (v[1] > PROFILE_MAX_FILE_BYTES) {
+                    snprintf(why, sizeof why, "a field of %llu bytes (truncated data)",
+                             (unsigned long long)v[1]);
+                    goto bad;
+                }
+                if (v[1] >= len - at)
+                    return 0; /* runs past the prefix */
+                at += (size_t)v[1];
+            }
+        }
+    }
+    return 0;
+bad:
+    return ms_error_set(err,
+                        "%s is not a pprof profile (%s: %s at byte %zu; it starts with %02x %02x "
+                        "%02x %02x)",
+                        what, form, why, field_at, len > 0 ? b[0] : 0, len > 1 ? b[1] : 0,
+                        len > 2 ? b[2] : 0, len > 3 ? b[3] : 0);
+}
+
+/* Refuses at once what cannot be a profile, from its first bytes (at most SNIFF_BYTES):
+ * gzip data must inflate to a valid pprof start, anything else must be one. */
+static int profile_sniff(const uint8_t *b, size_t len, const char *what, ms_error *err)
+{
+    if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
+        if (len >= 3 && b[2] != 8)
+            return ms_error_set(err, "%s is not a pprof profile (gzip data of an unknown method)",
+                                what);
+        uint8_t *head = malloc(SNIFF_BYTES);
+        if (!head)
+            return ms_error_set(err, "reading %s: out of memory", what);
+        z_stream z = {0};
+        if (inflateInit2(&z, 15 + 16) != Z_OK) {
+            free(head);
+            return ms_error_set(err, "reading %s: cannot start zlib", what);
+        }
+        z.next_in = (Bytef *)b;
+        z.avail_in = (uInt)(len > SNIFF_BYTES ? SNIFF_BYTES : len);
+        z.next_out = head;
+        z.avail_out = SNIFF_BYTES;
+        inflate(&z, Z_SYNC_FLUSH); /* errors and truncation are the full inflate's to name */
+        size_t got = SNIFF_BYTES - z.avail_out;
+        inflateEnd(&z);
+        int rc = sniff_raw(head, got, what, 1, err);
+        free(head);
+        return rc;
+    }
+    return sniff_raw(b, len, what, 0, err);
 }
 
 /* The fast path: a single gzip member whose trailer tells its size, inflated in one call by
@@ -162,6 +274,8 @@ int profile_read_named(const uint8_t *buf, size_t len, const char *what, struct 
     if (len > PROFILE_MAX_FILE_BYTES)
         return ms_error_set(err, "%s is larger than %llu bytes, too large for a profile", what,
                             (unsigned long long)PROFILE_MAX_FILE_BYTES);
+    if (profile_sniff(buf, len > SNIFF_BYTES ? SNIFF_BYTES : len, what, err))
+        return -1;
     if (!is_gzip(buf, len))
         return profile_decode(buf, len, what, 0, out, err);
     uint8_t *raw = NULL;
@@ -253,11 +367,17 @@ static int read_all(int fd, const char *what, uint8_t **out, size_t *out_len, ms
             return ms_error_set(err, "%s is larger than %llu bytes, too large for a profile", what,
                                 (unsigned long long)PROFILE_MAX_FILE_BYTES);
         cap = (size_t)st.st_size + 1; /* +1 so that reading to EOF needs no growth */
+        /* Sniff the start first: a big file of zeros is refused before it is read. */
+        uint8_t head[4096];
+        ssize_t h = pread(fd, head, sizeof head, 0);
+        if (h > 0 && profile_sniff(head, (size_t)h, what, err))
+            return -1;
     }
     uint8_t *buf = malloc(cap);
     if (!buf)
         return ms_error_set(err, "reading %s: out of memory", what);
     size_t len = 0;
+    int sniffed = 0;
     if (cap > PARALLEL_READ_BYTES && jobs_cpus() > 1) {
         ssize_t r = slices_read(fd, buf, cap - 1);
         if (r < 0) {
@@ -295,6 +415,15 @@ static int read_all(int fd, const char *what, uint8_t **out, size_t *out_len, ms
         if (r == 0)
             break;
         len += (size_t)r;
+        /* A stream (a device, a FIFO, a pipe) is sniffed once its first bytes are in, so
+         * /dev/zero is refused at once instead of read to the size limit. */
+        if (!sniffed && len >= SNIFF_BYTES) {
+            sniffed = 1;
+            if (profile_sniff(buf, SNIFF_BYTES, what, err)) {
+                free(buf);
+                return -1;
+            }
+        }
     }
     *out = buf;
     *out_len = len;

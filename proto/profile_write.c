@@ -530,14 +530,18 @@ static int temp_open(const char *dir, const char *base, char *tmp, size_t n, int
     return -1;
 }
 
-static int write_stdout(const struct profile *p, int gzip, ms_error *err)
+int profile_write_fd(const struct profile *p, int fd, int gzip, const char *name, ms_error *err)
 {
+    if (!p || fd < 0 || !name)
+        return ms_error_set(err, "profile_write_fd: no profile, descriptor or name");
+    if (profile_check(p, err))
+        return -1;
     struct sink s;
     int rc = -1;
-    if (sink_open(&s, STDOUT_FILENO, gzip))
-        ms_error_set(err, "writing the profile to standard output: out of memory");
+    if (sink_open(&s, fd, gzip))
+        ms_error_set(err, "writing the profile to %s: out of memory", name);
     else if (profile_stream(p, &s))
-        ms_error_errno(err, s.err_errno, "%s the profile to standard output", s.err_what);
+        ms_error_errno(err, s.err_errno, "%s the profile to %s", s.err_what, name);
     else
         rc = 0;
     sink_close(&s);
@@ -551,7 +555,7 @@ int profile_write(const struct profile *p, const char *path, int gzip, ms_error 
     if (profile_check(p, err))
         return -1;
     if (strcmp(path, "-") == 0)
-        return write_stdout(p, gzip, err);
+        return profile_write_fd(p, STDOUT_FILENO, gzip, "standard output", err);
 
     char dir[4096], tmp[4096 + 300];
     const char *slash = strrchr(path, '/');
@@ -572,6 +576,11 @@ int profile_write(const struct profile *p, const char *path, int gzip, ms_error 
         close(dfd);
         return -1;
     }
+
+    /* A replaced file keeps its permission bits. */
+    struct stat old_st;
+    if (stat(path, &old_st) == 0 && S_ISREG(old_st.st_mode))
+        (void)fchmod(fd, old_st.st_mode & 07777);
 
     struct sink s;
     int rc = -1;

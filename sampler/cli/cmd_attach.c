@@ -24,6 +24,7 @@
 
 #include "commands.h"
 #include "hook_config.h"
+#include "output.h"
 #include "progress.h"
 #include "session.h"
 
@@ -125,31 +126,12 @@ static void output_path(char *out, size_t n, const char *given, pid_t pid, int s
         snprintf(out, n, "%.*s-%d%s", (int)(dot - given), given, (int)pid, dot);
 }
 
-/* Refuses an output whose directory is missing or not writable before touching any
- * target, rather than after a long recording. */
-static int output_dir_writable(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    if (access(dir, W_OK | X_OK) == 0)
-        return 0;
-    char msg[4200];
-    snprintf(msg, sizeof msg, "cannot write the profile to %s: %s: %s", path, dir, strerror(errno));
-    ms_report(msg);
-    return -1;
-}
-
 struct attached {
     struct session *s;
     pid_t pid;
-    int done;   /* stopped or ended */
-    int failed; /* nothing to write */
+    int done;     /* stopped or ended */
+    int failed;   /* nothing to write */
+    int reported; /* an error of this process was already printed */
 };
 
 /* session_options.idle: keeps the already attached sessions' heartbeats fresh while a
@@ -174,11 +156,13 @@ static int usage_error(const char *msg)
 }
 
 /* Writes one process's profile and prints where. 0 or -1 (reported). */
-static int write_one(struct attached *a, const char *given, int several, time_t started)
+static int write_one(struct attached *a, struct output *out)
 {
     ms_error err;
     struct session_summary sum;
     session_summary(a->s, &sum);
+    if (sum.attach_ns == 0 && a->reported)
+        return -1; /* its one sentence was printed when it failed */
     if (sum.attach_ns == 0) {
         char msg[160];
         snprintf(msg, sizeof msg,
@@ -193,9 +177,8 @@ static int write_one(struct attached *a, const char *given, int several, time_t 
         ms_report(err.msg);
         return -1;
     }
-    char path[4096];
-    output_path(path, sizeof path, given, a->pid, several, started);
-    if (profile_write(p, path, 1, &err) < 0) {
+    if (output_write(out, p, &err) < 0) {
+        ms_error_prefix(&err, "process %d", (int)a->pid);
         ms_report(err.msg);
         return -1;
     }
@@ -205,14 +188,17 @@ static int write_one(struct attached *a, const char *given, int several, time_t 
         in_use += p->values[i * p->n_sample_types + (size_t)inuse];
     char bytes[32];
     progress_format_bytes(bytes, sizeof bytes, in_use);
-    printf("wrote %s: %llu samples, %s in use, %.1f s", path, (unsigned long long)sum.samples,
-           bytes, (double)p->meta.duration_ns / 1e9);
+    /* A stream may be stdout itself (-, /dev/stdout): then this line goes to stderr. */
+    FILE *say = output_is_stream(out) ? stderr : stdout;
+    fprintf(say, "wrote %s: %llu samples, %s in use, %.1f s",
+            out->kind == OUTPUT_STDOUT ? "standard output" : out->given,
+            (unsigned long long)sum.samples, bytes, (double)p->meta.duration_ns / 1e9);
     if (sum.dropped_events)
-        printf(" (%llu events dropped)", (unsigned long long)sum.dropped_events);
+        fprintf(say, " (%llu events dropped)", (unsigned long long)sum.dropped_events);
     if (sum.target_exited)
-        printf(" (process %d exited during the recording)", (int)a->pid);
-    printf("\n");
-    fflush(stdout);
+        fprintf(say, " (process %d exited during the recording)", (int)a->pid);
+    fprintf(say, "\n");
+    fflush(say);
     return 0;
 }
 
@@ -264,12 +250,36 @@ int cmd_attach(int argc, char **argv)
     if (n_pids == 0)
         return usage_error("no pid given");
 
+    /* Every output is checked (and a device opened) before any process is touched. */
     time_t started = time(NULL);
+    struct output *outs = calloc((size_t)n_pids, sizeof *outs);
+    if (!outs) {
+        ms_report("out of memory");
+        return MS_EXIT_FAIL;
+    }
+    if (given && n_pids > 1) {
+        ms_error err;
+        struct output probe;
+        if (output_prepare(&probe, given, &err) == 0 && output_is_stream(&probe)) {
+            output_close(&probe);
+            free(outs);
+            return usage_error("-o names standard output, a device or a FIFO, which takes one "
+                               "pid; with several pids -o is a file name that gets each pid");
+        }
+        output_close(&probe);
+    }
     for (int i = 0; i < n_pids; i++) {
         char path[4096];
+        ms_error err;
         output_path(path, sizeof path, given, pids[i], n_pids > 1, started);
-        if (output_dir_writable(path) < 0)
+        if (output_prepare(&outs[i], path, &err) < 0) {
+            ms_error_prefix(&err, "nothing was attached");
+            ms_report(err.msg);
+            for (int k = 0; k < i; k++)
+                output_close(&outs[k]);
+            free(outs);
             return MS_EXIT_FAIL;
+        }
     }
 
     struct sigaction sa = {0};
@@ -315,6 +325,7 @@ int cmd_attach(int argc, char **argv)
             if (rc < 0) {
                 progress_clear(&pr);
                 ms_report(err.msg);
+                a->reported = 1;
                 status = MS_EXIT_FAIL;
             }
             if (session_ended(a->s)) {
@@ -363,9 +374,12 @@ int cmd_attach(int argc, char **argv)
                     (double)sum.inject_pause_ns / 1e6, (unsigned long long)sum.events,
                     (unsigned long long)sum.dropped_events, sum.frees_via_raw);
         }
-        if (write_one(a, given, n_pids > 1, started) < 0)
+        if (write_one(a, &outs[i]) < 0)
             status = MS_EXIT_FAIL;
         session_free(a->s);
     }
+    for (int i = 0; i < n_pids; i++)
+        output_close(&outs[i]);
+    free(outs);
     return status;
 }

@@ -28,6 +28,7 @@
 #include "commands.h"
 #include "error.h"
 #include "launch.h"
+#include "output.h"
 #include "profile.h"
 #include "progress.h"
 #include "run_record.h"
@@ -259,7 +260,7 @@ static void format_count(char *out, size_t n, uint64_t v)
 
 /* Records the detached child to its end, writes the profile, and returns the exit status
  * memsnap should have (the child's; 1 when the child succeeded but no profile was written). */
-static int run_profiled(struct run_record *rr, pid_t pid, const char *output)
+static int run_profiled(struct run_record *rr, pid_t pid, struct output *out, int named)
 {
     record_until_exit(rr, pid);
     int status = 0;
@@ -270,13 +271,17 @@ static int run_profiled(struct run_record *rr, pid_t pid, const char *output)
         return MS_EXIT_FAIL;
     }
     ms_error err;
-    char path[PATH_MAX];
-    if (output)
-        snprintf(path, sizeof path, "%s", output);
-    else
+    int wrote = 1;
+    if (!named) {
+        /* The default name holds the command's pid, known only now; its directory (the
+         * current one) was checked before the command started. */
+        char path[PATH_MAX];
         default_output(path, sizeof path, pid);
-    int wrote = run_record_end(rr, (int64_t)ru.ru_maxrss * 1024, &err) == 0 &&
-                profile_write(run_record_profile(rr), path, 1, &err) == 0;
+        output_close(out);
+        wrote = output_prepare(out, path, &err) == 0;
+    }
+    wrote = wrote && run_record_end(rr, (int64_t)ru.ru_maxrss * 1024, &err) == 0 &&
+            output_write(out, run_record_profile(rr), &err) == 0;
     const char *problem = run_record_problem(rr);
     if (problem)
         ms_report(problem);
@@ -298,7 +303,8 @@ static int run_profiled(struct run_record *rr, pid_t pid, const char *output)
         format_count(d, sizeof d, sum.dropped);
         snprintf(dropped, sizeof dropped, ", %s events dropped", d);
     }
-    snprintf(msg, sizeof msg, "wrote %s (peak %s at %.1f s, %s allocations%s)", path, heap,
+    snprintf(msg, sizeof msg, "wrote %s (peak %s at %.1f s, %s allocations%s)",
+             out->kind == OUTPUT_STDOUT ? "standard output" : out->given, heap,
              (double)sum.peak_time_ns / 1e9, count, dropped);
     ms_report(msg);
     return exit_like(status);
@@ -313,8 +319,21 @@ int cmd_run(int argc, char **argv)
 
     struct launch l;
     ms_error err;
+    /* The output is checked (a device opened) before the command starts, so a recording is
+     * never lost to an output that could not be created. */
+    struct output out;
+    char probe[PATH_MAX];
+    if (!o.output)
+        default_output(probe, sizeof probe, getpid());
+    if (output_prepare(&out, o.output ? o.output : probe, &err) < 0) {
+        char m[sizeof err.msg + 64];
+        snprintf(m, sizeof m, "run: %s; the command was not started.", err.msg);
+        ms_report(m);
+        return MS_EXIT_FAIL;
+    }
     if (launch_start(o.command, &l, &err) < 0) {
         ms_report(err.msg);
+        output_close(&out);
         return MS_EXIT_FAIL;
     }
     signals_while_running(l.pid);
@@ -358,7 +377,8 @@ int cmd_run(int argc, char **argv)
         run_record_free(&rr);
         return run_unprofiled(l.pid);
     }
-    int rc = run_profiled(&rr, l.pid, o.output);
+    int rc = run_profiled(&rr, l.pid, &out, o.output != NULL);
     run_record_free(&rr);
+    output_close(&out);
     return rc;
 }

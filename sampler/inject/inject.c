@@ -376,12 +376,8 @@ static int seize_error(pid_t pid, pid_t tid, int e, ms_error *err)
     if (e == ESRCH)
         return ms_error_set(err, "thread %d of process %d no longer exists", (int)tid, (int)pid);
     if (e == EPERM)
-        return ms_error_set(err,
-                            "not allowed to ptrace process %d: run memsnap as root or with "
-                            "CAP_SYS_PTRACE, check kernel.yama.ptrace_scope (0 or 1 with the same "
-                            "user), use --cap-add=SYS_PTRACE in containers, and make sure no "
-                            "seccomp profile forbids ptrace",
-                            (int)pid);
+        return ms_error_set(err, "not allowed to ptrace process %d: %s", (int)pid,
+                            remote_permission_hint_for(pid));
     return ms_error_errno(err, e, "ptrace(PTRACE_SEIZE) of thread %d of process %d", (int)tid,
                           (int)pid);
 }

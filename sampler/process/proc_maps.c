@@ -170,7 +170,8 @@ int proc_maps_read(pid_t pid, struct proc_maps *out, ms_error *err)
         if (errno == ENOENT)
             return ms_error_set(err, "no process with pid %d exists", (int)pid);
         if (errno == EACCES || errno == EPERM)
-            return ms_error_set(err, "not allowed to read %s: %s", path, remote_permission_hint());
+            return ms_error_set(err, "not allowed to read %s: %s", path,
+                                remote_permission_hint_for(pid));
         return ms_error_errno(err, errno, "opening %s", path);
     }
     size_t cap = 65536, len = 0;
@@ -206,7 +207,7 @@ int proc_maps_read(pid_t pid, struct proc_maps *out, ms_error *err)
                 return ms_error_set(err, "process %d exited", (int)pid);
             if (e == EACCES || e == EPERM)
                 return ms_error_set(err, "not allowed to read %s: %s", path,
-                                    remote_permission_hint());
+                                    remote_permission_hint_for(pid));
             return ms_error_errno(err, e, "reading %s", path);
         }
         if (k == 0)

@@ -32,6 +32,50 @@ const char *remote_permission_hint(void)
            "'sysctl kernel.yama.ptrace_scope=0' if Yama is enabled";
 }
 
+/* 1 if this process has CAP_SYS_PTRACE in its effective set (/proc/self/status CapEff). */
+static int have_cap_sys_ptrace(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long eff = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    fclose(f);
+    return (eff >> 19) & 1; /* CAP_SYS_PTRACE */
+}
+
+const char *remote_permission_hint_for(pid_t pid)
+{
+    static _Thread_local char buf[400];
+    if (geteuid() != 0)
+        return remote_permission_hint();
+    if (!have_cap_sys_ptrace())
+        return "memsnap runs as root but without CAP_SYS_PTRACE (in a container: "
+               "--cap-add=SYS_PTRACE)";
+    int scope = -1;
+    FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
+    if (f) {
+        if (fscanf(f, "%d", &scope) != 1)
+            scope = -1;
+        fclose(f);
+    }
+    if (scope == 3) {
+        snprintf(buf, sizeof buf,
+                 "kernel.yama.ptrace_scope is 3, which forbids ptrace to everyone, root "
+                 "included, until reboot");
+        return buf;
+    }
+    snprintf(buf, sizeof buf,
+             "memsnap already runs as root with CAP_SYS_PTRACE, so process %d is protected from "
+             "tracing by the system (%sa non-dumpable process, another user namespace, or a "
+             "security module such as AppArmor or SELinux) and cannot be profiled",
+             (int)pid, pid == 1 ? "pid 1 of its namespace, " : "");
+    return buf;
+}
+
 static int fail(ms_error *err, int e, pid_t pid, const char *what, uint64_t addr, size_t len)
 {
     if (e == ESRCH) {
@@ -42,7 +86,7 @@ static int fail(ms_error *err, int e, pid_t pid, const char *what, uint64_t addr
         e = EFAULT;
     } else if (e == EPERM || e == EACCES) {
         ms_error_set(err, "not allowed to access the memory of process %d: %s", (int)pid,
-                     remote_permission_hint());
+                     remote_permission_hint_for(pid));
         e = EPERM;
     } else {
         ms_error_errno(err, e, "%s %zu bytes at 0x%" PRIx64 " of process %d", what, len, addr,

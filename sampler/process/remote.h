@@ -41,7 +41,13 @@ int remote_readv(pid_t pid, const struct remote_iov *iov, int n, ms_error *err);
  * mappings). The caller normally has the process stopped under ptrace. 0, or -1. */
 int remote_write(pid_t pid, uint64_t addr, const void *buf, size_t len, ms_error *err);
 
-/* The sentence memsnap uses to explain how to allow ptrace access to pid (for EPERM). */
+/* The sentence memsnap uses to explain how to allow ptrace access (for EPERM). */
 const char *remote_permission_hint(void);
+
+/* The same, fitted to who memsnap is: an unprivileged user is told how to get the right;
+ * root without CAP_SYS_PTRACE is told to add it; root with it (refused all the same: pid 1
+ * of a namespace, a non-dumpable process, another user namespace, Yama scope 3, a security
+ * module) is told that the process is protected, not to "run as root". Thread-local buffer. */
+const char *remote_permission_hint_for(pid_t pid);
 
 #endif

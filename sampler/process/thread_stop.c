@@ -235,7 +235,7 @@ int thread_stop_all(pid_t pid, struct thread_stop *ts, ms_error *err)
                     already_traced(pid, tracer, err);
                 else if (e == EPERM)
                     ms_error_set(err, "not allowed to ptrace process %d: %s", (int)pid,
-                                 remote_permission_hint());
+                                 remote_permission_hint_for(pid));
                 else
                     ms_error_errno(err, e, "stopping thread %d of process %d", (int)t->tid,
                                    (int)pid);

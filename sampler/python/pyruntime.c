@@ -112,8 +112,30 @@ static int version_from_name(const char *path, int *ma, int *mi)
     return *mi < 100 ? 0 : -1;
 }
 
-static int not_python(const struct pyruntime *rt, ms_error *err)
+/* The minor version of a CPython 2 mapped in the process ("python2.7", "libpython2.7.so.1.0"),
+ * or -1. Python 2 has neither _PyRuntime nor Py_Version: without this it would be called "not
+ * a CPython process". */
+static int python2_minor(const struct proc_maps *pm)
 {
+    for (size_t i = 0; i < pm->count; i++) {
+        const char *b = strrchr(pm->maps[i].path, '/');
+        b = b ? b + 1 : pm->maps[i].path;
+        if (!strncmp(b, "lib", 3))
+            b += 3;
+        if (!strncmp(b, "python2.", 8) && isdigit((unsigned char)b[8]))
+            return atoi(b + 8);
+    }
+    return -1;
+}
+
+static int not_python(const struct pyruntime *rt, const struct proc_maps *pm, ms_error *err)
+{
+    int py2 = python2_minor(pm);
+    if (py2 >= 0)
+        return ms_error_set(err,
+                            "process %d (%s) runs CPython 2.%d, which is not supported; memsnap "
+                            "supports CPython 3.8-3.13",
+                            (int)rt->pid, rt->comm, py2);
     return ms_error_set(err,
                         "process %d (%s) is not a CPython process: no libpython or _PyRuntime "
                         "found",
@@ -205,7 +227,7 @@ int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
     if (!m)
         m = proc_maps_find_exe(&pm, pid);
     if (!m) {
-        not_python(rt, err);
+        not_python(rt, &pm, err);
         goto out;
     }
     snprintf(rt->path, sizeof rt->path, "%s", m->path);
@@ -214,7 +236,7 @@ int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
      * an upgrade, a chroot's path). _PyRuntime and the type objects are exported. */
     if (elf_remote_open_image(pid, &pm, m, &img, NULL, err)) {
         if (!rt->shared && !strstr(err->msg, "not the file") && !strstr(err->msg, "memory"))
-            not_python(rt, err); /* a script interpreter or some other non-ELF exe */
+            not_python(rt, &pm, err); /* a script interpreter or some other non-ELF exe */
         else
             ms_error_prefix(err, "process %d", (int)pid);
         goto out;
@@ -248,7 +270,7 @@ int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
     } else if (version_from_name(m->path, &rt->major, &rt->minor) == 0) {
         snprintf(rt->version_source, sizeof rt->version_source, "file name");
     } else if (!rt->runtime_addr) {
-        not_python(rt, err);
+        not_python(rt, &pm, err);
         goto out;
     } else {
         ms_error_set(err, "process %d (%s): cannot tell which CPython version %s is", (int)pid,
@@ -267,7 +289,7 @@ int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
         goto out;
     }
     if (!rt->runtime_addr) {
-        not_python(rt, err);
+        not_python(rt, &pm, err);
         goto out;
     }
     if (rt->runtime_size && rt->off->runtime_size > 0 &&

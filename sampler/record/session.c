@@ -126,7 +126,8 @@ static int check_target(pid_t pid, ms_error *err)
     if (st == 0)
         return ms_error_set(err, "no process with pid %d exists", (int)pid);
     if (st == 'Z' || st == 'X')
-        return ms_error_set(err, "process %d has exited (it is a zombie)", (int)pid);
+        return ms_error_set(err, "process %d exited before memsnap attached to it (it is a zombie)",
+                            (int)pid);
     if (st == 'T')
         return ms_error_set(err,
                             "process %d is stopped (state T); resume it with 'kill -CONT %d' "
@@ -187,6 +188,26 @@ static int session_prepare(struct session *s, ms_error *err)
     return 0;
 }
 
+/* Ends a failed attach. A target that exited meanwhile gets one sentence, whichever step
+ * noticed it first (reading its maps or memory, ptrace, the hook's start, its ring). */
+static int attach_failed(struct session *s, pid_t pid, ms_error *err)
+{
+    session_free(s);
+    /* A process in exit has already lost its mappings a moment before it shows as a zombie:
+     * give it up to 100 ms to get there. */
+    char st = process_state(pid);
+    for (int i = 0; i < 20 && st != 0 && st != 'Z' && st != 'X'; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        st = process_state(pid);
+    }
+    if (st == 0 || st == 'Z' || st == 'X')
+        ms_error_set(err,
+                     "process %d exited while memsnap was attaching to it; nothing was recorded",
+                     (int)pid);
+    return -1;
+}
+
 int session_attach(pid_t pid, const struct session_options *opt, struct session **out,
                    ms_error *err)
 {
@@ -202,8 +223,7 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
     s->attach_start_ns = clock_ns(CLOCK_MONOTONIC);
     read_cmdline(pid, s->command, sizeof s->command);
     if (pyruntime_locate(pid, &s->rt, err) < 0 || session_prepare(s, err) < 0) {
-        session_free(s);
-        return -1;
+        return attach_failed(s, pid, err);
     }
 
     struct mshook_config cfg;
@@ -216,8 +236,7 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
         params.seed = (uint64_t)clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32);
     if (hook_config_build(&cfg, s->rt.off, s->rt.version_hex, &params, err) < 0) {
         ms_error_prefix(err, "process %d", (int)pid);
-        session_free(s);
-        return -1;
+        return attach_failed(s, pid, err);
     }
     /* -EAGAIN: the interpreter is not initialised yet, or a previous session (say, of a
      * killed memsnap) is still stopping; both pass within about SESSION_START_RETRY_MS. */
@@ -226,8 +245,7 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
     for (;;) {
         if (inject_library(pid, memsnap_hook_blob, hook_blob_size(), MSHOOK_START_SYMBOL, &cfg,
                            sizeof cfg, &s->inject, err) < 0) {
-            session_free(s);
-            return -1;
+            return attach_failed(s, pid, err);
         }
         fd = s->inject.start_result;
         if (fd != -EAGAIN || clock_ns(CLOCK_MONOTONIC) >= give_up)
@@ -254,27 +272,23 @@ int session_attach(pid_t pid, const struct session_options *opt, struct session 
         else
             ms_error_errno(err, fd >= -4095 ? -fd : EINVAL,
                            "the memsnap hook could not start in process %d", (int)pid);
-        session_free(s);
-        return -1;
+        return attach_failed(s, pid, err);
     }
     /* From here the hook runs; if we fail before mapping its ring, its watchdog stops it
      * (the heartbeat never starts). */
     if (hook_ring_wait(pid, fd, SESSION_RING_WAIT_MS, err) < 0 ||
         ring_reader_open(pid, fd, &s->ring, err) < 0) {
         ms_error_prefix(err, "process %d", (int)pid);
-        session_free(s);
-        return -1;
+        return attach_failed(s, pid, err);
     }
     s->ring_open = 1;
     if (s->ring.stack_slots != cfg.stack_slots) {
         ms_error_set(err, "the memsnap hook of process %d has %u stack slots, not %u", (int)pid,
                      s->ring.stack_slots, cfg.stack_slots);
-        session_free(s);
-        return -1;
+        return attach_failed(s, pid, err);
     }
     if (timeline_exclude(&s->tl, s->ring.map, s->ring.map_bytes, err) < 0) {
-        session_free(s);
-        return -1;
+        return attach_failed(s, pid, err);
     }
     ring_reader_heartbeat(&s->ring);
     *out = s;
@@ -347,8 +361,15 @@ int session_poll(struct session *s, int64_t now_ns, ms_error *err)
     if (state == MSHOOK_STATE_FAILED) {
         ring_reader_counters(&s->ring, &s->counters);
         s->counters.error[sizeof s->counters.error - 1] = 0;
-        ms_error_set(err, "the memsnap hook failed in process %d: %s", (int)s->pid,
-                     s->counters.error[0] ? s->counters.error : "no reason given");
+        if (s->phase == SESSION_INSTALLING && strstr(s->counters.error, "finalizing"))
+            /* the exit race seen from the hook: the same sentence as attach_failed's */
+            ms_error_set(err,
+                         "process %d exited while memsnap was attaching to it (its interpreter "
+                         "was finalizing); nothing was recorded",
+                         (int)s->pid);
+        else
+            ms_error_set(err, "the memsnap hook failed in process %d: %s", (int)s->pid,
+                         s->counters.error[0] ? s->counters.error : "no reason given");
         session_finish(s, now_ns, NULL);
         return -1;
     }
