@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 #include "hook_config.h"
 #include "output.h"
@@ -37,11 +38,11 @@ static const char attach_usage[] =
     "which Python stacks allocate and keep memory, detaches, and writes a pprof profile per\n"
     "process (render it with 'memsnap render FILE > out.svg').\n"
     "\n"
-    "  --duration S   record S seconds (default: until Ctrl-C)\n"
+    "  --duration S   record S seconds, or 500ms, 30s, 5m, 1h (default: until Ctrl-C)\n"
     "  -o FILE        output file (several pids: the pid is inserted before the extension);\n"
     "                 default memsnap-<pid>-<YYYYmmdd-HHMMSS>.pb\n"
-    "  --rate BYTES   mean bytes between sampled allocations (suffix k or m for KiB, MiB;\n"
-    "                 1 = every allocation); default 512k\n"
+    "  --rate BYTES   mean bytes between sampled allocations (suffix k, m or g for KiB,\n"
+    "                 MiB, GiB; 1 = every allocation); default 512k\n"
     "  --quiet        no progress line\n"
     "  --stats        print attach latency, the target's longest pause and the hook's\n"
     "                 way of seeing frees to stderr\n";
@@ -68,37 +69,6 @@ static int parse_pid(const char *s, pid_t *out)
     if (errno || end == s || *end || v <= 0 || v > 4194304) /* PID_MAX_LIMIT */
         return -1;
     *out = (pid_t)v;
-    return 0;
-}
-
-static int parse_rate(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (*s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    unsigned long long mult = 1;
-    if (*end == 'k' || *end == 'K')
-        mult = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mult = 1024 * 1024, end++;
-    if (*end || v == 0 || v > (1ull << 40) / mult)
-        return -1;
-    *out = v * mult;
-    return 0;
-}
-
-static int parse_duration(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || v > 1e7)
-        return -1;
-    *out = v;
     return 0;
 }
 
@@ -220,14 +190,14 @@ int cmd_attach(int argc, char **argv)
         } else if (!strcmp(a, "--stats")) {
             stats = 1;
         } else if (!strcmp(a, "--duration") || !strcmp(a, "-d")) {
-            if (++i == argc || parse_duration(argv[i], &duration) < 0)
-                return usage_error("--duration needs a positive number of seconds");
+            if (++i == argc || args_parse_duration(argv[i], 1e7, &duration) < 0)
+                return usage_error("--duration needs a positive duration (e.g. 2.5, 30s, 5m, 1h)");
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (++i == argc || !argv[i][0])
                 return usage_error("-o needs a file name");
             given = argv[i];
         } else if (!strcmp(a, "--rate")) {
-            if (++i == argc || parse_rate(argv[i], &rate) < 0)
+            if (++i == argc || args_parse_size(argv[i], 1ull << 40, &rate) < 0)
                 return usage_error("--rate needs a number of bytes >= 1 (e.g. 1, 4096, 512k)");
         } else if (a[0] == '-') {
             char msg[128];

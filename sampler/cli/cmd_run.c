@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 #include "error.h"
 #include "launch.h"
@@ -40,8 +41,8 @@ static const char run_usage[] =
     "installed when the interpreter is initialised, before the main module runs).\n"
     "\n"
     "  -o, --output FILE  where to write the profile (default memsnap-<pid>-<time>.pb)\n"
-    "  --rate BYTES       sample one allocation per BYTES on average instead of recording\n"
-    "                     every allocation (1, the default, is exact)\n"
+    "  --rate BYTES       sample one allocation per BYTES on average (suffix k, m or g)\n"
+    "                     instead of recording every allocation (1, the default, is exact)\n"
     "\n"
     "The command's stdin, stdout, stderr, signals and exit status pass through.\n";
 
@@ -80,15 +81,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *status)
             continue;
         }
         if (!strcmp(a, "--rate")) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long v = i + 1 < argc ? strtoull(argv[i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || errno || end == argv[i + 1] || *end || v == 0 ||
-                argv[i + 1][0] == '-' || v > (1ull << 40)) {
-                ms_report("run: --rate needs a number of bytes between 1 and 2^40.");
+            if (i + 1 >= argc || args_parse_size(argv[i + 1], 1ull << 40, &o->rate) < 0) {
+                ms_report("run: --rate needs a number of bytes between 1 and 2^40 (e.g. 1, 4096, "
+                          "512k).");
                 return -1;
             }
-            o->rate = v;
             i++;
             continue;
         }
