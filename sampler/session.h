@@ -37,7 +37,7 @@
 #define SESSION_STOP_TIMEOUT_MS      3000
 #define SESSION_START_RETRY_MS       3000 /* retrying a start refused with -EAGAIN */
 #define SESSION_RING_WAIT_MS         1000 /* for the hook's install thread to make its ring */
-#define SESSION_REPLACED_STOP_MS     200 /* the hook's STOPPED after the target replaced it */
+#define SESSION_REPLACED_STOP_MS     200  /* the hook's STOPPED after the target replaced it */
 
 struct session_options {
     uint64_t rate;  /* sampling rate in bytes, >= 1 */

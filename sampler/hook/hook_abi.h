@@ -255,7 +255,7 @@ struct mshook_stack {
 
 #define MSHOOK_STACK_TRUNCATED 1u /* the stack had more than max_frames frames */
 #define MSHOOK_STACK_INVALID                                                                       \
-    2u /* the walk stopped at a frame whose code the hook could not prove readable (or at a     \
+    2u /* the walk stopped at a frame whose code the hook could not prove readable (or at a        \
         * frame chain that loops): the frames kept are the ones below it */
 
 struct mshook_free {

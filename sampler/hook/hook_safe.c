@@ -8,7 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define CACHE_BITS 13 /* 8192 entries of 64 bytes: 512 KiB of static memory, touched on use */
+#define CACHE_BITS 13  /* 8192 entries of 64 bytes: 512 KiB of static memory, touched on use */
 #define SPAN_MAX   512 /* the most header bytes read at once (every offset in use is < 256) */
 #define TOUCH_BUF  256
 /* A line table longer than this is absurd (CPython's longest are a few hundred KiB): bad. */
@@ -60,8 +60,8 @@ static int safe_touch(const void *addr, size_t n)
         local[i] = (struct iovec){buf, i + 1 < vecs ? TOUCH_BUF : n - i * TOUCH_BUF};
     struct iovec remote = {(void *)(uintptr_t)addr, n};
     int saved = errno;
-    ssize_t got = syscall(SYS_process_vm_readv, self_pid, local, (unsigned long)vecs, &remote, 1ul,
-                          0ul);
+    ssize_t got =
+        syscall(SYS_process_vm_readv, self_pid, local, (unsigned long)vecs, &remote, 1ul, 0ul);
     errno = saved;
     return got == (ssize_t)n ? 0 : -1;
 }
@@ -139,8 +139,8 @@ static int str_proven(const struct hook_code_layout *l, uint64_t obj, uint32_t c
         return 0;
     uint64_t chars;
     if (state & STATE_COMPACT)
-        chars = obj + (uint64_t)((state & STATE_ASCII) ? l->unicode_ascii_size
-                                                       : l->unicode_compact_size);
+        chars = obj +
+                (uint64_t)((state & STATE_ASCII) ? l->unicode_ascii_size : l->unicode_compact_size);
     else
         chars = word_at(buf, l->unicode_data_ptr);
     if (!chars)
@@ -155,10 +155,13 @@ static int str_proven(const struct hook_code_layout *l, uint64_t obj, uint32_t c
 static int code_prove(const struct hook_stack_layout *sl, const struct hook_code_layout *cl,
                       uint64_t code, uint32_t epoch, struct cache_entry *e)
 {
-    struct cache_entry v = {.code = code, .session = cache_session, .epoch = epoch,
-                            .verdict = HOOK_SAFE_BAD, .table_len = -1};
-    const int32_t offs[] = {sl->object_type, sl->code_name, sl->code_filename,
-                            sl->code_linetable, sl->code_firstlineno};
+    struct cache_entry v = {.code = code,
+                            .session = cache_session,
+                            .epoch = epoch,
+                            .verdict = HOOK_SAFE_BAD,
+                            .table_len = -1};
+    const int32_t offs[] = {sl->object_type, sl->code_name, sl->code_filename, sl->code_linetable,
+                            sl->code_firstlineno};
     int32_t span = span_of(offs, sizeof offs / sizeof offs[0]);
     unsigned char buf[SPAN_MAX];
     if (span > SPAN_MAX || hook_safe_read((const void *)(uintptr_t)code, buf, (size_t)span) != 0 ||
