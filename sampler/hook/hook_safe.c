@@ -151,6 +151,29 @@ static int str_proven(const struct hook_code_layout *l, uint64_t obj, uint32_t c
     return safe_touch((const void *)(uintptr_t)chars, (size_t)(n * k));
 }
 
+/* The fingerprint (hook_stack.h) of a code object whose fields are those of e, its table (when
+ * e->table_len >= 0) read live: the caller made sure the object still has e's fields, so its
+ * table has e's length and the 8 bytes at either end lie in bytes proven readable. */
+static uint64_t fingerprint_of(const struct hook_stack_layout *sl, const struct cache_entry *e)
+{
+    uint64_t fp = e->code ^ (e->name * 0x9e3779b97f4a7c15ull) ^
+                  (e->filename * 0xc2b2ae3d27d4eb4full) ^ (e->table * 0x165667b19e3779f9ull) ^
+                  ((uint64_t)(uint32_t)e->firstlineno << 32);
+    if (e->table_len >= 0) {
+        int64_t n = e->table_len;
+        const unsigned char *bytes = (const unsigned char *)(uintptr_t)e->table + sl->bytes_sval;
+        uint64_t head = 0, tail = 0;
+        size_t k = n < 8 ? (size_t)n : 8;
+        for (size_t i = 0; i < k; i++) {
+            head = head << 8 | bytes[i];
+            tail = tail << 8 | bytes[(size_t)n - k + i];
+        }
+        fp ^= ((uint64_t)n * 0xd6e8feb86659fd93ull) ^ (head * 0xa0761d6478bd642full) ^
+              (tail * 0xe7037ed1a0b428dbull);
+    }
+    return fp;
+}
+
 /* The slow path: proves the object at code from scratch into e. */
 static int code_prove(const struct hook_stack_layout *sl, const struct hook_code_layout *cl,
                       uint64_t code, uint32_t epoch, struct cache_entry *e)
@@ -171,8 +194,6 @@ static int code_prove(const struct hook_stack_layout *sl, const struct hook_code
     v.filename = word_at(buf, sl->code_filename);
     v.table = word_at(buf, sl->code_linetable);
     __builtin_memcpy(&v.firstlineno, buf + sl->code_firstlineno, sizeof v.firstlineno);
-    uint64_t fp = code ^ (v.name * 0x9e3779b97f4a7c15ull) ^ (v.filename * 0xc2b2ae3d27d4eb4full) ^
-                  (v.table * 0x165667b19e3779f9ull) ^ ((uint64_t)(uint32_t)v.firstlineno << 32);
     if (plausible(v.table)) {
         const int32_t toffs[] = {sl->object_type, sl->bytes_size};
         int32_t tspan = span_of(toffs, 2);
@@ -183,26 +204,18 @@ static int code_prove(const struct hook_stack_layout *sl, const struct hook_code
             int64_t n = (int64_t)word_at(buf, sl->bytes_size);
             if (n < 0 || n > TABLE_SANE_MAX)
                 goto done;
-            unsigned char head[8] = {0}, tail[8] = {0};
             size_t k = n < 8 ? (size_t)n : 8;
+            unsigned char ends[16];
             const unsigned char *bytes = (const unsigned char *)(uintptr_t)v.table + sl->bytes_sval;
-            if (k && (hook_safe_read(bytes, head, k) != 0 ||
-                      hook_safe_read(bytes + n - (int64_t)k, tail, k) != 0))
+            if (k && (hook_safe_read(bytes, ends, k) != 0 ||
+                      hook_safe_read(bytes + n - (int64_t)k, ends + 8, k) != 0))
                 goto done;
-            uint64_t h = 0, t = 0;
-            for (size_t i = 0; i < k; i++) {
-                h = h << 8 | head[i];
-                t = t << 8 | tail[i];
-            }
-            fp ^= ((uint64_t)n * 0xd6e8feb86659fd93ull) ^ (h * 0xa0761d6478bd642full) ^
-                  (t * 0xe7037ed1a0b428dbull);
             v.table_len = n;
         }
     }
     if (str_proven(cl, v.name, MSHOOK_CODE_NAME_MAX) != 0 ||
         str_proven(cl, v.filename, MSHOOK_CODE_FILENAME_MAX) != 0)
         goto done;
-    v.fingerprint = fp;
     v.verdict = HOOK_SAFE_CODE;
 done:
     __atomic_store_n(&e->code, 0, __ATOMIC_RELAXED);
@@ -211,8 +224,8 @@ done:
     e->filename = v.filename;
     e->table = v.table;
     e->table_len = v.table_len;
-    e->fingerprint = v.fingerprint;
     e->firstlineno = v.firstlineno;
+    e->fingerprint = v.verdict == HOOK_SAFE_CODE ? fingerprint_of(sl, &v) : 0;
     e->verdict = v.verdict;
     e->session = v.session;
     e->epoch = v.epoch;
@@ -252,8 +265,14 @@ int hook_safe_code(const struct hook_stack_layout *sl, const struct hook_code_la
         if (__atomic_load_n(&e->code, __ATOMIC_RELAXED) == addr && session == cache_session) {
             if (verdict == HOOK_SAFE_BAD && when == epoch)
                 return HOOK_SAFE_BAD;
-            if (verdict == HOOK_SAFE_CODE && (!reread || code_unchanged(sl, e, code))) {
+            if (verdict == HOOK_SAFE_CODE && !reread) {
                 *fingerprint = fp;
+                return HOOK_SAFE_CODE;
+            }
+            if (verdict == HOOK_SAFE_CODE && code_unchanged(sl, e, code)) {
+                /* recomputed: a table reborn at the same address with the same length may
+                 * differ in its bytes (what the fingerprint's ends are for) */
+                *fingerprint = fingerprint_of(sl, e);
                 return HOOK_SAFE_CODE;
             }
         }
