@@ -125,7 +125,14 @@ static int usage_error(const char *msg)
     return MS_EXIT_USAGE;
 }
 
-/* Writes one process's profile and prints where. 0 or -1 (reported). */
+static int signal_is_crash(int sig)
+{
+    return sig == SIGQUIT || sig == SIGILL || sig == SIGTRAP || sig == SIGABRT || sig == SIGBUS ||
+           sig == SIGFPE || sig == SIGSEGV || sig == SIGSYS || sig == SIGXCPU || sig == SIGXFSZ;
+}
+
+/* Writes one process's profile and prints where. 0, -1 (reported), or 1: written, but the
+ * target crashed (a core-dumping signal) during the recording. */
 static int write_one(struct attached *a, struct output *out)
 {
     ms_error err;
@@ -166,10 +173,23 @@ static int write_one(struct attached *a, struct output *out)
     if (sum.dropped_events)
         fprintf(say, " (%llu events dropped)", (unsigned long long)sum.dropped_events);
     if (sum.target_exited)
-        fprintf(say, " (process %d exited during the recording)", (int)a->pid);
+        fprintf(say, " (process %d %s during the recording)", (int)a->pid,
+                sum.exit_signal ? "was killed by a signal" : "exited");
+    if (sum.allocator_replaced)
+        fprintf(say, " (ended early: the allocator was replaced)");
     fprintf(say, "\n");
     fflush(say);
-    return 0;
+    /* The notes, one line each on stderr (they are in the profile's comments too). */
+    for (int which = 0; which < SESSION_NOTES; which++) {
+        char note[512];
+        if (session_note(a->s, note, sizeof note, which) &&
+            (which != SESSION_NOTE_EXIT || sum.exit_signal))
+            fprintf(stderr, "memsnap: %s\n", note);
+    }
+    /* A target that died of a signal that dumps core (a crash: SIGSEGV, SIGABRT...) while we
+     * recorded it may have died of us: that is no success. One killed from outside (SIGTERM,
+     * SIGKILL, SIGINT, SIGHUP) is reported and the command succeeds, as for an exit. */
+    return sum.exit_signal && signal_is_crash(sum.exit_signal) ? 1 : 0;
 }
 
 int cmd_attach(int argc, char **argv)
@@ -339,12 +359,15 @@ int cmd_attach(int argc, char **argv)
             session_summary(a->s, &sum);
             fprintf(stderr,
                     "memsnap: stats pid=%d attach_ms=%.2f inject_total_ms=%.2f "
-                    "inject_pause_ms=%.3f events=%llu dropped=%llu frees_via_raw=%d\n",
+                    "inject_pause_ms=%.3f events=%llu dropped=%llu frees_via_raw=%d "
+                    "invalid_stacks=%llu allocator_replaced=%d exit_signal=%d\n",
                     (int)a->pid, (double)sum.attach_ns / 1e6, (double)sum.inject_total_ns / 1e6,
                     (double)sum.inject_pause_ns / 1e6, (unsigned long long)sum.events,
-                    (unsigned long long)sum.dropped_events, sum.frees_via_raw);
+                    (unsigned long long)sum.dropped_events, sum.frees_via_raw,
+                    (unsigned long long)sum.invalid_stacks, sum.allocator_replaced,
+                    sum.exit_signal);
         }
-        if (write_one(a, &outs[i]) < 0)
+        if (write_one(a, &outs[i]) != 0)
             status = MS_EXIT_FAIL;
         session_free(a->s);
     }

@@ -55,6 +55,7 @@
 #include "hook_alloc.h"
 #include "hook_python.h"
 #include "hook_record.h"
+#include "hook_safe.h"
 #include "hook_stack.h"
 
 #define HOOK_POLL_NS        (50 * 1000000L) /* the failure path's wait for memsnap */
@@ -175,9 +176,18 @@ static int region_map(const struct mshook_config *cfg)
     return 0;
 }
 
-/* The recorder over the mapped region. Returns 0 or -ENOMEM. */
+/* The recorder over the mapped region. Returns 0, -ENOMEM, or -ENOTRECOVERABLE when the hook
+ * cannot read memory fault-safely here (it would have to trust every frame). */
 static int recorder_start(const struct mshook_config *cfg)
 {
+    int why = hook_safe_begin();
+    if (why != 0) {
+        snprintf(session.shared->error, sizeof session.shared->error,
+                 "the hook cannot read memory fault-safely in this process (process_vm_readv: "
+                 "%s), so it would have to trust every frame; nothing was installed",
+                 strerror(why));
+        return -ENOTRECOVERABLE;
+    }
     struct hook_stack_layout layout;
     hook_stack_layout_from(&layout, cfg, session.api.code_type, session.api.bytes_type);
     struct hook_code_layout code_layout;
@@ -212,6 +222,7 @@ static int recording_begin_locked(void)
     hook_recorder.layout.fingerprint = (uint32_t)route; /* before any wrapper can walk */
     if (hook_alloc_install(&session.api, session.cfg.domains, route, session_tick) != 0)
         return -1;
+    hook_alloc_locate(&session.api, session.shared);
     __atomic_store_n(&session.shared->frees_via_raw, (uint32_t)route, __ATOMIC_RELAXED);
     session.installed = 1;
     __atomic_store_n(&session.shared->start_ns, now_ns(), __ATOMIC_RELAXED);
@@ -313,7 +324,13 @@ static void *install_main(void *arg)
         __atomic_store_n(&session.phase, PHASE_IDLE, __ATOMIC_RELEASE);
         return NULL;
     }
-    if (recorder_start(&session.cfg) != 0) {
+    int started = recorder_start(&session.cfg);
+    if (started == -ENOTRECOVERABLE) {
+        state_set(MSHOOK_STATE_FAILED); /* the error was written */
+        failure_linger(0);
+        return NULL;
+    }
+    if (started != 0) {
         state_fail("the hook could not map its tables (out of memory)");
         failure_linger(0);
         return NULL;

@@ -191,6 +191,17 @@ struct mshook_shared {
     /* ABI 3: bytes ever written, after every record (relaxed); for a dead target's last
      * records. */
     uint64_t ring_written __attribute__((aligned(64)));
+
+    /* Hook safety (0 on older hooks; see docs/hook-safety.md). */
+    uint64_t invalid_stacks __attribute__((aligned(64))); /* sampled allocations whose stack was
+                               cut at an unprovable frame (MSHOOK_STACK_INVALID), or dropped
+                               because it could not be walked safely */
+    /* Where each domain's PyMemAllocatorEx lives in the target (0: not found), and the ctx and
+     * malloc our wrapper put there: memsnap compares them while recording, and a difference
+     * means the target replaced the allocator (PyMem_SetAllocator, tracemalloc.start/stop). */
+    uint64_t alloc_table[3];
+    uint64_t alloc_ctx[3];
+    uint64_t alloc_malloc[3];
 };
 
 /* Records. Every record starts with this header; len is the whole record in bytes,
@@ -237,12 +248,15 @@ struct mshook_stack {
     uint64_t tstate;  /* PyThreadState * of the thread (thread label) */
     uint32_t slot;    /* < config.stack_slots */
     uint32_t nframes; /* frames that follow, <= MSHOOK_MAX_FRAMES */
-    uint32_t flags;   /* MSHOOK_STACK_TRUNCATED */
+    uint32_t flags;   /* MSHOOK_STACK_TRUNCATED, MSHOOK_STACK_INVALID */
     uint32_t _pad;
     /* struct mshook_frame frames[nframes]; */
 };
 
 #define MSHOOK_STACK_TRUNCATED 1u /* the stack had more than max_frames frames */
+#define MSHOOK_STACK_INVALID                                                                       \
+    2u /* the walk stopped at a frame whose code the hook could not prove readable (or at a        \
+        * frame chain that loops): the frames kept are the ones below it */
 
 struct mshook_free {
     struct mshook_rec hdr;

@@ -29,11 +29,15 @@
  */
 #include "hook_alloc.h"
 
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <string.h>
 
 #include "hook_abi.h"
 #include "hook_live.h"
 #include "hook_record.h"
+#include "hook_safe.h"
 
 /* 16 slots: three per session, plus room for sessions whose wrappers someone else re-wrapped. */
 #define WRAP_SLOTS 16
@@ -468,5 +472,84 @@ void hook_alloc_disable(void)
         __atomic_store_n(&w->recording, 0, __ATOMIC_RELEASE);
         w->state = WRAP_RETIRED;
         wrap_installed[d] = NULL;
+    }
+}
+
+/* ---- Where the allocator tables are (hook_alloc_locate) ---- */
+
+#define LOCATE_CHUNK 4096
+
+struct locate_ctx {
+    uintptr_t anchor; /* an address inside the object: PyMem_SetAllocator */
+    uint64_t want_ctx[HOOK_DOMAIN_OBJ + 1], want_malloc[HOOK_DOMAIN_OBJ + 1];
+    uint64_t found[HOOK_DOMAIN_OBJ + 1];
+    int hit; /* the object was found */
+};
+
+/* Searches [start, end) 8 bytes at a time for each wanted (ctx, malloc) pair. */
+static void locate_range(struct locate_ctx *lc, uintptr_t start, uintptr_t end)
+{
+    uint64_t buf[LOCATE_CHUNK / 8 + 1];
+    start &= ~(uintptr_t)7;
+    for (uintptr_t at = start; at < end; at += LOCATE_CHUNK) {
+        size_t n = end - at < LOCATE_CHUNK ? (size_t)(end - at) & ~(size_t)7 : LOCATE_CHUNK;
+        if (n < 16)
+            break;
+        /* one word more, for a pair across the chunk's end (when readable) */
+        size_t want = n + 8 <= (size_t)(end - at) ? n + 8 : n;
+        if (hook_safe_read((const void *)at, buf, want) != 0) {
+            want = n;
+            if (hook_safe_read((const void *)at, buf, want) != 0)
+                continue; /* unreadable (a hostile mprotect): skip it */
+        }
+        for (size_t i = 0; i + 1 < want / 8; i++)
+            for (int d = 0; d <= HOOK_DOMAIN_OBJ; d++)
+                if (lc->want_ctx[d] && !lc->found[d] && buf[i] == lc->want_ctx[d] &&
+                    buf[i + 1] == lc->want_malloc[d])
+                    lc->found[d] = (uint64_t)(at + i * 8);
+    }
+}
+
+static int locate_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct locate_ctx *lc = arg;
+    int mine = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && lc->anchor >= lo && lc->anchor < lo + ph->p_memsz)
+            mine = 1;
+    }
+    if (!mine)
+        return 0;
+    lc->hit = 1;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+            locate_range(lc, lo, lo + ph->p_memsz);
+        }
+    }
+    return 1;
+}
+
+void hook_alloc_locate(const struct hook_python *api, struct mshook_shared *shared)
+{
+    struct locate_ctx lc = {.anchor = (uintptr_t)api->set_allocator};
+    for (int d = 0; d <= HOOK_DOMAIN_OBJ; d++) {
+        const struct hook_wrap *w = wrap_installed[d];
+        if (!w)
+            continue;
+        lc.want_ctx[d] = (uint64_t)(uintptr_t)w;
+        lc.want_malloc[d] = (uint64_t)(uintptr_t)w->mine.malloc;
+    }
+    dl_iterate_phdr(locate_object, &lc);
+    for (int d = 0; d <= HOOK_DOMAIN_OBJ; d++) {
+        if (!lc.found[d])
+            continue;
+        shared->alloc_ctx[d] = lc.want_ctx[d];
+        shared->alloc_malloc[d] = lc.want_malloc[d];
+        __atomic_store_n(&shared->alloc_table[d], lc.found[d], __ATOMIC_RELEASE);
     }
 }

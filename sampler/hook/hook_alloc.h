@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 
+#include "hook_abi.h"
 #include "hook_python.h"
 
 /* 1 when sampled blocks may be routed through the raw domain: every domain holds CPython's
@@ -45,6 +46,15 @@ int hook_alloc_install(const struct hook_python *api, uint32_t domains, int rout
 /* Stops recording and restores each domain's original allocator when our wrapper is still on
  * top, else retires it as a pass-through. GIL held. */
 void hook_alloc_uninstall(const struct hook_python *api);
+
+/* Finds where each wrapped domain's PyMemAllocatorEx lives (the interpreter keeps them in
+ * static memory of the object that defines PyMem_SetAllocator: _PyMem/_PyObject/_PyMem_Raw up
+ * to 3.11, _PyRuntime.allocators.standard since 3.12) by searching that object's writable
+ * segments for the ctx and malloc our wrapper just put there, and writes each address with
+ * that pair into shared->alloc_* so that memsnap can tell when the target replaces the
+ * allocator (docs/hook-safety.md). Reads with hook_safe_read (after hook_safe_begin). GIL
+ * held, right after hook_alloc_install. */
+void hook_alloc_locate(const struct hook_python *api, struct mshook_shared *shared);
 
 /* Stops recording without the GIL (finalizing interpreter, fork child): every installed
  * wrapper becomes a pass-through for good. */

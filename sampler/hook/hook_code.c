@@ -105,7 +105,7 @@ static void str_describe(const struct hook_code_layout *l, const void *obj, uint
     if (!chars)
         return;
     uint64_t n = (uint64_t)length;
-    if (n * k > cap) {
+    if (n > cap / k) { /* n * k could overflow for a corrupted length */
         n = cap / k;
         *cut = 1;
     }

@@ -6,6 +6,8 @@
 #include <sched.h>
 #include <time.h>
 
+#include "hook_safe.h"
+
 struct hook_recorder hook_recorder;
 
 static int lock_try(void)
@@ -46,6 +48,7 @@ static void counters_copy_out(void)
     __atomic_store_n(&s->dropped_events, counter_get(&c->dropped_events), __ATOMIC_RELAXED);
     __atomic_store_n(&s->dropped_bytes, counter_get(&c->dropped_bytes), __ATOMIC_RELAXED);
     __atomic_store_n(&s->truncated_stacks, counter_get(&c->truncated_stacks), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->invalid_stacks, counter_get(&c->invalid_stacks), __ATOMIC_RELAXED);
 }
 
 int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *shared,
@@ -61,6 +64,7 @@ int hook_recorder_begin(const struct mshook_config *cfg, struct mshook_shared *s
         return -1;
     }
     r->counters = (struct hook_counters){0};
+    hook_safe_reset();
     hook_sampler_init(&r->sampler, cfg->rate, cfg->seed);
     r->max_frames = cfg->max_frames;
     r->exact = cfg->rate <= 1;
@@ -141,27 +145,27 @@ static void block_freed(uint64_t addr, uint64_t size)
         drop(0);
 }
 
-/* Under the lock: a CODE record for each code object of the stack not yet announced.
- * Returns 0, or -1 when one could not be written (the ring is full) or is not a code object
- * (the walk does not check before 3.13): the caller drops the ALLOC, and the code objects not
- * announced stay so, to be announced with a later stack. */
-static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
+/* Under the lock: a CODE record for each code object of the stack not yet announced (idents:
+ * the fingerprints the walk proved them with). Returns 0, or -1 when one could not be written
+ * (the ring is full): the caller drops the ALLOC, and the code objects not announced stay so,
+ * to be announced with a later stack. */
+static int stack_announce(const struct mshook_frame *frames, const uint64_t *idents,
+                          uint32_t nframes)
 {
     struct hook_recorder *r = &hook_recorder;
     for (uint32_t i = 0; i < nframes; i++) {
         uint64_t code = frames[i].code;
-        uint64_t fingerprint = hook_code_fingerprint(&r->layout, (const void *)(uintptr_t)code);
-        if (hook_code_set_contains(code, fingerprint))
+        if (hook_code_set_contains(code, idents[i]))
             continue;
-        if (!hook_record_is_code((const void *)(uintptr_t)code))
-            return -1; /* a frame chain caught mid-update (hook_stack.c): drop the ALLOC */
+        /* The walk proved this object, its name, file name and line table readable within
+         * the bounds the describer reads (hook_safe.h), under the GIL we still hold. */
         struct hook_code_desc desc;
         hook_code_describe(&r->code_layout, (const void *)(uintptr_t)code, r->code_table_max,
                            &desc);
         if (hook_ring_put_code(&r->ring, code, &desc) != 0)
             return -1;
         hook_counter_add(&r->counters.code_records, 1);
-        hook_code_set_add(code, fingerprint); /* full: announced again next time */
+        hook_code_set_add(code, idents[i]); /* full: announced again next time */
     }
     return 0;
 }
@@ -170,14 +174,13 @@ static int stack_announce(const struct mshook_frame *frames, uint32_t nframes)
  * objects not yet announced, then a STACK record) unless it holds the stack already. Returns
  * 0, or -1 when a record could not be written (the ring is full): the caller drops the ALLOC,
  * and the slot keeps what it held, in the hook's table as in memsnap's. */
-static int stack_slot(uint64_t tstate, const struct mshook_frame *frames, uint32_t nframes,
-                      int truncated, uint64_t hash, uint32_t *slot)
+static int stack_slot(uint64_t tstate, const struct mshook_frame *frames, const uint64_t *idents,
+                      uint32_t nframes, uint32_t flags, uint64_t hash, uint32_t *slot)
 {
     if (hook_slots_find(hash, tstate, nframes, slot))
         return 0;
-    if (stack_announce(frames, nframes) != 0)
+    if (stack_announce(frames, idents, nframes) != 0)
         return -1;
-    uint32_t flags = truncated ? MSHOOK_STACK_TRUNCATED : 0;
     if (hook_ring_put_stack(&hook_recorder.ring, *slot, tstate, flags, frames, nframes) != 0)
         return -1;
     hook_slots_define(*slot, hash, tstate, nframes);
@@ -188,13 +191,18 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
 {
     struct hook_recorder *r = &hook_recorder;
     struct mshook_frame frames[MSHOOK_MAX_FRAMES];
-    int truncated = 0;
+    uint64_t idents[MSHOOK_MAX_FRAMES];
+    uint32_t stack_flags = 0;
     uint64_t hash;
     if (!r->exact)
         hook_live_prefetch((uint64_t)(uintptr_t)ptr); /* loads while we walk the stack */
     const void *tstate = r->tstate_get();
-    uint32_t nframes =
-        hook_stack_capture(&r->layout, tstate, frames, r->max_frames, &truncated, &hash);
+    uint32_t epoch = (uint32_t)(__atomic_load_n(&r->counters.alloc_count, __ATOMIC_RELAXED) >> 16);
+    uint32_t nframes = hook_stack_capture(&r->layout, &r->code_layout, tstate, epoch, frames,
+                                          idents, r->max_frames, &stack_flags, &hash);
+    int truncated = (stack_flags & MSHOOK_STACK_TRUNCATED) != 0;
+    if (stack_flags & MSHOOK_STACK_INVALID)
+        hook_counter_add(&r->counters.invalid_stacks, 1);
     if (!lock_try()) {
         drop(size);
         return;
@@ -205,7 +213,8 @@ void hook_record_sampled_alloc(void *ptr, size_t size, uint32_t flags)
     }
     uint64_t addr = (uint64_t)(uintptr_t)ptr;
     uint32_t slot;
-    if (stack_slot((uint64_t)(uintptr_t)tstate, frames, nframes, truncated, hash, &slot) != 0) {
+    if (stack_slot((uint64_t)(uintptr_t)tstate, frames, idents, nframes, stack_flags, hash,
+                   &slot) != 0) {
         drop(size);
         lock_release();
         return;
@@ -289,6 +298,7 @@ void hook_record_code_free(void *ptr)
         /* Every death, announced or not (a full announced set forgets some): no cached stack
          * may name the address for its next code object. */
         hook_slots_invalidate();
+        hook_safe_forget(addr);
         if (hook_code_set_remove(addr) == 0 &&
             hook_ring_put_code_gone(&hook_recorder.ring, addr) != 0)
             drop(0); /* memsnap keeps the old name until the address is announced again */

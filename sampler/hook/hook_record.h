@@ -53,7 +53,8 @@ struct hook_counters {
     uint64_t dropped_events;
     uint64_t dropped_bytes;
     uint64_t truncated_stacks;
-    uint64_t code_records; /* CODE records written (not published in the region) */
+    uint64_t code_records;   /* CODE records written (not published in the region) */
+    uint64_t invalid_stacks; /* stacks cut at a frame the hook could not prove (hook_safe.h) */
 };
 
 struct hook_recorder {

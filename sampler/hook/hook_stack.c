@@ -3,11 +3,18 @@
  *
  * Every pointer is checked for NULL and 8-byte alignment before it is followed, and the walk
  * is bounded, so a frame chain caught mid-update (a C extension misusing the allocator
- * without the GIL) ends the stack early instead of looping.
+ * without the GIL) ends the stack early instead of looping. Every frame's code pointer is
+ * proven readable, and a code object, before anything reads through it (hook_safe.h): a
+ * corrupted one (0xdead0000, another type, a line table of 2^40 bytes) cuts the stack there
+ * with MSHOOK_STACK_INVALID, and so does a chain that loops. What is not proven: the frames
+ * themselves, which come from the thread state and the previous frame (see
+ * docs/hook-safety.md for why, and what that leaves).
  */
 #include "hook_stack.h"
 
 #include <stddef.h>
+
+#include "hook_safe.h"
 
 /* A walk longer than this is a cycle or garbage, not a stack: stop. */
 #define STACK_WALK_LIMIT 4096
@@ -101,10 +108,11 @@ static uint64_t hash_finish(uint64_t h)
     return h;
 }
 
-uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstate,
-                            struct mshook_frame *out, uint32_t max, int *truncated, uint64_t *hash)
+uint32_t hook_stack_capture(const struct hook_stack_layout *l, const struct hook_code_layout *cl,
+                            const void *tstate, uint32_t epoch, struct mshook_frame *out,
+                            uint64_t *idents, uint32_t max, uint32_t *flags, uint64_t *hash)
 {
-    *truncated = 0;
+    *flags = 0;
     *hash = hash_finish(0);
     if (!pointer_plausible(tstate))
         return 0;
@@ -113,23 +121,30 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstat
     uint64_t h = 0x243f6a8885a308d3ull;
     uint32_t n = 0;
     const void *f = frame_first(l, tstate);
+    /* Brent's cycle check: one compare per frame finds a chain that loops (f_back pointing
+     * back into the chain) within twice its period. */
+    const void *mark = f;
+    uint32_t power = 1, since = 0;
     for (int steps = 0; f && steps < STACK_WALK_LIMIT; steps++) {
         int keep = 1;
         if (l->frame_owner >= 0 && l->owner_cstack >= 0 &&
             *((const unsigned char *)f + l->frame_owner) == (unsigned char)l->owner_cstack)
             keep = 0; /* the C entry shim (3.12+) has no Python code of its own */
         const void *code = pointer_at(f, l->frame_code);
-        /* 3.13's f_executable may hold another object than code; before 3.13 a frame's code
-         * is always a code object, and its type is checked only before the hook reads the
-         * code object itself (fingerprints here, descriptions when announcing it): a load
-         * from another line per frame saved on every recorded allocation at rate 1. */
-        if (keep &&
-            (!pointer_plausible(code) || ((l->frame_model == 3 || l->fingerprint) &&
-                                          pointer_at(code, l->object_type) != l->code_type)))
-            keep = 0;
+        if (keep && !code)
+            keep = 0; /* no code at all: nothing to name */
         if (keep) {
+            /* Every code pointer is proven before anything reads through it: once per code
+             * object (hook_safe.h), after that a cache probe per frame. */
+            uint64_t fp = 0;
+            if (!pointer_plausible(code) ||
+                hook_safe_code(l, cl, code, (int)l->fingerprint, epoch, &fp) != HOOK_SAFE_CODE) {
+                *flags |= MSHOOK_STACK_INVALID;
+                h ^= (uint64_t)(uintptr_t)code; /* this chain, cut here, is its own stack */
+                break;
+            }
             if (n == max) {
-                *truncated = 1;
+                *flags |= MSHOOK_STACK_TRUNCATED;
                 break;
             }
             out[n].code = (uint64_t)(uintptr_t)code;
@@ -138,14 +153,24 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const void *tstat
                     (uint64_t)(int64_t) * (const int32_t *)((const char *)f + l->frame_lasti);
             else
                 out[n].lasti = (uint64_t)(uintptr_t)pointer_at(f, l->frame_lasti);
-            uint64_t ident = l->fingerprint ? hook_code_fingerprint(l, code) : out[n].code;
+            idents[n] = fp;
+            uint64_t ident = l->fingerprint ? fp : out[n].code;
             h = rotate_left(h ^ (ident * 0x9e3779b97f4a7c15ull) ^ out[n].lasti, 27) *
                 0xbf58476d1ce4e5b9ull;
             n++;
         }
         const void *back = pointer_at(f, l->frame_back);
         f = pointer_plausible(back) ? back : NULL;
+        if (f && f == mark) {
+            *flags |= MSHOOK_STACK_INVALID | MSHOOK_STACK_TRUNCATED;
+            break;
+        }
+        if (++since == power) {
+            mark = f;
+            power <<= 1;
+            since = 0;
+        }
     }
-    *hash = hash_finish(h ^ ((uint64_t)n << 1) ^ (uint64_t)*truncated);
+    *hash = hash_finish(h ^ ((uint64_t)n << 2) ^ (uint64_t)*flags);
     return n;
 }

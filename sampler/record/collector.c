@@ -263,8 +263,9 @@ int collector_stack(struct collector *c, uint32_t slot, uint64_t tstate,
                     const struct mshook_frame *frames, uint32_t nframes, uint32_t flags,
                     ms_error *err)
 {
-    return stacks_define(c->stacks, slot, tstate, frames, nframes,
-                         (flags & MSHOOK_STACK_TRUNCATED) != 0, err);
+    int cut = ((flags & MSHOOK_STACK_TRUNCATED) ? STACKS_CUT_DEPTH : 0) |
+              ((flags & MSHOOK_STACK_INVALID) ? STACKS_CUT_INVALID : 0);
+    return stacks_define(c->stacks, slot, tstate, frames, nframes, cut, err);
 }
 
 /* Applies one allocation of `stack` (its totals already reserved). */

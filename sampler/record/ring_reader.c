@@ -266,7 +266,7 @@ static int record_decode(struct ring_reader *r, uint32_t type, uint32_t len, uin
         return corrupt(err, r, "STACK record with too many frames", st.nframes);
     if (len != sizeof st + (uint64_t)st.nframes * sizeof(struct mshook_frame))
         return corrupt(err, r, "STACK record length disagrees with its frame count", len);
-    if (st.flags & ~(uint32_t)MSHOOK_STACK_TRUNCATED)
+    if (st.flags & ~(uint32_t)(MSHOOK_STACK_TRUNCATED | MSHOOK_STACK_INVALID))
         return corrupt(err, r, "STACK record with unknown flags", st.flags);
     ev->type = type;
     ev->flags = st.flags;

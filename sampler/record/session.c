@@ -15,6 +15,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "hook_ring_wait.h"
 #include "inject_lib.h"
 #include "pyruntime.h"
+#include "remote.h"
 #include "ring_reader.h"
 #include "session_resolve.h"
 #include "timeline.h"
@@ -51,6 +53,9 @@ struct session {
 
     enum session_phase phase;
     int target_exited;
+    int exit_signal;        /* the signal that killed the target, 0 when unknown or none */
+    int allocator_replaced; /* the target replaced our allocator wrappers (session.h) */
+    int64_t alloc_ok_ns;    /* the last poll that saw every wrapper still in place */
     int stop_requested;
     int64_t stop_deadline_ns;
     int built;
@@ -89,6 +94,60 @@ static char process_state(pid_t pid)
     if (!paren || paren[1] != ' ' || !paren[2])
         return 0;
     return paren[2];
+}
+
+/* How a process that is gone or a zombie died, from its zombie's /proc/PID/stat exit_code
+ * (field 52, a wait status, Linux 3.5+): the signal that killed it, 0 when it exited or when
+ * nothing can tell any more (its parent reaped it: the pid is gone). */
+static int process_exit_signal(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || (p[2] != 'Z' && p[2] != 'X'))
+        return 0;
+    /* p + 2 is field 3 (state): field 52 is 49 fields further */
+    p += 2;
+    for (int field = 3; field < 52; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return 0;
+        p++;
+    }
+    char *end;
+    long status = strtol(p, &end, 10);
+    if (end == p || status < 0)
+        return 0;
+    int sig = (int)(status & 0x7f);
+    return sig > 0 && sig < 0x7f ? sig : 0;
+}
+
+/* "SIGSEGV" for SIGSEGV: glibc's sigabbrev_np is 2.32+, so a table of the usual ones. */
+static const char *sigabbrev(int sig)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {{SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+                 {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+                 {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+                 {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+                 {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+                 {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"}};
+    static char other[24];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    snprintf(other, sizeof other, "signal %d", sig);
+    return other;
 }
 
 static int process_gone(pid_t pid)
@@ -343,6 +402,25 @@ void session_request_stop(struct session *s, int64_t now_ns)
     ring_reader_request_stop(&s->ring);
 }
 
+/* Whether every allocator table the hook located still holds our wrapper (ctx and malloc),
+ * read from the target's memory: 1 yes (or nothing to compare: an older hook, a table not
+ * found), 0 when the target replaced it (PyMem_SetAllocator: tracemalloc.start or stop, a C
+ * extension). A failed read says nothing (the target may be exiting): 1. */
+static int allocator_still_ours(struct session *s)
+{
+    const struct mshook_shared *c = &s->counters;
+    for (int d = 0; d < 3; d++) {
+        if (!c->alloc_table[d])
+            continue;
+        uint64_t pair[2];
+        if (remote_read(s->pid, c->alloc_table[d], pair, sizeof pair, NULL) < 0)
+            return 1;
+        if (pair[0] != c->alloc_ctx[d] || pair[1] != c->alloc_malloc[d])
+            return 0;
+    }
+    return 1;
+}
+
 int session_poll(struct session *s, int64_t now_ns, ms_error *err)
 {
     if (!s->ring_open)
@@ -352,6 +430,7 @@ int session_poll(struct session *s, int64_t now_ns, ms_error *err)
     if (s->phase == SESSION_INSTALLING && state == MSHOOK_STATE_RECORDING && !s->stop_requested) {
         s->phase = SESSION_RECORDING;
         s->record_start_ns = now_ns;
+        s->alloc_ok_ns = now_ns;
         s->start_unix_ns = clock_ns(CLOCK_REALTIME);
     }
     if (session_drain(s, err) < 0) {
@@ -373,11 +452,26 @@ int session_poll(struct session *s, int64_t now_ns, ms_error *err)
         session_finish(s, now_ns, NULL);
         return -1;
     }
+    if (s->phase == SESSION_RECORDING && !s->stop_requested) {
+        if (allocator_still_ours(s)) {
+            s->alloc_ok_ns = now_ns;
+        } else {
+            /* Nothing reached our wrappers since (at the latest) this poll: the recording
+             * ends at the last poll that saw them in place, and the hook, no longer called,
+             * cannot confirm a stop: wait for it briefly only. */
+            s->allocator_replaced = 1;
+            session_request_stop(s, now_ns);
+            s->record_end_ns = s->alloc_ok_ns > s->record_start_ns ? s->alloc_ok_ns : now_ns;
+            s->stop_deadline_ns = now_ns + SESSION_REPLACED_STOP_MS * 1000000ll;
+        }
+    }
     if (s->phase == SESSION_RECORDING && !s->stop_requested &&
         timeline_sample(&s->tl, now_ns - s->record_start_ns, session_heap(s), NULL) < 0)
         s->target_exited = 1;
     if (s->target_exited || process_gone(s->pid)) {
         s->target_exited = 1;
+        if (!s->exit_signal)
+            s->exit_signal = process_exit_signal(s->pid);
         return session_finish(s, now_ns, err) < 0 ? -1 : 1;
     }
     if (state == MSHOOK_STATE_STOPPED) /* asked to, or on its own (the interpreter exits) */
@@ -410,6 +504,46 @@ static int64_t clamp64(uint64_t v)
     return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
+int session_note(const struct session *s, char *out, size_t n, int which)
+{
+    out[0] = 0;
+    if (which == SESSION_NOTE_INVALID && s->counters.invalid_stacks)
+        snprintf(out, n,
+                 "the hook cut %llu sampled stacks at a frame it could not prove readable (a "
+                 "corrupted interpreter, or a frame chain that loops); those samples end in "
+                 "<unreadable frame: stack cut>",
+                 (unsigned long long)s->counters.invalid_stacks);
+    else if (which == SESSION_NOTE_REPLACED && s->allocator_replaced)
+        snprintf(out, n,
+                 "process %d replaced the allocator during the recording (PyMem_SetAllocator, "
+                 "e.g. tracemalloc.start() or stop()); the recording ended there, after %.1f s, "
+                 "and memsnap left the target's allocator in place",
+                 (int)s->pid,
+                 s->record_start_ns ? (double)(s->record_end_ns - s->record_start_ns) / 1e9 : 0.0);
+    else if (which == SESSION_NOTE_EXIT && s->target_exited) {
+        if (s->exit_signal)
+            snprintf(out, n, "process %d was killed by %s during the recording", (int)s->pid,
+                     sigabbrev(s->exit_signal));
+        else
+            snprintf(out, n, "process %d exited during the recording", (int)s->pid);
+    }
+    return out[0] ? 1 : 0;
+}
+
+/* Each note as a profile comment ("memsnap-note: ..."), so that the file says it too. */
+static int session_notes(const struct session *s, struct profile *p, ms_error *err)
+{
+    for (int which = 0; which < SESSION_NOTES; which++) {
+        char note[512], text[540];
+        if (!session_note(s, note, sizeof note, which))
+            continue;
+        snprintf(text, sizeof text, "memsnap-note: %s", note);
+        if (profile_add_comment(p, text) < 0)
+            return ms_error_errno(err, errno, "building the profile");
+    }
+    return 0;
+}
+
 struct profile *session_build(struct session *s, ms_error *err)
 {
     if (s->built)
@@ -439,6 +573,8 @@ struct profile *session_build(struct session *s, ms_error *err)
     m->peak_time_ns = s->tl.peak_heap_ns;
     m->total_alloc_bytes = clamp64(s->counters.alloc_bytes);
     m->total_alloc_count = clamp64(s->counters.alloc_count);
+    if (session_notes(s, p, err) < 0)
+        return NULL;
     p->time_nanos = m->start_unix_ns;
     p->duration_nanos = m->duration_ns;
     s->built = 1;
@@ -462,6 +598,9 @@ void session_summary(const struct session *s, struct session_summary *out)
     out->heap = session_heap(s);
     out->rss = s->tl.rss;
     out->dropped_events = s->counters.dropped_events;
+    out->invalid_stacks = s->counters.invalid_stacks;
+    out->exit_signal = s->exit_signal;
+    out->allocator_replaced = s->allocator_replaced;
     out->frees_via_raw = s->counters.frees_via_raw == 1;
     out->inject_pause_ns = s->inject.stopped_ns;
     out->inject_total_ns = s->inject.wall_ns;

@@ -37,6 +37,7 @@
 #define SESSION_STOP_TIMEOUT_MS      3000
 #define SESSION_START_RETRY_MS       3000 /* retrying a start refused with -EAGAIN */
 #define SESSION_RING_WAIT_MS         1000 /* for the hook's install thread to make its ring */
+#define SESSION_REPLACED_STOP_MS     200  /* the hook's STOPPED after the target replaced it */
 
 struct session_options {
     uint64_t rate;  /* sampling rate in bytes, >= 1 */
@@ -63,6 +64,9 @@ struct session_summary {
     int64_t heap;            /* live bytes now (unbiased estimate, exact at rate 1) */
     int64_t rss;             /* target RSS at the last sample */
     uint64_t dropped_events; /* from the hook's counters */
+    uint64_t invalid_stacks; /* sampled stacks the hook cut at an unprovable frame */
+    int exit_signal;         /* target_exited: the signal that killed it, 0 unknown or none */
+    int allocator_replaced;  /* the target replaced our wrappers: the recording ended early */
     int frees_via_raw;       /* the hook routes sampled blocks through the raw domain */
     int64_t attach_ns;       /* session_attach start -> hook RECORDING, 0 until then */
     int64_t inject_pause_ns; /* longest stop of the hijacked thread during injection */
@@ -104,6 +108,16 @@ int session_ended(const struct session *s);
 struct profile *session_build(struct session *s, ms_error *err);
 
 void session_summary(const struct session *s, struct session_summary *out);
+
+/* The one-sentence notes a session may end with, each also written into the profile as a
+ * comment "memsnap-note: <sentence>" by session_build:
+ *   SESSION_NOTE_INVALID   stacks cut at frames the hook could not prove (hook-safety.md)
+ *   SESSION_NOTE_REPLACED  the target replaced the allocator: the recording ended early
+ *   SESSION_NOTE_EXIT      the target exited, or was killed by a signal (when known: from its
+ *                          zombie's /proc/PID/stat before its parent reaps it)
+ * Fills out (n bytes) and returns 1, or 0 (out empty) when the note does not apply. */
+enum { SESSION_NOTE_INVALID, SESSION_NOTE_REPLACED, SESSION_NOTE_EXIT, SESSION_NOTES };
+int session_note(const struct session *s, char *out, size_t n, int which);
 pid_t session_pid(const struct session *s);
 
 /* Stops if needed, unmaps, frees. NULL is fine. */

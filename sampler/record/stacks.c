@@ -63,7 +63,7 @@ struct stacks {
     size_t n_locs, locs_cap;
 
     /* Locations for frames that have no real code object; UINT32_MAX until first needed. */
-    uint32_t loc_unknown, loc_truncated, loc_full, loc_no_frame;
+    uint32_t loc_unknown, loc_truncated, loc_full, loc_no_frame, loc_invalid;
     uint32_t full_stack; /* the shared stack once STACKS_MAX is reached, UINT32_MAX before */
 
     struct slot_entry *slots;
@@ -105,7 +105,7 @@ struct stacks *stacks_new(struct profile *p, const struct stacks_resolver *r, ui
     }
     for (uint32_t i = 0; i < slots; i++)
         s->slots[i] = (struct slot_entry){.stack = UINT32_MAX};
-    s->loc_unknown = s->loc_truncated = s->loc_full = s->loc_no_frame = UINT32_MAX;
+    s->loc_unknown = s->loc_truncated = s->loc_full = s->loc_no_frame = s->loc_invalid = UINT32_MAX;
     s->loc_no_stack = s->unknown_stack = UINT32_MAX;
     s->full_stack = UINT32_MAX;
     return s;
@@ -407,8 +407,10 @@ int stacks_intern(struct stacks *s, uint64_t tstate, const struct mshook_frame *
         locs[n++] = loc;
     }
     if (truncated || nframes == 0) {
-        uint32_t loc = truncated ? synthetic_location(s, &s->loc_truncated, "<truncated>")
-                                 : synthetic_location(s, &s->loc_no_frame, "<no Python frame>");
+        uint32_t loc = (truncated & STACKS_CUT_INVALID)
+                           ? synthetic_location(s, &s->loc_invalid, "<unreadable frame: stack cut>")
+                       : truncated ? synthetic_location(s, &s->loc_truncated, "<truncated>")
+                                   : synthetic_location(s, &s->loc_no_frame, "<no Python frame>");
         if (loc == UINT32_MAX)
             return ms_error_errno(err, ENOMEM, "resolving a frame");
         locs[n++] = loc;

@@ -23,7 +23,9 @@
  * Bounds: at most STACKS_MAX distinct stacks; past that, new stacks collapse into a single
  * "<stack table full>" stack so a hostile or pathological target cannot grow memsnap
  * without limit. Frames whose code object cannot be read become one "<unknown>" location.
- * A stack the hook truncated gets a "<truncated>" caller frame.
+ * A stack the hook truncated gets a "<truncated>" caller frame; one it cut at a frame it could
+ * not prove readable (a corrupted interpreter, docs/hook-safety.md) gets
+ * "<unreadable frame: stack cut>".
  *
  * Not thread-safe; one instance per profiled process.
  */
@@ -69,6 +71,10 @@ void stacks_free(struct stacks *s);
 
 /* Marks every cached thread label as needing revalidation. O(1). */
 void stacks_epoch(struct stacks *s);
+
+/* `truncated` of stacks_intern / stacks_define: 0, or these bits. */
+#define STACKS_CUT_DEPTH   1 /* cut at the hook's depth limit: "<truncated>" */
+#define STACKS_CUT_INVALID 2 /* cut at an unreadable frame: "<unreadable frame: stack cut>" */
 
 /* Resolves and interns one stack; *stack_id is a dense index (0, 1, ...). frames are
  * innermost first; nframes may be 0 (an allocation outside any Python frame). Returns 0, or

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "hook/hook_safe.c"
 #include "hook/hook_slots.c"
 #include "hook/hook_stack.c"
 
@@ -72,6 +73,35 @@ static struct hook_stack_layout fake_layout(void)
     return l;
 }
 
+/* Where str objects keep their fields: the fakes' names are plain C strings, never str. */
+static const int fake_unicode_type = 0;
+static const struct hook_code_layout fake_code_layout = {
+    .unicode_length = 16,
+    .unicode_state = 32,
+    .unicode_ascii_size = 40,
+    .unicode_compact_size = 56,
+    .unicode_data_ptr = 56,
+    .bytes_size = offsetof(struct fake_bytes, size),
+    .bytes_sval = offsetof(struct fake_bytes, sval),
+    .object_type = offsetof(struct fake_code_obj, type),
+    .unicode_type = &fake_unicode_type,
+    .bytes_type = &fake_bytes_type,
+};
+
+/* hook_stack_capture with the old test's arguments: flags folded into *truncated (1 depth, 2
+ * invalid), each frame's fingerprint into idents (may be NULL). */
+static uint32_t capture(const struct hook_stack_layout *l, const void *tstate,
+                        struct mshook_frame *out, uint32_t max, int *truncated, uint64_t *hash,
+                        uint64_t *idents)
+{
+    uint64_t ids[MSHOOK_MAX_FRAMES];
+    uint32_t flags;
+    uint32_t n = hook_stack_capture(l, &fake_code_layout, tstate, 0, out, idents ? idents : ids,
+                                    max, &flags, hash);
+    *truncated = (int)flags;
+    return n;
+}
+
 /* frames[0] is the innermost; the "tstate" is a pointer to it. */
 static uint64_t walk(const struct fake_frame *inner, uint32_t max, uint32_t *n, int *truncated)
 {
@@ -79,7 +109,7 @@ static uint64_t walk(const struct fake_frame *inner, uint32_t max, uint32_t *n, 
     const struct fake_frame *const tstate = inner;
     struct mshook_frame out[MSHOOK_MAX_FRAMES];
     uint64_t hash;
-    *n = hook_stack_capture(&l, &tstate, out, max, truncated, &hash);
+    *n = capture(&l, &tstate, out, max, truncated, &hash, NULL);
     for (uint32_t i = 0; i < *n; i++) {
         assert_ptr_equal((const void *)(uintptr_t)out[i].code, inner->code);
         assert_int_equal((int64_t)out[i].lasti, inner->lasti);
@@ -119,25 +149,39 @@ static void test_stack_walk_hash(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(truncated, 1);
     assert_true(cut != h);
-    /* A frame whose code is not a code object: 3.13's f_executable may hold one, so the
-     * walk skips it there (frame model 3), and so it does when it fingerprints code objects;
-     * before 3.13 it keeps the frame without reading the object (stack_announce checks the
-     * type before describing it). */
+    /* A frame whose code is not a code object (another type, an unreadable address, a chain
+     * that loops): the walk cuts the stack there, keeps the frames below, and says so. */
     static struct fake_code_obj not_code = {1, &codes[0], NULL, NULL, NULL, 1};
     f[1].code = &not_code;
     struct hook_stack_layout lay = fake_layout();
     const struct fake_frame *const ts = &f[0];
     struct mshook_frame got[4] = {{0}};
     uint64_t skipped;
-    assert_int_equal(hook_stack_capture(&lay, &ts, got, 4, &truncated, &skipped), 3);
-    assert_ptr_equal((const void *)(uintptr_t)got[1].code, &not_code);
-    lay.frame_model = 3;
-    assert_int_equal(hook_stack_capture(&lay, &ts, got, 4, &truncated, &skipped), 2);
-    assert_ptr_equal((const void *)(uintptr_t)got[1].code, &codes[2]);
-    lay.frame_model = 1;
-    lay.fingerprint = 1;
-    assert_int_equal(hook_stack_capture(&lay, &ts, got, 4, &truncated, &skipped), 2);
-    assert_ptr_equal((const void *)(uintptr_t)got[1].code, &codes[2]);
+    for (int fp = 0; fp <= 1; fp++) {
+        lay.fingerprint = (uint32_t)fp;
+        assert_int_equal(capture(&lay, &ts, got, 4, &truncated, &skipped, NULL), 1);
+        assert_int_equal(truncated, MSHOOK_STACK_INVALID);
+        assert_ptr_equal((const void *)(uintptr_t)got[0].code, &codes[0]);
+    }
+    f[1].code = (const struct fake_code_obj *)(uintptr_t)0xdead0000;
+    assert_int_equal(capture(&lay, &ts, got, 4, &truncated, &skipped, NULL), 1);
+    assert_int_equal(truncated, MSHOOK_STACK_INVALID);
+    static struct fake_bytes huge = {1, &fake_bytes_type, (int64_t)1 << 40, "x"};
+    static struct fake_code_obj huge_table = {1, &fake_code_type, NULL, NULL, &huge, 1};
+    f[1].code = &huge_table;
+    assert_int_equal(capture(&lay, &ts, got, 4, &truncated, &skipped, NULL), 1);
+    assert_int_equal(truncated, MSHOOK_STACK_INVALID);
+    huge.size = -5;
+    hook_safe_reset(); /* bad verdicts last an epoch: start afresh */
+    assert_int_equal(capture(&lay, &ts, got, 4, &truncated, &skipped, NULL), 1);
+    assert_int_equal(truncated, MSHOOK_STACK_INVALID);
+    f[1].code = &codes[1];
+    f[1].back = &f[1]; /* a chain that loops */
+    uint32_t looped = capture(&lay, &ts, got, 4, &truncated, &skipped, NULL);
+    assert_true(looped >= 2);
+    assert_true(truncated & MSHOOK_STACK_INVALID);
+    f[1].back = &f[2];
+    lay.fingerprint = 0;
     f[1].code = &codes[1];
 
     /* The low bits pick the slot: 20,000 stacks differing in one instruction offset fill 4,096
@@ -156,7 +200,7 @@ static void test_stack_walk_hash(void **state)
     struct hook_stack_layout l = fake_layout();
     struct mshook_frame out[4];
     uint64_t hash;
-    assert_int_equal(hook_stack_capture(&l, NULL, out, 4, &truncated, &hash), 0);
+    assert_int_equal(capture(&l, NULL, out, 4, &truncated, &hash, NULL), 0);
 }
 
 /* With fingerprints on, a later code object at a dead one's address (another name, file, line
@@ -173,10 +217,11 @@ static void test_stack_fingerprint(void **state)
     struct mshook_frame out[2];
     int truncated;
     uint64_t off_a, on_a, h;
-    hook_stack_capture(&l, &tstate, out, 2, &truncated, &off_a);
+    capture(&l, &tstate, out, 2, &truncated, &off_a, NULL);
     l.fingerprint = 1;
-    hook_stack_capture(&l, &tstate, out, 2, &truncated, &on_a);
-    uint64_t fp_a = hook_code_fingerprint(&l, &code);
+    capture(&l, &tstate, out, 2, &truncated, &on_a, NULL);
+    uint64_t fp_a, fp;
+    capture(&l, &tstate, out, 2, &truncated, &h, &fp_a);
     /* Another object at each field (a line table is always a bytes object: the same bytes
      * here, so only its address differs). */
     static struct fake_bytes table_b = {1, &fake_bytes_type, 20, "0123456789abcdefghij"};
@@ -186,37 +231,39 @@ static void test_stack_fingerprint(void **state)
     for (int i = 0; i < 3; i++) {
         const void *was = *fields[i];
         *fields[i] = others[i]; /* the address's next code object */
-        hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+        capture(&l, &tstate, out, 2, &truncated, &h, &fp);
         assert_true(h != on_a);
-        assert_true(hook_code_fingerprint(&l, &code) != fp_a);
+        assert_true(fp != fp_a);
         l.fingerprint = 0;
-        hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+        capture(&l, &tstate, out, 2, &truncated, &h, NULL);
         assert_true(h == off_a);
         l.fingerprint = 1;
         *fields[i] = was;
     }
     code.firstlineno = 11;
-    hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+    capture(&l, &tstate, out, 2, &truncated, &h, NULL);
     assert_true(h != on_a);
     code.firstlineno = 10;
     /* A line table reborn at the dead one's address: its length or either end differs. */
     unsigned char *edits[] = {&table.sval[0], &table.sval[7], &table.sval[12], &table.sval[19]};
     for (int i = 0; i < 4; i++) {
         *edits[i] ^= 1;
-        hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+        capture(&l, &tstate, out, 2, &truncated, &h, NULL);
         assert_true(h != on_a);
         *edits[i] ^= 1;
     }
     table.size = 19;
-    hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+    capture(&l, &tstate, out, 2, &truncated, &h, NULL);
     assert_true(h != on_a);
     table.size = 3; /* shorter than 8 bytes */
-    uint64_t short_fp = hook_code_fingerprint(&l, &code);
+    uint64_t short_fp;
+    capture(&l, &tstate, out, 2, &truncated, &h, &short_fp);
     table.sval[2] ^= 1;
-    assert_true(hook_code_fingerprint(&l, &code) != short_fp);
+    capture(&l, &tstate, out, 2, &truncated, &h, &fp);
+    assert_true(fp != short_fp);
     table.sval[2] ^= 1;
     table.size = 20;
-    hook_stack_capture(&l, &tstate, out, 2, &truncated, &h);
+    capture(&l, &tstate, out, 2, &truncated, &h, NULL);
     assert_true(h == on_a); /* the same object again: the same stack */
     assert_int_equal(out[0].code, (uint64_t)(uintptr_t)&code); /* frames keep the address */
 }
@@ -274,5 +321,7 @@ int main(void)
         cmocka_unit_test(test_stack_fingerprint),
         cmocka_unit_test(test_stack_slots),
     };
+    if (hook_safe_begin() != 0)
+        return 1;
     return cmocka_run_group_tests_name("hook_stack", tests, NULL, NULL);
 }
