@@ -136,10 +136,10 @@ static void test_exit_race_one_sentence(void **state)
         } else {
             refused++;
             assert_int_equal(rc, 1);
-            if (!one_line(err) ||
-                (!strstr(err, "exited while memsnap was attaching to it; nothing was recorded") &&
-                 !strstr(err, "exited before memsnap attached to it") &&
-                 !strstr(err, "no process with pid")))
+            if (!one_line(err) || (!(strstr(err, "exited while memsnap was attaching to it") &&
+                                     strstr(err, "nothing was recorded")) &&
+                                   !strstr(err, "exited before memsnap attached to it") &&
+                                   !strstr(err, "no process with pid")))
                 fail_msg("%s: not the exit sentence: %s", py->label, err);
         }
         test_proc_kill(&p);
