@@ -59,6 +59,8 @@ const struct py_offsets py_offsets_table[] = {
         .iframe_instr = -1,
         .iframe_owner = -1,
         .owner_cstack = -1,
+        .owner_skip_from = -1,
+        .code_tag_mask = -1,
         .code_size = 176,
         .code_firstlineno = 40,
         .code_filename = 104,
@@ -124,6 +126,8 @@ const struct py_offsets py_offsets_table[] = {
         .iframe_instr = -1,
         .iframe_owner = -1,
         .owner_cstack = -1,
+        .owner_skip_from = -1,
+        .code_tag_mask = -1,
         .code_size = 176,
         .code_firstlineno = 40,
         .code_filename = 104,
@@ -189,6 +193,8 @@ const struct py_offsets py_offsets_table[] = {
         .iframe_instr = -1,
         .iframe_owner = -1,
         .owner_cstack = -1,
+        .owner_skip_from = -1,
+        .code_tag_mask = -1,
         .code_size = 176,
         .code_firstlineno = 40,
         .code_filename = 104,
@@ -254,6 +260,8 @@ const struct py_offsets py_offsets_table[] = {
         .iframe_instr = 56,
         .iframe_owner = 69,
         .owner_cstack = -1,
+        .owner_skip_from = -1,
+        .code_tag_mask = -1,
         .code_size = 192,
         .code_firstlineno = 72,
         .code_filename = 112,
@@ -319,6 +327,8 @@ const struct py_offsets py_offsets_table[] = {
         .iframe_instr = 56,
         .iframe_owner = 70,
         .owner_cstack = 3,
+        .owner_skip_from = 3,
+        .code_tag_mask = -1,
         .code_size = 200,
         .code_firstlineno = 68,
         .code_filename = 112,
@@ -384,6 +394,8 @@ const struct py_offsets py_offsets_table[] = {
         .iframe_instr = 56,
         .iframe_owner = 70,
         .owner_cstack = 3,
+        .owner_skip_from = 3,
+        .code_tag_mask = -1,
         .code_size = 208,
         .code_firstlineno = 68,
         .code_filename = 112,
@@ -406,8 +418,8 @@ const struct py_offsets py_offsets_table[] = {
 
 const int py_offsets_count = (int)(sizeof(py_offsets_table) / sizeof(py_offsets_table[0]));
 
-/* CPython 3.13 (from 3.13.0): where _Py_DebugOffsets restates our fields. */
-const struct py_debug_layout py_debug_layout_313 = {
+/* CPython 3.13 (from 3.13.0): where _Py_DebugOffsets states our fields. */
+static const struct py_debug_layout debug_layout_313 = {
     .size = 584,
     .cookie = "xdebugpy",
     .cookie_pos = 0,
@@ -416,7 +428,7 @@ const struct py_debug_layout py_debug_layout_313 = {
     .free_threaded_pos = 16,
 };
 
-const struct py_debug_check py_debug_checks_313[] = {
+static const struct py_debug_check debug_checks_313[] = {
     {"runtime_state.size", 24, offsetof(struct py_offsets, runtime_size)},
     {"runtime_state.interpreters_head", 40, offsetof(struct py_offsets, runtime_interpreters_head)},
     {"interpreter_state.size", 48, offsetof(struct py_offsets, interp_size)},
@@ -451,5 +463,10 @@ const struct py_debug_check py_debug_checks_313[] = {
     {"unicode_object.asciiobject_size", 560, offsetof(struct py_offsets, unicode_ascii_size)},
 };
 
-const int py_debug_checks_313_count =
-    (int)(sizeof(py_debug_checks_313) / sizeof(py_debug_checks_313[0]));
+/* Every _Py_DebugOffsets description above, by minor version. */
+const struct py_debug_table py_debug_tables[] = {
+    {13, &debug_layout_313, debug_checks_313,
+     (int)(sizeof debug_checks_313 / sizeof debug_checks_313[0])},
+};
+
+const int py_debug_tables_count = (int)(sizeof(py_debug_tables) / sizeof(py_debug_tables[0]));
