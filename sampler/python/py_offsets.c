@@ -76,7 +76,8 @@ int py_offsets_apply_debug(struct py_offsets *o, const struct py_debug_table *dt
         uint64_t live;
         memcpy(&live, raw + c->debug_pos, 8);
         if (live >= LIVE_OFFSET_MAX)
-            return ms_error_set(err, "its _Py_DebugOffsets gives %s as %" PRIu64 ", which is absurd",
+            return ms_error_set(err,
+                                "its _Py_DebugOffsets gives %s as %" PRIu64 ", which is absurd",
                                 c->name, live);
         field_set(o, c->field, (int32_t)live);
     }
@@ -151,7 +152,6 @@ int py_offsets_validate(const struct py_offsets *o, ms_error *err)
         return ms_error_set(err, "the str header sizes %d and %d are inconsistent",
                             o->unicode_ascii_size, o->unicode_compact_size);
     if (o->code_tag_mask < -1 || o->code_tag_mask > 7)
-        return ms_error_set(err, "the tag mask %d of frame references is absurd",
-                            o->code_tag_mask);
+        return ms_error_set(err, "the tag mask %d of frame references is absurd", o->code_tag_mask);
     return 0;
 }

@@ -283,8 +283,7 @@ static int read_gil_and_main(const struct pyruntime *rt, uint64_t interp, struct
     int k = 0;
     /* 3.13+: the interpreter's own main thread state; before, the runtime's main pthread. */
     if (o->interp_threads_main >= 0)
-        iov[k++] =
-            (struct remote_iov){interp + (uint64_t)o->interp_threads_main, &main_tstate, 8};
+        iov[k++] = (struct remote_iov){interp + (uint64_t)o->interp_threads_main, &main_tstate, 8};
     else
         iov[k++] = (struct remote_iov){rt->runtime_addr + (uint64_t)o->runtime_main_thread,
                                        &main_thread, 8};
@@ -311,8 +310,8 @@ static int read_gil_and_main(const struct pyruntime *rt, uint64_t interp, struct
     }
     for (int i = 0; i < out->count; i++) {
         struct pythread *t = &out->threads[i];
-        t->is_main = main_tstate ? t->tstate == main_tstate
-                                 : main_thread && t->pthread_id == main_thread;
+        t->is_main =
+            main_tstate ? t->tstate == main_tstate : main_thread && t->pthread_id == main_thread;
         t->holds_gil = holder && t->tstate == holder;
     }
     return 0;
