@@ -44,4 +44,14 @@ int remote_write(pid_t pid, uint64_t addr, const void *buf, size_t len, ms_error
 /* The sentence memsnap uses to explain how to allow ptrace access to pid (for EPERM). */
 const char *remote_permission_hint(void);
 
+/* Test seam (tests/support/replay.c), never used by memsnap itself. A source, when set, serves
+ * every remote_readv/remote_read instead of the target (a recording replayed: it must fail
+ * with errno EFAULT on a range it does not hold); an observer, when set, is shown every range
+ * a successful read returned (to record them). Both process-wide; NULL unsets. */
+typedef int (*remote_source_fn)(void *ctx, pid_t pid, const struct remote_iov *iov, int n,
+                                ms_error *err);
+typedef void (*remote_observer_fn)(void *ctx, const struct remote_iov *iov, int n);
+void remote_set_source(remote_source_fn fn, void *ctx);
+void remote_set_observer(remote_observer_fn fn, void *ctx);
+
 #endif
