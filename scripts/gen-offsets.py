@@ -413,14 +413,28 @@ def existing_parts(path):
     return rows, debug
 
 
-def generate(path_for_kept_rows):
+def parse_headers_option(values):
+    """--headers 3.14=DIR[:EXTRA]... -> {14: (DIR, [EXTRA...])}: headers of a build tree that
+    is not installed (DIR = the tree's Include, EXTRA = where its pyconfig.h is)."""
+    out = {}
+    for v in values or []:
+        m = re.match(r"3\.(\d+)=(.+)$", v)
+        if not m:
+            fail("--headers wants 3.MINOR=DIR[:EXTRA], not %r" % v)
+        parts = m.group(2).split(":")
+        out[int(m.group(1))] = (parts[0], parts[1:])
+    return out
+
+
+def generate(path_for_kept_rows, extra_dirs=None):
     """Returns (text, checked minors, kept minors)."""
-    dirs = pyenv_include_dirs()
+    dirs = {m: (d, []) for m, d in pyenv_include_dirs().items()}
+    dirs.update(extra_dirs or {})
     old_rows, old_debug = existing_parts(path_for_kept_rows)
     rows, checked, kept, debug_blocks = {}, [], [], {}
     for minor in MINORS:
         if minor in dirs:
-            version, values, debug, info = run_probe(minor, dirs[minor])
+            version, values, debug, info = run_probe(minor, dirs[minor][0], dirs[minor][1])
             rows[minor] = format_row(minor, version, values)
             checked.append(minor)
             if minor in DEBUG_PAIRS:
@@ -461,9 +475,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--output", default=TABLE)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--headers", action="append", metavar="3.MINOR=DIR[:EXTRA]",
+                    help="use a build tree's headers for that version (DIR = its Include, "
+                         "EXTRA = the directory holding its pyconfig.h)")
     args = ap.parse_args()
     if args.check:
-        text, checked, kept = generate(TABLE)
+        text, checked, kept = generate(TABLE, parse_headers_option(args.headers))
         with open(TABLE) as f:
             current = f.read()
         for minor in checked:
@@ -479,7 +496,7 @@ def main():
         for p in problems:
             print("FAIL: " + p)
         sys.exit(1 if problems else 0)
-    text, checked, kept = generate(args.output)
+    text, checked, kept = generate(args.output, parse_headers_option(args.headers))
     with open(args.output, "w") as f:
         f.write(text)
     for minor in kept:

@@ -334,7 +334,7 @@ static void test_bad_inputs(void **state)
         assert_int_equal(test_proc_wait_line(&p, "up", line, sizeof line, 10000), 0);
         snprintf(pids, sizeof pids, "%d", (int)p.pid);
         char *a7[] = {"dump", pids, NULL};
-        expect_failure(a7, 1, "CPython 3.7, which is not supported; memsnap supports 3.8-3.13");
+        expect_failure(a7, 1, "CPython 3.7, which is not supported; memsnap supports 3.8-3.14");
         assert_int_equal(test_pid_is_traced(p.pid), 0);
         test_proc_kill(&p);
     } else {
