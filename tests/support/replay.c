@@ -181,6 +181,15 @@ int replay_poke(struct replay *r, uint64_t addr, const void *bytes, size_t n)
     return 0;
 }
 
+int replay_peek(const struct replay *r, uint64_t addr, void *bytes, size_t n)
+{
+    const struct range *s = find(r, addr, n);
+    if (!s)
+        return -1;
+    memcpy(bytes, s->data + (addr - s->addr), n);
+    return 0;
+}
+
 static void put_fact(FILE *f, const char *name, uint64_t v)
 {
     fprintf(f, "fact %s 0x%" PRIx64 "\n", name, v);

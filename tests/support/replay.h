@@ -54,6 +54,9 @@ size_t replay_bytes(const struct replay *r); /* recorded bytes of memory */
 /* Overwrites recorded bytes at addr (negative tests); -1 when not recorded. */
 int replay_poke(struct replay *r, uint64_t addr, const void *bytes, size_t n);
 
+/* Copies recorded bytes at addr; -1 when not recorded. */
+int replay_peek(const struct replay *r, uint64_t addr, void *bytes, size_t n);
+
 /* Copies text with each "Thread <id>" header reduced to "Thread" (ids differ between a stopped
  * and a replayed walk) and " (holds the GIL)" removed (the target cannot report it). */
 char *replay_normalize(const char *text);

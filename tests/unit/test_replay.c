@@ -6,8 +6,8 @@
  * Each replay must give exactly the stacks the target reported about itself (function names,
  * files, line numbers, three threads, the main one marked, Latin-1/UCS-2/UCS-4 names, a class
  * method, a generator, a 40-deep recursion). The newest recording is then altered to check
- * the refusals: an unsupported minor version, a free-threaded build, a missing cookie, memory
- * that is not there.
+ * the refusals (an unsupported minor version, a free-threaded build, a missing cookie, memory
+ * that is not there) and 3.14's frame rules (tagged f_executable, interpreter-owned frames).
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -210,6 +210,67 @@ static void test_missing_memory_is_an_error(void **state)
     replay_free(r);
 }
 
+static uint64_t peek64(const struct replay *r, uint64_t addr)
+{
+    uint64_t v = 0;
+    if (replay_peek(r, addr, &v, 8))
+        fail_msg("0x%llx is not in the recording", (unsigned long long)addr);
+    return v;
+}
+
+/* 3.14's frame rules on the real 3.14 recording: every recorded frame's f_executable gets the
+ * tag bit an immortal code object carries (Py_TAG_REFCNT), and an interpreter-owned entry
+ * frame (owner 3) is given a real code object; the output must not change. (The live
+ * recording has no tagged references: in the GIL build only immortal objects are tagged.) */
+static void test_314_frame_rules(void **state)
+{
+    (void)state;
+    struct replay *r = newest();
+    struct pyruntime *f = replay_facts(r);
+    if (f->minor < 14) {
+        printf("SKIP: no 3.14 recording\n");
+        replay_free(r);
+        return;
+    }
+    const struct py_offsets *o = py_offsets_find(3, f->minor);
+    assert_int_equal(o->code_tag_mask, 3);
+    uint64_t interp = peek64(r, f->runtime_addr + (uint64_t)o->runtime_interpreters_main);
+    int tagged = 0, entry = 0;
+    uint64_t some_code = 0;
+    for (uint64_t ts = peek64(r, interp + (uint64_t)o->interp_threads_head); ts;
+         ts = peek64(r, ts + (uint64_t)o->tstate_next)) {
+        for (uint64_t fr = peek64(r, ts + (uint64_t)o->tstate_current_frame); fr;
+             fr = peek64(r, fr + (uint64_t)o->iframe_previous)) {
+            uint8_t owner;
+            assert_int_equal(replay_peek(r, fr + (uint64_t)o->iframe_owner, &owner, 1), 0);
+            uint64_t ex = peek64(r, fr + (uint64_t)o->iframe_code);
+            if (owner < o->owner_skip_from && ex && !(ex & 3)) {
+                some_code = ex;
+                ex |= 1;
+                assert_int_equal(replay_poke(r, fr + (uint64_t)o->iframe_code, &ex, 8), 0);
+                tagged++;
+            } else if (owner == 3 && some_code) { /* FRAME_OWNED_BY_INTERPRETER */
+                assert_int_equal(replay_poke(r, fr + (uint64_t)o->iframe_code, &some_code, 8), 0);
+                entry++;
+            }
+        }
+    }
+    printf("tagged %d frames, gave code to %d interpreter-owned frames\n", tagged, entry);
+    assert_true(tagged >= 50);
+    assert_true(entry >= 1);
+    char *text = NULL;
+    ms_error err;
+    if (replay_dump(r, &text, &err))
+        fail_msg("%s", err.msg);
+    char *got = replay_normalize(text), *want = replay_normalize(replay_expect(r));
+    if (strcmp(got, want))
+        fail_msg("tagged replay differs:\n%s\n--- expected:\n%s", text, replay_expect(r));
+    free(got);
+    free(want);
+    free(text);
+    replay_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_version_refused),
         cmocka_unit_test(test_debug_table_checked),
         cmocka_unit_test(test_missing_memory_is_an_error),
+        cmocka_unit_test(test_314_frame_rules),
     };
     return cmocka_run_group_tests_name("replay", tests, NULL, NULL);
 }
