@@ -259,7 +259,9 @@ struct replay *replay_load(const char *path, ms_error *err)
         if (k && line[k - 1] == '\n')
             line[--k] = 0;
         if (cur && filled < cur->len) { /* hex of the current segment */
-            for (ssize_t i = 0; i + 1 < k + 1 && line[i] && ok; i += 2) {
+            if (k % 2)
+                ok = 0;
+            for (ssize_t i = 0; i + 1 < k && ok; i += 2) {
                 int hi = hexval(line[i]), lo = hexval(line[i + 1]);
                 if (hi < 0 || lo < 0 || filled >= cur->len)
                     ok = 0;
