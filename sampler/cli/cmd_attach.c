@@ -34,7 +34,7 @@
 static const char attach_usage[] =
     "usage: memsnap attach <pid>... [--duration S] [-o FILE] [--rate BYTES] [--quiet]\n"
     "\n"
-    "Injects memsnap's allocation hook into running CPython processes (3.8-3.13), records\n"
+    "Injects memsnap's allocation hook into running CPython processes (3.8-3.14), records\n"
     "which Python stacks allocate and keep memory, detaches, and writes a pprof profile per\n"
     "process (render it with 'memsnap render FILE > out.svg').\n"
     "\n"

@@ -8,6 +8,8 @@
 #ifndef MEMSNAP_COMMANDS_H
 #define MEMSNAP_COMMANDS_H
 
+#include <stdio.h>
+
 #define MS_EXIT_OK    0
 #define MS_EXIT_FAIL  1
 #define MS_EXIT_USAGE 2
@@ -17,6 +19,12 @@ int cmd_run(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+
+struct pythreads;
+
+/* `memsnap dump`'s text output of a snapshot (also used by the replay tests, so a replayed
+ * recording is printed exactly as a live dump). */
+void dump_print_text(FILE *f, const struct pythreads *ts);
 
 /* Prints "memsnap: <msg>\n" to stderr: the single place errors reach the user. */
 void ms_report(const char *msg);

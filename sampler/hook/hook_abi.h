@@ -68,7 +68,7 @@
 #include <stdint.h>
 
 #define MSHOOK_MAGIC              0x4b4f4f48504e534dull /* "MSNPHOOK" */
-#define MSHOOK_ABI                4
+#define MSHOOK_ABI                5
 #define MSHOOK_START_SYMBOL       "memsnap_hook_start"
 #define MSHOOK_MEMFD_NAME         "memsnap-ring"
 #define MSHOOK_LIB_MEMFD_NAME     "libmemsnap_hook.so"
@@ -127,7 +127,8 @@ struct mshook_config {
     int32_t frame_code;           /* f_code | f_executable */
     int32_t frame_lasti;          /* f_lasti | prev_instr | instr_ptr */
     int32_t frame_owner;          /* -1 when the version has no owner field */
-    int32_t owner_cstack;         /* owner value of shim frames to skip, -1 for none */
+    int32_t owner_cstack;         /* frames whose owner is >= this are skipped (C-stack shims,
+                                   * 3.14 interpreter entry frames), -1 for none */
     int32_t object_type;          /* ob_type, to check f_executable is a code object */
 
     /* In-process reading of code objects for MSHOOK_REC_CODE (ABI 2; from struct py_offsets).
@@ -143,7 +144,8 @@ struct mshook_config {
     int32_t unicode_data_ptr;     /* non-compact str: pointer to the characters */
     int32_t bytes_size;           /* ob_size of a bytes object */
     int32_t bytes_sval;           /* the bytes' characters start here */
-    int32_t _pad2;
+    uint32_t code_tag_mask;       /* ABI 5: tag bits to clear from frame_code (3.14 _PyStackRef:
+                                   * Py_TAG_BITS = 3), 0 before 3.14; at most 7 */
 
     /* ABI 3: slots of the hook's stack table, a power of two within
      * [MSHOOK_STACK_SLOTS_MIN, MSHOOK_STACK_SLOTS_MAX]; ALLOC and STACK records name slots

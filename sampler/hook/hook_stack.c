@@ -41,6 +41,7 @@ void hook_stack_layout_from(struct hook_stack_layout *l, const struct mshook_con
     l->bytes_sval = cfg->bytes_sval;
     l->bytes_type = bytes_type;
     l->fingerprint = 0;
+    l->code_tag_mask = cfg->code_tag_mask;
 }
 
 static int offset_ok(int32_t off)
@@ -65,7 +66,7 @@ int hook_stack_layout_check(const struct hook_stack_layout *l)
         return -1;
     if (l->owner_cstack < -1 || l->owner_cstack > 255)
         return -1;
-    if (!l->code_type)
+    if (!l->code_type || l->code_tag_mask > 7)
         return -1;
     return 0;
 }
@@ -128,9 +129,11 @@ uint32_t hook_stack_capture(const struct hook_stack_layout *l, const struct hook
     for (int steps = 0; f && steps < STACK_WALK_LIMIT; steps++) {
         int keep = 1;
         if (l->frame_owner >= 0 && l->owner_cstack >= 0 &&
-            *((const unsigned char *)f + l->frame_owner) == (unsigned char)l->owner_cstack)
-            keep = 0; /* the C entry shim (3.12+) has no Python code of its own */
-        const void *code = pointer_at(f, l->frame_code);
+            *((const unsigned char *)f + l->frame_owner) >= (unsigned char)l->owner_cstack)
+            keep = 0; /* C entry shims (3.12+), interpreter entry frames (3.14): no code */
+        /* 3.14's f_executable is a _PyStackRef: clear its tag bits. */
+        const void *code =
+            (const void *)((uintptr_t)pointer_at(f, l->frame_code) & ~(uintptr_t)l->code_tag_mask);
         if (keep && !code)
             keep = 0; /* no code at all: nothing to name */
         if (keep) {

@@ -27,7 +27,7 @@ struct hook_stack_layout {
     int32_t frame_code;
     int32_t frame_lasti;
     int32_t frame_owner;  /* -1: no owner field */
-    int32_t owner_cstack; /* -1: no shim frames */
+    int32_t owner_cstack; /* frames with owner >= this are skipped; -1: none */
     int32_t object_type;
     const void *code_type; /* &PyCode_Type: frames whose code is not a code object are skipped */
     /* Where a code object keeps the fields of its fingerprint (hook_code_fingerprint), and
@@ -38,6 +38,7 @@ struct hook_stack_layout {
     /* 1: each frame's code enters the stack hash with its fingerprint, not its address alone
      * (set when the hook cannot see code objects die: see hook_alloc.h). */
     uint32_t fingerprint;
+    uint32_t code_tag_mask; /* low bits of frame_code that are tags (3.14), else 0 */
 };
 
 /* What tells a code object from a later one at the same address when the hook cannot see the

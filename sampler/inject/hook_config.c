@@ -76,7 +76,8 @@ int hook_config_build(struct mshook_config *cfg, const struct py_offsets *o,
         cfg->frame_code = o->iframe_code;
         cfg->frame_lasti = o->iframe_instr;
         cfg->frame_owner = o->iframe_owner;
-        cfg->owner_cstack = o->owner_cstack;
+        cfg->owner_cstack = o->owner_skip_from;
+        cfg->code_tag_mask = o->code_tag_mask > 0 ? (uint32_t)o->code_tag_mask : 0;
         break;
     default:
         return ms_error_set(err, "Python %d.%d: unknown frame model %d", o->major, o->minor,

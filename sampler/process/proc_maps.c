@@ -324,6 +324,8 @@ int proc_maps_is_libpython(const char *path)
         return 0;
     while (isdigit((unsigned char)*p))
         p++;
+    if (*p == 't') /* free-threaded (3.13t+): found, so that it can be refused by name */
+        p++;
     if (*p == 'm' || *p == 'd' || *p == 'u')
         p++;
     if (strncmp(p, ".so", 3))

@@ -25,6 +25,24 @@
 /* 0 unknown / works, 1 process_vm_readv is denied here: use /proc/PID/mem directly. */
 static atomic_int vm_readv_denied;
 
+/* The test seam of remote.h: set by tests only, before any read. */
+static remote_source_fn source_fn;
+static void *source_ctx;
+static remote_observer_fn observer_fn;
+static void *observer_ctx;
+
+void remote_set_source(remote_source_fn fn, void *ctx)
+{
+    source_fn = fn;
+    source_ctx = ctx;
+}
+
+void remote_set_observer(remote_observer_fn fn, void *ctx)
+{
+    observer_fn = fn;
+    observer_ctx = ctx;
+}
+
 const char *remote_permission_hint(void)
 {
     return "run memsnap as root or give it CAP_SYS_PTRACE (in a container: "
@@ -139,10 +157,22 @@ static int mem_readv(pid_t pid, const struct remote_iov *iov, int n, ms_error *e
     return 0;
 }
 
+static int readv_target(pid_t pid, const struct remote_iov *iov, int n, ms_error *err);
+
 int remote_readv(pid_t pid, const struct remote_iov *iov, int n, ms_error *err)
 {
     if (n < 0)
         return ms_error_set(err, "reading process %d: negative range count", (int)pid);
+    if (source_fn)
+        return source_fn(source_ctx, pid, iov, n, err);
+    int rc = readv_target(pid, iov, n, err);
+    if (rc == 0 && observer_fn)
+        observer_fn(observer_ctx, iov, n);
+    return rc;
+}
+
+static int readv_target(pid_t pid, const struct remote_iov *iov, int n, ms_error *err)
+{
     if (atomic_load_explicit(&vm_readv_denied, memory_order_relaxed))
         return mem_readv(pid, iov, n, err);
     struct iovec local[IOV_MAX], remote[IOV_MAX];

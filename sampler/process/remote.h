@@ -50,4 +50,14 @@ const char *remote_permission_hint(void);
  * module) is told that the process is protected, not to "run as root". Thread-local buffer. */
 const char *remote_permission_hint_for(pid_t pid);
 
+/* Test seam (tests/support/replay.c), never used by memsnap itself. A source, when set, serves
+ * every remote_readv/remote_read instead of the target (a recording replayed: it must fail
+ * with errno EFAULT on a range it does not hold); an observer, when set, is shown every range
+ * a successful read returned (to record them). Both process-wide; NULL unsets. */
+typedef int (*remote_source_fn)(void *ctx, pid_t pid, const struct remote_iov *iov, int n,
+                                ms_error *err);
+typedef void (*remote_observer_fn)(void *ctx, const struct remote_iov *iov, int n);
+void remote_set_source(remote_source_fn fn, void *ctx);
+void remote_set_observer(remote_observer_fn fn, void *ctx);
+
 #endif

@@ -1,5 +1,5 @@
 /*
- * linetable.h - from a frame's raw instruction field to a source line, for CPython 3.8-3.13.
+ * linetable.h - from a frame's raw instruction field to a source line, for CPython 3.8-3.14.
  *
  * Two pure functions over bytes already copied out of the target: no remote reads, no
  * allocation, no global state, so they are safe on hostile input and cheap to call per frame.

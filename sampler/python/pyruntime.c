@@ -112,6 +112,20 @@ static int version_from_name(const char *path, int *ma, int *mi)
     return *mi < 100 ? 0 : -1;
 }
 
+/* "libpython3.13t.so.1.0" or "python3.14t": the free-threaded builds' file names. */
+static int version_is_free_threaded_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    const char *p = strstr(b, "python3.");
+    if (!p)
+        return 0;
+    p += 8;
+    while (isdigit((unsigned char)*p))
+        p++;
+    return *p == 't';
+}
+
 /* The minor version of a CPython 2 mapped in the process ("python2.7", "libpython2.7.so.1.0"),
  * or -1. Python 2 has neither _PyRuntime nor Py_Version: without this it would be called "not
  * a CPython process". */
@@ -130,29 +144,41 @@ static int python2_minor(const struct proc_maps *pm)
 
 static int not_python(const struct pyruntime *rt, const struct proc_maps *pm, ms_error *err)
 {
-    int py2 = python2_minor(pm);
+    int py2 = pm ? python2_minor(pm) : -1;
     if (py2 >= 0)
         return ms_error_set(err,
                             "process %d (%s) runs CPython 2.%d, which is not supported; memsnap "
-                            "supports CPython 3.8-3.13",
-                            (int)rt->pid, rt->comm, py2);
+                            "supports CPython %s",
+                            (int)rt->pid, rt->comm, py2, py_offsets_supported());
     return ms_error_set(err,
                         "process %d (%s) is not a CPython process: no libpython or _PyRuntime "
                         "found",
                         (int)rt->pid, rt->comm);
 }
 
-/* 3.13+: _Py_DebugOffsets must carry the cookie, our version and agree with our table. */
-static int check_debug_offsets(const struct pyruntime *rt, ms_error *err)
+static int free_threaded(const struct pyruntime *rt, ms_error *err)
 {
-    const struct py_debug_layout *lay = &py_debug_layout_313;
-    if (rt->off->runtime_debug_offsets < 0 || lay->size <= 0 || lay->size > 65536)
+    return ms_error_set(err,
+                        "process %d runs a free-threaded CPython build (%d.%dt), which memsnap "
+                        "does not support; use a regular (GIL) build",
+                        (int)rt->pid, rt->major, rt->minor);
+}
+
+/* 3.13+: _Py_DebugOffsets must carry the cookie and our version; the fields it states replace
+ * the table's (they move between patch releases). */
+static int apply_debug_offsets(struct pyruntime *rt, ms_error *err)
+{
+    const struct py_debug_table *dt = py_debug_find(rt->major, rt->minor);
+    if (rt->layout.runtime_debug_offsets < 0 || !dt)
         return 0;
+    const struct py_debug_layout *lay = dt->layout;
+    if (lay->size <= 0 || lay->size > 65536)
+        return ms_error_set(err, "memsnap's _Py_DebugOffsets description is corrupt");
     uint8_t *buf = malloc((size_t)lay->size);
     if (!buf)
         return ms_error_set(err, "out of memory reading _Py_DebugOffsets");
     int rc = -1;
-    if (remote_read(rt->pid, rt->runtime_addr + (uint64_t)rt->off->runtime_debug_offsets, buf,
+    if (remote_read(rt->pid, rt->runtime_addr + (uint64_t)rt->layout.runtime_debug_offsets, buf,
                     (size_t)lay->size, err)) {
         ms_error_prefix(err, "reading _Py_DebugOffsets");
         goto out;
@@ -173,28 +199,15 @@ static int check_debug_offsets(const struct pyruntime *rt, ms_error *err)
         goto out;
     }
     if (ft) {
-        ms_error_set(err,
-                     "process %d runs a free-threaded CPython build, which memsnap does not "
-                     "support",
-                     (int)rt->pid);
+        free_threaded(rt, err);
         goto out;
     }
-    for (int i = 0; i < py_debug_checks_313_count; i++) {
-        const struct py_debug_check *c = &py_debug_checks_313[i];
-        uint64_t live;
-        int32_t ours;
-        if (c->debug_pos < 0 || c->debug_pos + 8 > lay->size)
-            continue;
-        memcpy(&live, buf + c->debug_pos, 8);
-        memcpy(&ours, (const char *)rt->off + c->field, sizeof ours);
-        if (ours >= 0 && live != (uint64_t)ours) {
-            ms_error_set(err,
-                         "process %d: CPython %d.%d.%d lays out %s at %" PRIu64
-                         ", memsnap's table says %d; this build is not supported",
-                         (int)rt->pid, rt->major, rt->minor, rt->micro, c->name, live, ours);
-            goto out;
-        }
+    if (py_offsets_apply_debug(&rt->layout, dt, buf, err)) {
+        ms_error_prefix(err, "process %d (CPython %d.%d.%d)", (int)rt->pid, rt->major, rt->minor,
+                        rt->micro);
+        goto out;
     }
+    rt->layout_from_process = 1;
     rc = 0;
 out:
     free(buf);
@@ -211,7 +224,7 @@ static uint64_t symbol_addr(struct elf_image *img, const char *name, uint64_t bi
     return s.value + bias;
 }
 
-int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
+int pyruntime_facts(pid_t pid, struct pyruntime *rt, ms_error *err)
 {
     memset(rt, 0, sizeof *rt);
     rt->pid = pid;
@@ -279,44 +292,62 @@ int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
     }
     if (!rt->version_hex)
         rt->version_hex = (uint32_t)(rt->major << 24 | rt->minor << 16 | rt->micro << 8);
-
-    rt->off = py_offsets_find(rt->major, rt->minor);
-    if (!rt->off) {
-        ms_error_set(err,
-                     "process %d runs CPython %d.%d, which is not supported; memsnap supports "
-                     "3.8-3.13",
-                     (int)pid, rt->major, rt->minor);
-        goto out;
-    }
-    if (!rt->runtime_addr) {
-        not_python(rt, &pm, err);
-        goto out;
-    }
-    if (rt->runtime_size && rt->off->runtime_size > 0 &&
-        rt->runtime_size != (uint64_t)rt->off->runtime_size) {
-        ms_error_set(err,
-                     "process %d: this CPython %d.%d.%d build's _PyRuntime is %" PRIu64
-                     " bytes, memsnap's table expects %d; the build is not supported",
-                     (int)pid, rt->major, rt->minor, rt->micro, rt->runtime_size,
-                     rt->off->runtime_size);
+    if (strstr(rt->path, "python3.") && version_is_free_threaded_name(rt->path)) {
+        free_threaded(rt, err);
         goto out;
     }
     rt->pycode_type = symbol_addr(img, "PyCode_Type", rt->load_bias, NULL);
     rt->unicode_type = symbol_addr(img, "PyUnicode_Type", rt->load_bias, NULL);
     rt->bytes_type = symbol_addr(img, "PyBytes_Type", rt->load_bias, NULL);
-    if (check_debug_offsets(rt, err))
-        goto out;
-    /* One read proves the address is mapped and we are allowed to read it. */
-    uint8_t probe[8];
-    if (remote_read(pid, rt->runtime_addr, probe, sizeof probe, err)) {
-        ms_error_prefix(err, "reading _PyRuntime");
-        goto out;
-    }
     rc = 0;
 out:
     elf_image_close(img);
     proc_maps_free(&pm);
     return rc;
+}
+
+int pyruntime_finish(struct pyruntime *rt, ms_error *err)
+{
+    pid_t pid = rt->pid;
+    const struct py_offsets *row = py_offsets_find(rt->major, rt->minor);
+    rt->off = NULL;
+    if (!row) {
+        return ms_error_set(err,
+                            "process %d runs CPython %d.%d, which is not supported; memsnap "
+                            "supports %s",
+                            (int)pid, rt->major, rt->minor, py_offsets_supported());
+    }
+    if (!rt->runtime_addr)
+        return not_python(rt, NULL, err);
+    rt->layout = *row;
+    rt->layout_from_process = 0;
+    if (apply_debug_offsets(rt, err))
+        return -1;
+    if (py_offsets_validate(&rt->layout, err))
+        return ms_error_prefix(err,
+                               "process %d: the layout of this CPython %d.%d.%d build is not "
+                               "consistent",
+                               (int)pid, rt->major, rt->minor, rt->micro);
+    if (rt->runtime_size && rt->layout.runtime_size > 0 &&
+        rt->runtime_size != (uint64_t)rt->layout.runtime_size)
+        return ms_error_set(err,
+                            "process %d: this CPython %d.%d.%d build's _PyRuntime is %" PRIu64
+                            " bytes, memsnap expects %d; the build is not supported",
+                            (int)pid, rt->major, rt->minor, rt->micro, rt->runtime_size,
+                            rt->layout.runtime_size);
+    /* One read proves the address is mapped and we are allowed to read it. */
+    uint8_t probe[8];
+    if (remote_read(pid, rt->runtime_addr, probe, sizeof probe, err))
+        return ms_error_prefix(err, "reading _PyRuntime");
+    rt->off = &rt->layout;
+    return 0;
+}
+
+int pyruntime_locate(pid_t pid, struct pyruntime *rt, ms_error *err)
+{
+    if (pyruntime_facts(pid, rt, err))
+        return -1;
+    return pyruntime_finish(rt, err);
 }
 
 int pyruntime_main_interp(const struct pyruntime *rt, uint64_t *interp, ms_error *err)

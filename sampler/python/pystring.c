@@ -2,7 +2,7 @@
  * pystring.c - str header parsing and PEP 393 → UTF-8 conversion; see pystring.h.
  *
  * The bit layout of the str `state` word is not in py_offsets (it is not a field but bit
- * fields inside one): in every version 3.8-3.13 its first byte holds interned (bits 0-1),
+ * fields inside one): in every version 3.8-3.14 its first byte holds interned (bits 0-1),
  * kind (bits 2-4), compact (bit 5) and ascii (bit 6), on little-endian x86_64. Bit 7 is
  * `ready` up to 3.11 and `statically_allocated` from 3.12; a not-ready (legacy) str has
  * kind 0 and is refused by the kind check, so bit 7 is not consulted.

@@ -1,5 +1,5 @@
 /*
- * pystring.h - decoding CPython str objects copied out of the target, 3.8-3.13.
+ * pystring.h - decoding CPython str objects copied out of the target, 3.8-3.14.
  *
  * A str is a header (PyASCIIObject / PyCompactUnicodeObject) followed, for compact strings, by
  * its characters stored 1, 2 or 4 bytes each (PEP 393). memsnap reads the header, asks

@@ -167,10 +167,13 @@ static int take_frame(const struct py_offsets *o, struct pythread *t, struct wal
         prev = u64_at(w->hdr, o->frame_back);
     } else {
         code = u64_at(w->hdr, o->iframe_code);
+        if (o->code_tag_mask > 0) /* 3.14: a _PyStackRef, tagged in its low bits */
+            code &= ~(uint64_t)o->code_tag_mask;
         lasti = u64_at(w->hdr, o->iframe_instr);
         prev = u64_at(w->hdr, o->iframe_previous);
-        if (o->owner_cstack >= 0 && o->iframe_owner >= 0 &&
-            w->hdr[o->iframe_owner] == (uint8_t)o->owner_cstack)
+        /* C-stack shims (3.12+) and interpreter-owned entry frames (3.14) have no code. */
+        if (o->owner_skip_from >= 0 && o->iframe_owner >= 0 &&
+            w->hdr[o->iframe_owner] >= (uint8_t)o->owner_skip_from)
             record = 0;
     }
     if (record && code && push_frame(t, w, code, lasti))
@@ -274,12 +277,16 @@ static int read_gil_and_main(const struct pyruntime *rt, uint64_t interp, struct
                              ms_error *err)
 {
     const struct py_offsets *o = rt->off;
-    uint64_t main_thread = 0, holder = 0, gil = 0;
+    uint64_t main_thread = 0, main_tstate = 0, holder = 0, gil = 0;
     int32_t locked = 0;
     struct remote_iov iov[3];
     int k = 0;
-    iov[k++] =
-        (struct remote_iov){rt->runtime_addr + (uint64_t)o->runtime_main_thread, &main_thread, 8};
+    /* 3.13+: the interpreter's own main thread state; before, the runtime's main pthread. */
+    if (o->interp_threads_main >= 0)
+        iov[k++] = (struct remote_iov){interp + (uint64_t)o->interp_threads_main, &main_tstate, 8};
+    else
+        iov[k++] = (struct remote_iov){rt->runtime_addr + (uint64_t)o->runtime_main_thread,
+                                       &main_thread, 8};
     if (o->runtime_gilstate_tstate_current >= 0) {
         iov[k++] = (struct remote_iov){
             rt->runtime_addr + (uint64_t)o->runtime_gilstate_tstate_current, &holder, 8};
@@ -303,7 +310,8 @@ static int read_gil_and_main(const struct pyruntime *rt, uint64_t interp, struct
     }
     for (int i = 0; i < out->count; i++) {
         struct pythread *t = &out->threads[i];
-        t->is_main = main_thread && t->pthread_id == main_thread;
+        t->is_main =
+            main_tstate ? t->tstate == main_tstate : main_thread && t->pthread_id == main_thread;
         t->holds_gil = holder && t->tstate == holder;
     }
     return 0;
@@ -393,7 +401,7 @@ int pythreads_snapshot(const struct pyruntime *rt, struct pycode_cache *cc, stru
 {
     memset(out, 0, sizeof *out);
     /* 3.8-3.10 frames are recycled heap objects: stop the threads. 3.11+ read live. */
-    int stop = rt->off->frame_model == PY_FRAME_OBJECT;
+    int stop = rt->off->frame_model == PY_FRAME_OBJECT && !rt->replayed;
     int attempts = stop ? 1 : LIVE_ATTEMPTS;
     int saved_errno = 0;
     for (int a = 1; a <= attempts; a++) {

@@ -182,8 +182,8 @@ overhead "$py" plain attached floor tm1
 py2="${PYTHON2:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)}"
 if [ "$py2" = none ]; then
   :
-elif [ -z "$py2" ] || ! "$py2" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
-  echo "attach.sh: no CPython 3.8-3.13 as python3 on PATH: its overhead table is skipped"
+elif [ -z "$py2" ] || ! "$py2" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 14))' 2>/dev/null; then
+  echo "attach.sh: no CPython 3.8-3.14 as python3 on PATH: its overhead table is skipped"
 elif [ "$(readlink -f "$py2")" = "$(readlink -f "$py")" ]; then
   echo "attach.sh: python3 on PATH is $py, measured above"
 else

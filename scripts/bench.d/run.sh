@@ -115,8 +115,8 @@ py2="${PYTHON2:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || 
 py1="$(readlink -f "${PYTHON:-/usr/bin/python3}")"
 if [ "$py2" = none ]; then
   :
-elif [ -z "$py2" ] || ! "$py2" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
-  echo "run.sh: no CPython 3.8-3.13 as python3 on PATH: its table is skipped"
+elif [ -z "$py2" ] || ! "$py2" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 14))' 2>/dev/null; then
+  echo "run.sh: no CPython 3.8-3.14 as python3 on PATH: its table is skipped"
 elif [ "$(readlink -f "$py2")" = "$py1" ]; then
   echo "run.sh: python3 on PATH is $py1, measured above: no second table"
 else

@@ -25,7 +25,7 @@ trap cleanup EXIT
 pythons=()
 [ -x /usr/bin/python3 ] && pythons+=(/usr/bin/python3)
 root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
-for v in 3.8 3.9 3.10 3.11 3.12 3.13; do
+for v in 3.8 3.9 3.10 3.11 3.12 3.13 3.14; do
   p=$(ls -d "$root"/versions/"$v".*/bin/python3 2>/dev/null | head -1 || true)
   if [ -n "$p" ]; then pythons+=("$p"); else echo "SKIP: pyenv $v is not installed"; fi
 done

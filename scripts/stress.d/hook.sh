@@ -27,7 +27,7 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 "${SAMPLER_INC[@]}" \
 
 pythons=(/usr/bin/python3)
 root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
-for v in 3.8 3.9 3.10 3.11 3.12 3.13; do
+for v in 3.8 3.9 3.10 3.11 3.12 3.13 3.14; do
   p="$(ls -d "$root"/versions/"$v".*/bin/python3 2>/dev/null | sort -V | tail -1)"
   if [ -n "$p" ]; then pythons+=("$p"); else echo "SKIP: pyenv $v is not installed"; fi
 done

@@ -1,13 +1,13 @@
 /*
  * test_dump.c - `memsnap dump` against real Python processes of every installed version.
  *
- * tests/py/dump_target.py parks two threads in known call chains (one with Latin-1, UCS-2 and
- * UCS-4 function names) and prints what its own interpreter sees (sys._current_frames, native
- * thread ids) in dump's text format. memsnap's text and JSON output must match it exactly,
- * and afterwards the target must be neither stopped nor traced and must still answer. Also:
- * a process stopped with SIGSTOP is dumped and left stopped, a process traced by someone else
- * is refused (3.8-3.10, where dump stops threads), and bad inputs give one sentence + exit 1
- * (exit 2 for usage errors).
+ * tests/py/dump_target.py parks three threads in known call chains (one with Latin-1, UCS-2
+ * and UCS-4 function names, one in a class method, a generator and a 40-deep recursion) and prints
+ * what its own interpreter sees (sys._current_frames, native thread ids) in dump's text format.
+ * memsnap's text and JSON output must match it exactly, and afterwards the target must be neither
+ * stopped nor traced and must still answer. Also: a process stopped with SIGSTOP is dumped and left
+ * stopped, a process traced by someone else is refused (3.8-3.10, where dump stops threads), and
+ * bad inputs give one sentence + exit 1 (exit 2 for usage errors).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -73,10 +73,10 @@ static int start_target(const struct test_python *py, struct test_proc *p, char 
         }
         used += (size_t)k;
     }
-    /* The reporter thread exits right after printing: wait until only two threads remain. */
-    for (int i = 0; i < 400 && task_count(p->pid) != 2; i++)
+    /* The reporter thread exits right after printing: wait until only three threads remain. */
+    for (int i = 0; i < 400 && task_count(p->pid) != 3; i++)
         usleep(5000);
-    return task_count(p->pid) == 2 ? 0 : -1;
+    return task_count(p->pid) == 3 ? 0 : -1;
 }
 
 static void strip_gil_marks(char *s)
@@ -101,8 +101,8 @@ static void check_json(const char *label, const char *expect)
     int threads = 0;
     for (const char *p = out; (p = strstr(p, "\"tid\": ")); p++)
         threads++;
-    if (threads != 2)
-        fail_msg("%s: JSON has %d threads, expected 2:\n%s", label, threads, out);
+    if (threads != 3)
+        fail_msg("%s: JSON has %d threads, expected 3:\n%s", label, threads, out);
     const char *line = expect;
     while (*line) {
         const char *nl = strchr(line, '\n');
@@ -334,7 +334,7 @@ static void test_bad_inputs(void **state)
         assert_int_equal(test_proc_wait_line(&p, "up", line, sizeof line, 10000), 0);
         snprintf(pids, sizeof pids, "%d", (int)p.pid);
         char *a7[] = {"dump", pids, NULL};
-        expect_failure(a7, 1, "CPython 3.7, which is not supported; memsnap supports 3.8-3.13");
+        expect_failure(a7, 1, "CPython 3.7, which is not supported; memsnap supports 3.8-3.14");
         assert_int_equal(test_pid_is_traced(p.pid), 0);
         test_proc_kill(&p);
     } else {

@@ -387,6 +387,46 @@ static void test_profile_is_exact(void **state)
     }
 }
 
+/* Every version: the peak of a stdlib-only start-up (tests/py/run_startup.py) within 5% of
+ * tracemalloc's, counted from the same point (the main module's first line: the script clears
+ * tracemalloc's traces there when run with -X tracemalloc=1). A run whose ring
+ * overflowed (dropped events) is repeated, up to three times. */
+static void test_startup_peak_vs_tracemalloc(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_pythons; i++) {
+        char *tm[] = {(char *)pythons[i].path, "-X", "tracemalloc=1",
+                      (char *)test_py_script("run_startup.py"), NULL};
+        int st = test_run_capture(tm, out, sizeof out, err, sizeof err, RUN_TIMEOUT_MS);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("%s: run_tracemalloc.py: status 0x%x, stderr: %s", pythons[i].label, st, err);
+        const char *pk = strstr(out, "peak ");
+        assert_non_null(pk);
+        long long want = atoll(pk + 5);
+        const char *pb = profile_path("startup");
+        char *cmd[] = {(char *)pythons[i].path, (char *)test_py_script("run_startup.py"), NULL};
+        struct profile *p = NULL;
+        for (int attempt = 1; attempt <= 3; attempt++) {
+            st = memsnap_run(pb, cmd);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                fail_msg("%s: status 0x%x, stderr: %s", pythons[i].label, st, err);
+            assert_string_equal(out, "started 2300\n");
+            p = read_profile(pb);
+            if (p->meta.dropped_events <= 100)
+                break;
+            profile_free(p);
+            p = NULL;
+        }
+        if (!p)
+            fail_msg("%s: memsnap dropped events in three runs in a row", pythons[i].label);
+        printf("  %s:\n", pythons[i].label);
+        assert_within("start-up peak vs tracemalloc", (double)p->meta.peak_heap, (double)want,
+                      0.05);
+        profile_free(p);
+        unlink(pb);
+    }
+}
+
 /* The children of a forking program run normally and none of their allocations reach the
  * parent's profile. */
 static void test_fork_children_stay_out(void **state)
@@ -592,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_not_python_runs_unprofiled),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_profile_is_exact),
+        cmocka_unit_test(test_startup_peak_vs_tracemalloc),
         cmocka_unit_test(test_fork_children_stay_out),
         cmocka_unit_test(test_django_numpy_import),
     };

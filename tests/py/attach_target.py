@@ -1,4 +1,4 @@
-"""attach_target.py - a Python process for memsnap's attach tests (every version 3.8-3.13).
+"""attach_target.py - a Python process for memsnap's attach tests (every version 3.8-3.14).
 
 A worker thread runs a paced allocation workload whose shape the profile must show:
 hot() allocates exactly 10x the bytes of cold() (both free them at once), and leak() keeps

@@ -2,17 +2,21 @@
 #
 # The main thread parks in outer() -> middle() -> park() (blocked reading stdin); a worker
 # with non-ASCII function names (Latin-1, UCS-2 and UCS-4 kinds of str) parks in
-# größe_ändern() -> 日本() -> 𠀀() -> Event.wait(). A short-lived reporter thread waits
-# until both are parked, prints what the interpreter itself sees (sys._current_frames) in
+# größe_ändern() -> 日本() -> 𠀀() -> Event.wait(); a second worker parks in a class method
+# that drives a generator that recurses RECURSION deep: Walker.start() -> sum() (C) ->
+# Walker.steps() (a generator frame) -> descend() x (RECURSION + 1) -> Event.wait(). A
+# short-lived reporter thread waits until all three are parked, prints what the interpreter itself sees (sys._current_frames) in
 # memsnap's text format between EXPECT-BEGIN and EXPECT-END, then exits. Commands on stdin
 # (read by the parked main thread): "ping" -> "pong" (proves the process still runs), "quit".
-# Works on CPython 3.8-3.13.
+# Works on CPython 3.8-3.14.
 import sys
 import threading
 import time
 
 parked = threading.Event()
+parked2 = threading.Event()
 release = threading.Event()
+RECURSION = 40
 
 
 def frame_name(f):
@@ -33,6 +37,24 @@ def größe_ändern():
     日本()
 
 
+def descend(n):
+    if n == 0:
+        parked2.set()
+        release.wait()
+        return 0
+    return descend(n - 1) + 1
+
+
+class Walker:
+    @classmethod
+    def start(cls):
+        return sum(cls.steps())
+
+    @classmethod
+    def steps(cls):
+        yield descend(RECURSION)
+
+
 def park():
     return sys.stdin.readline()
 
@@ -45,18 +67,20 @@ def outer():
     return middle()
 
 
-def report(main_ident, worker):
+def report(main_ident, worker, walker):
     # Wait until the main thread is blocked inside park() and the worker inside wait().
     for _ in range(2000):
         frames = sys._current_frames()
         m = frames.get(main_ident)
-        if parked.is_set() and m is not None and m.f_code.co_name == "park":
+        if (parked.is_set() and parked2.is_set() and m is not None
+                and m.f_code.co_name == "park"):
             break
         time.sleep(0.005)
     time.sleep(0.05)
     frames = sys._current_frames()
     out = ["EXPECT-BEGIN"]
-    for t, ident in ((threading.main_thread(), main_ident), (worker, worker.ident)):
+    for t, ident in ((threading.main_thread(), main_ident), (worker, worker.ident),
+                     (walker, walker.ident)):
         out.append("Thread %d%s" % (t.native_id, " (main)" if ident == main_ident else ""))
         f = frames[ident]
         while f is not None:
@@ -70,7 +94,10 @@ def report(main_ident, worker):
 def main():
     worker = threading.Thread(target=größe_ändern, daemon=True)
     worker.start()
-    threading.Thread(target=report, args=(threading.get_ident(), worker), daemon=True).start()
+    walker = threading.Thread(target=Walker.start, daemon=True)
+    walker.start()
+    threading.Thread(target=report, args=(threading.get_ident(), worker, walker),
+                     daemon=True).start()
     while True:
         line = outer()
         if not line or line.strip() == "quit":

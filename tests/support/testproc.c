@@ -91,7 +91,7 @@ int test_pythons(struct test_python *out, int max)
     } else {
         printf("SKIP: Debian's /usr/bin/python3 is not installed\n");
     }
-    for (int minor = 8; minor <= 13 && n < max; minor++) {
+    for (int minor = 8; minor <= 14 && n < max; minor++) {
         struct test_python *t = &out[n];
         if (find_pyenv(minor, t->path, sizeof t->path) == 0) {
             t->major = 3;

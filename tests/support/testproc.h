@@ -17,7 +17,7 @@ struct test_python {
     int debian; /* Debian's static, non-PIE /usr/bin/python3 */
 };
 
-/* Fills out[] with Debian's /usr/bin/python3 (when present) and pyenv's 3.8 .. 3.13.
+/* Fills out[] with Debian's /usr/bin/python3 (when present) and pyenv's 3.8 .. 3.14.
  * For each one absent prints "SKIP: <what> is not installed" to stdout. Returns the count. */
 int test_pythons(struct test_python *out, int max);
 

@@ -3,6 +3,7 @@
  * sampler/hook/: the walk over a fake frame chain laid out like CPython 3.8's (frames, depth
  * cap, frames whose code is not a code object), its hash (deterministic, sensitive to every
  * frame, its order and the depth, spread well enough in its low bits to pick slots), and the
+ * the 3.14 frame rules (tagged f_executable, interpreter and C-stack owned frames skipped), the
  * direct-mapped slot table (hits, misses by thread, depth and hash, eviction, invalidation when
  * a code object dies, generation wrap).
  */
@@ -314,10 +315,82 @@ static void test_stack_slots(void **state)
     free(table);
 }
 
+/* --- 3.14: frames laid out like _PyInterpreterFrame (88 bytes), f_executable a tagged
+ * _PyStackRef, interpreter- (3) and C-stack-owned (4) frames skipped --- */
+
+struct fake_iframe {
+    uintptr_t executable; /* _PyStackRef: object pointer | tag bits */
+    const struct fake_iframe *previous;
+    uint64_t pad[5];
+    const unsigned char *instr_ptr; /* @56 */
+    void *stackpointer;             /* @64 */
+    uint16_t return_offset;         /* @72 */
+    unsigned char owner;            /* @74 */
+    unsigned char visited;
+    uint32_t pad2;
+    void *localsplus[1]; /* @80 */
+};
+
+static void test_stack_walk_314(void **state)
+{
+    (void)state;
+    assert_int_equal(offsetof(struct fake_iframe, owner), 74);
+    assert_int_equal(sizeof(struct fake_iframe), 88);
+    static struct fake_code_obj codes[2] = {{1, &fake_code_type, NULL, NULL, NULL, 1},
+                                            {1, &fake_code_type, NULL, NULL, NULL, 1}};
+    static const unsigned char bytecode[16];
+    static struct fake_iframe f[4];
+    /* innermost: code 0 (tag 1: a deferred reference), then a C-stack shim (owner 4),
+     * code 1 (tag 3), then the interpreter's entry frame (owner 3, executable None). */
+    f[3] = (struct fake_iframe){.executable = 0, .previous = NULL, .owner = 3};
+    f[2] = (struct fake_iframe){.executable = (uintptr_t)&codes[1] | 3,
+                                .previous = &f[3],
+                                .instr_ptr = bytecode + 4,
+                                .owner = 0};
+    f[1] =
+        (struct fake_iframe){.executable = (uintptr_t)&codes[0] | 1, .previous = &f[2], .owner = 4};
+    f[0] = (struct fake_iframe){.executable = (uintptr_t)&codes[0] | 1,
+                                .previous = &f[1],
+                                .instr_ptr = bytecode + 2,
+                                .owner = 1};
+    struct hook_stack_layout l = fake_layout();
+    l.frame_model = 3;
+    l.lasti_model = 4;
+    l.frame_back = offsetof(struct fake_iframe, previous);
+    l.frame_code = offsetof(struct fake_iframe, executable);
+    l.frame_lasti = offsetof(struct fake_iframe, instr_ptr);
+    l.frame_owner = offsetof(struct fake_iframe, owner);
+    l.owner_cstack = 3; /* owner_skip_from: FRAME_OWNED_BY_INTERPRETER */
+    l.code_tag_mask = 3;
+    assert_int_equal(hook_stack_layout_check(&l), 0);
+    const struct fake_iframe *const ts = &f[0];
+    struct mshook_frame got[8] = {{0}};
+    int truncated;
+    uint64_t hash;
+    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 2);
+    assert_ptr_equal((const void *)(uintptr_t)got[0].code, &codes[0]);
+    assert_ptr_equal((const void *)(uintptr_t)got[0].lasti, bytecode + 2);
+    assert_ptr_equal((const void *)(uintptr_t)got[1].code, &codes[1]);
+    assert_ptr_equal((const void *)(uintptr_t)got[1].lasti, bytecode + 4);
+    /* Without the mask the tagged references are not plausible pointers: nothing is kept. */
+    l.code_tag_mask = 0;
+    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 0);
+    /* Skipping from 4 up still drops the entry frame (no code object); skipping nothing
+     * below 5 would keep the owner-4 shim, whose executable here is a code object. */
+    l.code_tag_mask = 3;
+    l.owner_cstack = 4;
+    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 2);
+    l.owner_cstack = 5;
+    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 3);
+    l.code_tag_mask = 8; /* a config asking for more than the tag bits is refused */
+    assert_int_equal(hook_stack_layout_check(&l), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stack_walk_hash),
+        cmocka_unit_test(test_stack_walk_314),
         cmocka_unit_test(test_stack_fingerprint),
         cmocka_unit_test(test_stack_slots),
     };

@@ -141,6 +141,9 @@ static void test_is_libpython(void **state)
     assert_true(proc_maps_is_libpython("libpython3.13.so"));
     assert_true(proc_maps_is_libpython("/a b/libpython3.7m.so.1.0"));
     assert_true(proc_maps_is_libpython("/x/libpython3.13d.so.1.0"));
+    /* free-threaded builds are found (and then refused by pyruntime.c with a sentence) */
+    assert_true(proc_maps_is_libpython("/x/libpython3.14t.so.1.0"));
+    assert_true(proc_maps_is_libpython("/x/libpython3.13td.so"));
     assert_false(proc_maps_is_libpython("/x/libpython3.so"));
     assert_false(proc_maps_is_libpython("/x/libpython3.12.a"));
     assert_false(proc_maps_is_libpython("/x/libpython3.12x.so"));

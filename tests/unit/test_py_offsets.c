@@ -1,6 +1,7 @@
 /*
  * test_py_offsets.c - the generated offset table is what the installed headers say, every row
- * is internally consistent, and the 3.13 row agrees with a live 3.13's own _Py_DebugOffsets.
+ * is internally consistent, the 3.13+ rows agree with a live process's own _Py_DebugOffsets,
+ * and the live overlay (py_offsets_apply_debug) takes a moved field and refuses absurd ones.
  *
  * The regeneration itself is scripts/gen-offsets.py --check (compiles probes against each
  * pyenv version's headers, and Debian's 3.11); versions without headers are reported as SKIP.
@@ -83,7 +84,7 @@ static void test_rows_are_consistent(void **state)
         const struct py_offsets *o = &py_offsets_table[i];
         int m = o->minor;
         assert_int_equal(o->major, 3);
-        assert_true(m >= 8 && m <= 13);
+        assert_true(m >= 8 && m <= 14);
         if (i > 0)
             assert_true(py_offsets_table[i - 1].minor < m); /* sorted, unique */
         char prefix[16];
@@ -128,6 +129,12 @@ static void test_rows_are_consistent(void **state)
         assert_inside(o->iframe_instr, o->iframe_size, iframes, "iframe.instr", m);
         assert_inside(o->iframe_owner, o->iframe_size, iframes, "iframe.owner", m);
         assert_true(m >= 12 ? o->owner_cstack > 0 : o->owner_cstack == -1);
+        assert_true(m >= 12 ? o->owner_skip_from > 0 && o->owner_skip_from <= o->owner_cstack
+                            : o->owner_skip_from == -1);
+        assert_int_equal(o->code_tag_mask, m >= 14 ? 3 : -1);
+        ms_error e;
+        if (py_offsets_validate(o, &e))
+            fail_msg("3.%d: %s", m, e.msg);
         assert_true(o->frame_model == PY_FRAME_OBJECT
                         ? o->frame_back > 0 && o->frame_code > 0 && o->frame_lasti > 0
                         : o->frame_back == -1 && o->frame_lasti == -1);
@@ -161,7 +168,8 @@ static void test_find(void **state)
         assert_ptr_equal(o, &py_offsets_table[i]);
     }
     assert_null(py_offsets_find(3, 7));
-    assert_null(py_offsets_find(3, 14));
+    assert_null(py_offsets_find(3, 15));
+    assert_string_equal(py_offsets_supported(), "3.8-3.14");
     assert_null(py_offsets_find(2, 7));
     assert_null(py_offsets_find(4, 8));
 }
@@ -176,23 +184,89 @@ static int32_t row_field(const struct py_offsets *o, uint32_t field)
 static void test_debug_checks_shape(void **state)
 {
     (void)state;
-    const struct py_debug_layout *l = &py_debug_layout_313;
-    assert_string_equal(l->cookie, "xdebugpy");
-    assert_int_equal((int)strlen(l->cookie), l->cookie_size);
-    assert_true(l->version_pos >= l->cookie_pos + l->cookie_size);
-    assert_true(l->size > l->free_threaded_pos);
-    const struct py_offsets *o = py_offsets_find(3, 13);
-    assert_non_null(o);
-    assert_true(py_debug_checks_313_count >= 20);
-    for (int i = 0; i < py_debug_checks_313_count; i++) {
-        const struct py_debug_check *c = &py_debug_checks_313[i];
-        assert_true(c->debug_pos > l->free_threaded_pos && c->debug_pos + 8 <= l->size);
-        assert_int_equal(c->debug_pos % 8, 0);
-        assert_true(c->field >= offsetof(struct py_offsets, runtime_size));
-        assert_true(c->field + sizeof(int32_t) <= sizeof(struct py_offsets));
-        assert_true(row_field(o, c->field) >= 0);
-        for (int j = 0; j < i; j++)
-            assert_int_not_equal(py_debug_checks_313[j].debug_pos, c->debug_pos);
+    assert_true(py_debug_tables_count >= 1);
+    for (int t = 0; t < py_debug_tables_count; t++) {
+        const struct py_debug_table *dt = &py_debug_tables[t];
+        const struct py_debug_layout *l = dt->layout;
+        assert_ptr_equal(py_debug_find(3, dt->minor), dt);
+        assert_string_equal(l->cookie, "xdebugpy");
+        assert_int_equal((int)strlen(l->cookie), l->cookie_size);
+        assert_true(l->version_pos >= l->cookie_pos + l->cookie_size);
+        assert_true(l->size > l->free_threaded_pos);
+        const struct py_offsets *o = py_offsets_find(3, dt->minor);
+        assert_non_null(o);
+        assert_true(o->runtime_debug_offsets >= 0);
+        assert_true(dt->count >= 20);
+        for (int i = 0; i < dt->count; i++) {
+            const struct py_debug_check *c = &dt->checks[i];
+            assert_true(c->debug_pos > l->free_threaded_pos && c->debug_pos + 8 <= l->size);
+            assert_int_equal(c->debug_pos % 8, 0);
+            assert_true(c->field >= offsetof(struct py_offsets, runtime_size));
+            assert_true(c->field + sizeof(int32_t) <= sizeof(struct py_offsets));
+            assert_true(row_field(o, c->field) >= 0);
+            for (int j = 0; j < i; j++)
+                assert_int_not_equal(dt->checks[j].debug_pos, c->debug_pos);
+        }
+    }
+    assert_null(py_debug_find(3, 12));
+    assert_null(py_debug_find(3, 15));
+}
+
+/* The overlay takes what the process states, moves anchored fields along, and refuses an
+ * absurd value; validation then catches a field pushed outside its struct. */
+static void test_apply_debug(void **state)
+{
+    (void)state;
+    for (int t = 0; t < py_debug_tables_count; t++) {
+        const struct py_debug_table *dt = &py_debug_tables[t];
+        struct py_offsets o = *py_offsets_find(3, dt->minor);
+        uint8_t *raw = calloc(1, (size_t)dt->layout->size);
+        assert_non_null(raw);
+        for (int i = 0; i < dt->count; i++) { /* the row itself, as a process would state it */
+            uint64_t v = (uint64_t)row_field(&o, dt->checks[i].field);
+            memcpy(raw + dt->checks[i].debug_pos, &v, 8);
+        }
+        ms_error e;
+        struct py_offsets live = o;
+        assert_int_equal(py_offsets_apply_debug(&live, dt, raw, &e), 0);
+        assert_memory_equal(&live, &o, sizeof o);
+        /* A patch release that moved interpreters.head by 24 bytes and grew the runtime. */
+        int moved = 0;
+        for (int i = 0; i < dt->count; i++) {
+            uint64_t v;
+            memcpy(&v, raw + dt->checks[i].debug_pos, 8);
+            if (dt->checks[i].field == offsetof(struct py_offsets, runtime_interpreters_head) ||
+                dt->checks[i].field == offsetof(struct py_offsets, runtime_size)) {
+                v += 24;
+                moved++;
+            }
+            memcpy(raw + dt->checks[i].debug_pos, &v, 8);
+        }
+        assert_int_equal(moved, 2);
+        live = o;
+        assert_int_equal(py_offsets_apply_debug(&live, dt, raw, &e), 0);
+        assert_int_equal(live.runtime_interpreters_head, o.runtime_interpreters_head + 24);
+        assert_int_equal(live.runtime_interpreters_main, o.runtime_interpreters_main + 24);
+        assert_int_equal(live.runtime_main_thread, o.runtime_main_thread + 24);
+        assert_int_equal(live.runtime_size, o.runtime_size + 24);
+        assert_int_equal(py_offsets_validate(&live, &e), 0);
+        /* A frame field past the frame's end is refused by validation. */
+        for (int i = 0; i < dt->count; i++)
+            if (dt->checks[i].field == offsetof(struct py_offsets, iframe_owner)) {
+                uint64_t v = 4000;
+                memcpy(raw + dt->checks[i].debug_pos, &v, 8);
+            }
+        live = o;
+        assert_int_equal(py_offsets_apply_debug(&live, dt, raw, &e), 0);
+        assert_int_equal(py_offsets_validate(&live, &e), -1);
+        assert_non_null(strstr(e.msg, "frame.owner"));
+        /* An absurd value is refused by the overlay itself. */
+        uint64_t huge = 1ull << 40;
+        memcpy(raw + dt->checks[0].debug_pos, &huge, 8);
+        live = o;
+        assert_int_equal(py_offsets_apply_debug(&live, dt, raw, &e), -1);
+        assert_non_null(strstr(e.msg, "absurd"));
+        free(raw);
     }
 }
 
@@ -207,16 +281,18 @@ static int hex_decode(const char *hex, uint8_t *out, size_t n)
     return 0;
 }
 
-/* A real 3.13 process states its own layout: it must match the generated row. */
-static void test_live_313_debug_offsets(void **state)
+/* A real 3.13+ process states its own layout: it must match the generated row (the rows are
+ * generated from the installed builds' headers). */
+static void test_live_debug_offsets(void **state)
 {
     (void)state;
     struct test_python py[16];
     int n = test_pythons(py, 16), checked = 0;
-    const struct py_debug_layout *l = &py_debug_layout_313;
     for (int i = 0; i < n; i++) {
-        if (py[i].major != 3 || py[i].minor != 13)
+        const struct py_debug_table *dt = py_debug_find(py[i].major, py[i].minor);
+        if (!dt)
             continue;
+        const struct py_debug_layout *l = dt->layout;
         char size[16];
         snprintf(size, sizeof size, "%d", l->size);
         char *argv[] = {py[i].path, (char *)test_py_script("dump_debug_offsets.py"), size, NULL};
@@ -230,24 +306,22 @@ static void test_live_313_debug_offsets(void **state)
         uint64_t version, free_threaded;
         memcpy(&version, raw + l->version_pos, 8);
         memcpy(&free_threaded, raw + l->free_threaded_pos, 8);
-        assert_int_equal(version >> 16, 0x030d);
+        assert_int_equal(version >> 16, (uint64_t)(0x0300 | dt->minor));
         assert_int_equal(free_threaded, 0);
-        const struct py_offsets *o = py_offsets_find(3, 13);
-        for (int c = 0; c < py_debug_checks_313_count; c++) {
+        const struct py_offsets *o = py_offsets_find(3, dt->minor);
+        for (int c = 0; c < dt->count; c++) {
             uint64_t live;
-            memcpy(&live, raw + py_debug_checks_313[c].debug_pos, 8);
-            if (live != (uint64_t)row_field(o, py_debug_checks_313[c].field))
-                fail_msg("%s: live %s says %llu, table %d", py[i].label,
-                         py_debug_checks_313[c].name, (unsigned long long)live,
-                         row_field(o, py_debug_checks_313[c].field));
+            memcpy(&live, raw + dt->checks[c].debug_pos, 8);
+            if (live != (uint64_t)row_field(o, dt->checks[c].field))
+                fail_msg("%s: live %s says %llu, table %d", py[i].label, dt->checks[c].name,
+                         (unsigned long long)live, row_field(o, dt->checks[c].field));
         }
         free(raw);
-        printf("%s: %d _Py_DebugOffsets fields agree with the table\n", py[i].label,
-               py_debug_checks_313_count);
+        printf("%s: %d _Py_DebugOffsets fields agree with the table\n", py[i].label, dt->count);
         checked++;
     }
     if (!checked)
-        printf("SKIP: no 3.13 interpreter to compare _Py_DebugOffsets with\n");
+        printf("SKIP: no 3.13+ interpreter to compare _Py_DebugOffsets with\n");
 }
 
 int main(void)
@@ -257,7 +331,8 @@ int main(void)
         cmocka_unit_test(test_rows_are_consistent),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_debug_checks_shape),
-        cmocka_unit_test(test_live_313_debug_offsets),
+        cmocka_unit_test(test_apply_debug),
+        cmocka_unit_test(test_live_debug_offsets),
     };
     return cmocka_run_group_tests_name("py_offsets", tests, NULL, NULL);
 }
