@@ -142,10 +142,15 @@ static int write_one(struct attached *a, struct output *out)
         return -1; /* its one sentence was printed when it failed */
     if (sum.attach_ns == 0) {
         char msg[160];
-        snprintf(msg, sizeof msg,
-                 "process %d: the hook never started recording (the interpreter did not "
-                 "release its GIL, or is shutting down); nothing was written",
-                 (int)a->pid);
+        if (sum.target_exited || kill(a->pid, 0) < 0) /* the exit race's one sentence */
+            snprintf(msg, sizeof msg,
+                     "process %d exited while memsnap was attaching to it; nothing was recorded",
+                     (int)a->pid);
+        else
+            snprintf(msg, sizeof msg,
+                     "process %d: the hook never started recording (the interpreter did not "
+                     "release its GIL, or is shutting down); nothing was written",
+                     (int)a->pid);
         ms_report(msg);
         return -1;
     }
