@@ -872,6 +872,17 @@ int flametree_build(const struct profile *p, const struct profile *base,
     }
     if (layout_depth_first(&b) < 0)
         goto nomem;
+    /* Children are numbered after their parent: a reverse pass sums the widths up. */
+    for (size_t i = t->n_nodes; i-- > 0;) {
+        struct flame_node *nd = &t->nodes[i];
+        if (!base)
+            nd->width = nd->total;
+        else
+            nd->width =
+                flametree_add(nd->width, nd->self > nd->base_self ? nd->self : nd->base_self);
+        if (base && nd->parent != UINT32_MAX)
+            t->nodes[nd->parent].width = flametree_add(t->nodes[nd->parent].width, nd->width);
+    }
     build_release(&b);
     *out = t;
     return 0;

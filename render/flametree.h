@@ -54,6 +54,10 @@ struct flame_node {
     int64_t total, self;  /* the metric: through this node / ending here */
     int64_t count_total, count_self; /* the matching object count, 0 when none */
     int64_t base_total, base_self;   /* the metric in the base profile (diff) */
+    int64_t width; /* what the graph's width follows: total; in a diff the larger of self and
+                    * base_self plus the children's widths, so a node is at least as wide as
+                    * both its before and after totals and one only in the base keeps its
+                    * base width */
 };
 
 struct flame_tree {

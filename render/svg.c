@@ -11,6 +11,7 @@
 #include "flame_assets.h"
 #include "summary.h"
 #include "svg.h"
+#include "svg_static.h"
 #include "units.h"
 
 /* Decodes one UTF-8 sequence at s; returns its length (>= 1) and the code point, or
@@ -196,17 +197,40 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         snprintf(title, sizeof title, "%s", opt->title);
     else
         default_title(p, t, title, sizeof title);
-    fputs("<?xml version=\"1.0\" standalone=\"no\"?>\n"
-          "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" "
-          "height=\"600\" viewBox=\"0 0 1200 600\" id=\"memsnap\">\n",
+    double *x = malloc(t->n_nodes * sizeof *x), *w = malloc(t->n_nodes * sizeof *w);
+    if (!x || !w || svg_static_geometry(t, order, x, w) < 0) {
+        free(x);
+        free(w);
+        free(order);
+        free(frame_map);
+        free(str_map);
+        free(frames_used);
+        free(strs_used);
+        return ms_error_set(err, "out of memory writing the SVG");
+    }
+    struct svg_static_layout lay;
+    svg_static_layout(p, t, 0, &lay);
+    /* A fixed size for viewers without scripts (1200 px wide as an image); the script widens
+     * the picture to the window when the file is opened directly. */
+    fprintf(out,
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n"
+            "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%.0f\" viewBox=\"0 0 %d %.0f\" id=\"memsnap\">\n",
+            SVG_WIDTH, lay.height, SVG_WIDTH, lay.height);
+    fprintf(out, "<!-- memsnap render: %zu frames -->\n<title>", t->n_nodes);
+    svg_xml_text(out, title, 0, 0);
+    fputs("</title>\n<defs><pattern id=\"gone\" width=\"6\" height=\"6\" "
+          "patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">"
+          "<rect width=\"6\" height=\"6\" fill=\"#dde6ff\"/>"
+          "<rect width=\"2.5\" height=\"6\" fill=\"#5a7bd8\"/></pattern></defs>\n"
+          "<style type=\"text/css\"><![CDATA[\n",
           out);
-    fprintf(out, "<!-- memsnap render: %zu frames -->\n<style type=\"text/css\"><![CDATA[\n",
-            t->n_nodes);
     fwrite(flame_css, 1, sizeof flame_css - 1, out);
-    fputs("]]></style>\n<text x=\"600\" y=\"40\" text-anchor=\"middle\" id=\"noscript\">"
-          "This flame graph is drawn by JavaScript: open the file in a web browser.</text>\n"
-          "<script type=\"text/ecmascript\"><![CDATA[\nconst D = {\n\"title\":",
-          out);
+    fputs("]]></style>\n", out);
+    svg_static_write(out, p, t, order, x, w, title, opt->flame, opt->min_px, &lay);
+    free(x);
+    free(w);
+    fputs("<script type=\"text/ecmascript\"><![CDATA[\nconst D = {\n\"title\":", out);
     svg_json_string(out, title);
     fputs(",\n\"metric\":", out);
     svg_json_string(out, t->metric);
@@ -235,7 +259,7 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         colors_frame(t->strings.strs[f->file], f->kind, c);
         fprintf(out, "%s\"%s\"", i ? "," : "", c + 1);
     }
-    /* Nodes in preorder: frame, depth, total, self, count[, before, colour]. */
+    /* Nodes in preorder: frame, depth, total, self, count[, before, colour, width]. */
     fputs("],\n\"nodes\":[", out);
     for (size_t i = 0; i < t->n_nodes; i++) {
         const struct flame_node *n = &t->nodes[order[i]];
@@ -248,7 +272,7 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         if (t->has_base) {
             char c[8];
             colors_diff(n->base_total, n->total, c);
-            fprintf(out, ",%lld,\"%s\"", (long long)n->base_total, c + 1);
+            fprintf(out, ",%lld,\"%s\",%lld", (long long)n->base_total, c + 1, (long long)n->width);
         }
     }
     fputs("]\n};\n", out);

@@ -165,7 +165,7 @@ int cmd_render(int argc, char **argv)
     }
     int rc;
     if (svg) {
-        struct svg_options so = {.title = a.title, .flame = a.flame};
+        struct svg_options so = {.title = a.title, .flame = a.flame, .min_px = min_width};
         rc = svg_write(stdout, p, t, &so, &err);
     } else if (text) {
         rc = text_write(stdout, p, t, TEXT_TOP_ROWS, &err);
