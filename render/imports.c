@@ -74,6 +74,20 @@ static const char *after_last(const char *path, const char *marker)
     return found;
 }
 
+const char *imports_relative_path(const char *filename, const char *script_dir)
+{
+    const char *rel = after_last(filename, "/site-packages/");
+    const char *dist = after_last(filename, "/dist-packages/");
+    if (dist && (!rel || dist > rel))
+        rel = dist;
+    if (!rel)
+        rel = after_stdlib_root(filename);
+    size_t dlen = script_dir ? strlen(script_dir) : 0;
+    if (!rel && dlen && !strncmp(filename, script_dir, dlen) && filename[dlen] == '/')
+        rel = filename + dlen + 1;
+    return rel && *rel ? rel : filename;
+}
+
 void imports_module_name(const char *filename, const char *script_dir, char *out, size_t len)
 {
     size_t flen = strlen(filename);

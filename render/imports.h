@@ -35,6 +35,11 @@ int imports_is_machinery(const char *name, const char *filename);
  * Always writes a NUL-terminated name into out (len >= 2). */
 void imports_module_name(const char *filename, const char *script_dir, char *out, size_t len);
 
+/* The part of `filename` below its import root: after the last site-packages/ or
+ * dist-packages/, the standard library's directory, or script_dir (may be NULL); else the
+ * whole name. Points into filename. Two checkouts of one program compare equal this way. */
+const char *imports_relative_path(const char *filename, const char *script_dir);
+
 struct imports;
 
 /* NULL on ENOMEM. */

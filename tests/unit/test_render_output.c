@@ -125,8 +125,9 @@ static void test_folded(void **state)
     add(base, (struct fr[]){MAIN, LOAD}, 2, 1, 600);
     j.t = build(p, base);
     out = capture(do_folded, &j);
-    assert_non_null(strstr(out, "main (/app/main.py:3);load (/app/main.py:9) 600 1024\n"));
-    assert_non_null(strstr(out, "main (/app/main.py:3) 0 5\n"));
+    /* A diff matches frames by function and file relative to the script's directory. */
+    assert_non_null(strstr(out, "main (main.py);load (main.py) 600 1024\n"));
+    assert_non_null(strstr(out, "main (main.py) 0 5\n"));
     free(out);
     flametree_free(j.t);
     profile_free(base);

@@ -388,7 +388,11 @@ static void test_diff_overlay(void **state)
     add(after, (struct fr[]){A, B}, 2, 1, 1500);
     add(after, (struct fr[]){A, C}, 2, 1, 100);
     add(after, (struct fr[]){A, B, C}, 3, 1, 40); /* new */
-    struct flame_tree *t = build(after, before, NULL, 0, 0);
+    /* --diff-lines: frames match by line as well. */
+    struct flame_options lines_opt = {.diff_lines = 1};
+    struct flame_tree *t = NULL;
+    ms_error err;
+    assert_int_equal(flametree_build(after, before, &lines_opt, &t, &err), 0);
     assert_true(t->has_base);
     assert_int_equal(t->nodes[0].total, 1640);
     assert_int_equal(t->nodes[0].base_total, 1800);
@@ -405,12 +409,62 @@ static void test_diff_overlay(void **state)
     assert_int_equal(t->nodes[gone].total, 0);
     assert_int_equal(t->nodes[gone].base_total, 300);
     assert_int_equal(t->nodes[a].base_total, 1800);
+    /* Widths: the larger of self before and after plus the children's widths. */
+    assert_int_equal(t->nodes[gone].width, 300);
+    assert_int_equal(t->nodes[b].width, 1540);
+    assert_int_equal(t->nodes[c].width, 500);
+    assert_int_equal(t->nodes[a].width, 1540 + 500 + 300);
+    assert_int_equal(t->nodes[0].width, t->nodes[a].width);
     flametree_free(t);
+
+    /* By default lines do not count: parse:5 and parse:7 are one frame, files relative to
+     * the script's directory (/app, of main.py). */
+    t = build(after, before, NULL, 0, 0);
+    a = child(t, 0, "main", 0);
+    assert_string_equal(flametree_file(t, (uint32_t)a), "main.py");
+    c = child(t, a, "parse", 0);
+    assert_int_equal(t->nodes[c].total, 100);
+    assert_int_equal(t->nodes[c].base_total, 800);
+    assert_int_equal(t->frames[t->nodes[c].frame].line, 0);
+    assert_int_equal(t->nodes[0].total, 1640);
+    assert_int_equal(t->nodes[0].base_total, 1800);
+    flametree_free(t);
+
+    /* Two checkouts: the same program under other directories, a line shifted, a library in
+     * another virtualenv and the standard library of another installation compare equal. */
+    struct profile *r41 = new_heap_profile(), *r42 = new_heap_profile();
+    const struct fr m41 = {"<module>", "/srv/releases/41/manage.py", 3},
+                    m42 = {"<module>", "/srv/releases/42/manage.py", 4},
+                    u41 = {"helper", "/srv/releases/41/app/utils.py", 10},
+                    u42 = {"helper", "/srv/releases/42/app/utils.py", 12},
+                    l41 = {"loads", "/srv/releases/41/venv/lib/python3.11/site-packages/pkg/x.py",
+                           5},
+                    l42 = {"loads", "/home/me/.venv/lib/python3.12/site-packages/pkg/x.py", 6},
+                    s41 = {"decode", "/usr/lib/python3.11/json/decoder.py", 337},
+                    s42 = {"decode", "/opt/py/lib/python3.12/json/decoder.py", 340};
+    add(r41, (struct fr[]){m41, u41, l41, s41}, 4, 1, 1000);
+    add(r41, (struct fr[]){m41, u41}, 2, 1, 200); /* gone in 42 */
+    add(r42, (struct fr[]){m42, u42, l42, s42}, 4, 1, 700);
+    t = build(r42, r41, NULL, 0, 0);
+    assert_int_equal(t->nodes[0].n_children, 1); /* one <module>, matched */
+    int m = path(t, (const char *const[]){"<module>", "helper", "loads", "decode"}, 4);
+    assert_true(m > 0);
+    assert_int_equal(t->nodes[m].total, 700);
+    assert_int_equal(t->nodes[m].base_total, 1000);
+    assert_string_equal(flametree_file(t, (uint32_t)m), "json/decoder.py");
+    int h = path(t, (const char *const[]){"<module>", "helper"}, 2);
+    assert_string_equal(flametree_file(t, (uint32_t)h), "app/utils.py");
+    assert_int_equal(t->nodes[h].self, 0);
+    assert_int_equal(t->nodes[h].base_self, 200);
+    assert_int_equal(t->nodes[h].width, 200 + 1000);
+    flametree_free(t);
+    profile_free(r41);
+    profile_free(r42);
+
     /* A base without the metric is refused with a sentence. */
     struct profile *foreign = profile_new();
     profile_add_sample_type(foreign, "samples", "count");
     struct flame_options opt = {0};
-    ms_error err;
     assert_int_equal(flametree_build(after, foreign, &opt, &t, &err), -1);
     assert_non_null(strstr(err.msg, "base profile"));
     assert_non_null(strstr(err.msg, "inuse_space"));
