@@ -230,9 +230,30 @@ const framesGroup = el('g', { id: 'frames' }, svg);
     if (w > 2 && w < 20) charWidth = w * 1.04;
     probe.remove();
 })();
-let height = framesTop + (maxDepth + 1) * ROW + PAD;
+const panel = el('g', { id: 'panel' }, svg);
+const panelRows = D.imports || [];
+const PANEL_H = panelRows.length ? 28 + 16 * panelRows.length : 0;
+let height = framesTop + (maxDepth + 1) * ROW + PAD + PANEL_H;
+
+/* "Imports in your code" below the frames: value, share, file:line, statement, note. */
+function drawPanel() {
+    panel.textContent = '';
+    if (!panelRows.length) return;
+    const top = framesTop + (maxDepth + 1) * ROW + PAD;
+    el('text', { class: 'panel-head', x: PAD, y: top + 16 }, panel,
+        'Imports in your code by ' + D.metric + ' (what each statement pulled in)');
+    panelRows.forEach((r, k) => {
+        const t = el('text', { class: 'panel', y: top + 32 + 16 * k }, panel);
+        el('tspan', { x: 80, 'text-anchor': 'end', class: 'stat-value' }, t, r[0]);
+        el('tspan', { x: 130, 'text-anchor': 'end' }, t, r[1]);
+        el('tspan', { x: 140 }, t, r[2]);
+        el('tspan', { dx: 10, class: 'panel-src' }, t, r[3]);
+        el('tspan', { dx: 10, class: 'stat-label' }, t, r[4]);
+    });
+}
 function setSize() {
-    height = framesTop + (maxDepth + 1) * ROW + PAD;
+    height = framesTop + (maxDepth + 1) * ROW + PAD + PANEL_H;
+    drawPanel();
     svg.setAttribute('width', WIDTH);
     svg.setAttribute('height', height);
     svg.setAttribute('viewBox', '0 0 ' + WIDTH + ' ' + height);

@@ -332,7 +332,10 @@ int imports_collapse(struct imports *im, struct flame_tree *t, uint32_t *path, s
         size_t next = j;
         if (j < len && t->frames[path[j]].module) {
             frame = import_frame(t, path[j], script_dir);
-            next = j + 1;
+            /* The program's own module bodies stay, below their "import x": their line is
+             * the import statement (or other code) the module is running. */
+            const char *file = t->strings.strs[t->frames[path[j]].file];
+            next = file[0] == '/' && imports_relative_path(file, NULL) == file ? j : j + 1;
         } else {
             frame = resolve_run(im, t, path + in, j - in, h);
         }

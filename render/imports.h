@@ -6,7 +6,10 @@
  * imported module's body runs as a "<module>" frame. For a person asking "what does this
  * import cost?", those frames are noise. A maximal run of machinery frames followed by a
  * "<module>" frame is replaced by a single frame "import numpy.random" (the name derived from
- * the module's filename), which keeps the module body's callees as children.
+ * the module's filename), which keeps the module body's callees as children. The body frame
+ * of a module of the program's own files (not the standard library, not an installed
+ * package) stays below its "import x" frame: its line is the statement that runs, which
+ * "imports in your code" (user_imports.h) reports.
  *
  * Runs that end without reaching a module body (the allocations of reading and unmarshalling
  * the .pyc, creating an extension module) are named after the module whose body another

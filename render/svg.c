@@ -12,6 +12,8 @@
 #include "summary.h"
 #include "svg.h"
 #include "svg_static.h"
+
+#define SVG_PANEL_ROWS 8
 #include "units.h"
 
 /* Decodes one UTF-8 sequence at s; returns its length (>= 1) and the code point, or
@@ -208,8 +210,20 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         free(strs_used);
         return ms_error_set(err, "out of memory writing the SVG");
     }
+    struct user_import *rows = NULL;
+    size_t n_rows = 0;
+    if (!t->has_base && user_imports_find(t, SVG_PANEL_ROWS, &rows, &n_rows) < 0) {
+        free(x);
+        free(w);
+        free(order);
+        free(frame_map);
+        free(str_map);
+        free(frames_used);
+        free(strs_used);
+        return ms_error_set(err, "out of memory writing the SVG");
+    }
     struct svg_static_layout lay;
-    svg_static_layout(p, t, 0, &lay);
+    svg_static_layout(p, t, n_rows, &lay);
     /* A fixed size for viewers without scripts (1200 px wide as an image); the script widens
      * the picture to the window when the file is opened directly. */
     fprintf(out,
@@ -228,6 +242,7 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
     fwrite(flame_css, 1, sizeof flame_css - 1, out);
     fputs("]]></style>\n", out);
     svg_static_write(out, p, t, order, x, w, title, opt->flame, opt->min_px, &lay);
+    svg_static_panel(out, t, rows, n_rows, &lay);
     free(x);
     free(w);
     fputs("<script type=\"text/ecmascript\"><![CDATA[\nconst D = {\n\"title\":", out);
@@ -239,6 +254,21 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
     fprintf(out, ",\n\"diff\":%d,\n\"counts\":%d,\n\"flame\":%d,\n", t->has_base, t->has_counts,
             opt->flame ? 1 : 0);
     write_summary(out, p, t);
+    /* "Imports in your code": rows of preformatted cells. */
+    fputs("\"imports\":[", out);
+    for (size_t i = 0; i < n_rows; i++) {
+        char cells[5][512];
+        svg_import_row(t, &rows[i], cells);
+        fputs(i ? ",[" : "[", out);
+        for (int k = 0; k < 5; k++) {
+            if (k)
+                putc(',', out);
+            svg_json_string(out, cells[k]);
+        }
+        putc(']', out);
+    }
+    fputs("],\n", out);
+    free(rows);
     write_timeline(out, p);
     fputs("\"strs\":[", out);
     for (size_t i = 0; i < n_strs; i++) {

@@ -423,3 +423,46 @@ void svg_static_write(FILE *out, const struct profile *p, const struct flame_tre
     }
     fputs("</g>\n</g>\n", out);
 }
+
+void svg_import_row(const struct flame_tree *t, const struct user_import *r, char cells[5][512])
+{
+    char pk[UNITS_BUF];
+    summary_value(t, r->bytes, cells[0], 512);
+    int64_t all = t->nodes[0].total;
+    snprintf(cells[1], 512, "%.1f%%", all > 0 ? 100.0 * (double)r->bytes / (double)all : 0.0);
+    snprintf(cells[2], 512, "%s:%lld", r->file, (long long)r->line);
+    snprintf(cells[3], 512, "%s", r->source);
+    int n = snprintf(cells[4], 512, "imports %s", r->module[0] ? r->module : "?");
+    if (r->package[0] && r->package_bytes * 2 >= r->bytes && n > 0 && n < 512)
+        snprintf(cells[4] + n, 512 - (size_t)n, "; %s: %s of it", r->package,
+                 summary_value(t, r->package_bytes, pk, sizeof pk));
+}
+
+void svg_static_panel(FILE *out, const struct flame_tree *t, const struct user_import *rows,
+                      size_t n, const struct svg_static_layout *lay)
+{
+    if (!n)
+        return;
+    fprintf(out, "<g id=\"spanel\"><text class=\"panel-head\" x=\"10\" y=\"%.0f\">",
+            lay->panel_y + 16);
+    fputs("Imports in your code by ", out);
+    svg_xml_text(out, t->metric, 60, 1);
+    fputs(" (what each statement pulled in)</text>\n", out);
+    for (size_t i = 0; i < n; i++) {
+        char cells[5][512];
+        svg_import_row(t, &rows[i], cells);
+        double y = lay->panel_y + 32 + 16.0 * (double)i;
+        fprintf(out,
+                "<text class=\"panel\" y=\"%.0f\"><tspan x=\"80\" text-anchor=\"end\" "
+                "class=\"stat-value\">%s</tspan><tspan x=\"130\" text-anchor=\"end\">%s</tspan>"
+                "<tspan x=\"140\">",
+                y, cells[0], cells[1]);
+        svg_xml_text(out, cells[2], 60, 1);
+        fputs("</tspan><tspan dx=\"10\" class=\"panel-src\">", out);
+        svg_xml_text(out, cells[3], 80, 1);
+        fputs("</tspan><tspan dx=\"10\" class=\"stat-label\">", out);
+        svg_xml_text(out, cells[4], 60, 1);
+        fputs("</tspan></text>\n", out);
+    }
+    fputs("</g>\n", out);
+}

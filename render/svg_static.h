@@ -17,6 +17,7 @@
 
 #include "flametree.h"
 #include "profile.h"
+#include "user_imports.h"
 
 /* The picture's fixed geometry, shared with flame.js (which may widen it). */
 #define SVG_WIDTH 1200
@@ -47,6 +48,14 @@ void svg_static_layout(const struct profile *p, const struct flame_tree *t, size
 void svg_static_write(FILE *out, const struct profile *p, const struct flame_tree *t,
                       const uint32_t *order, const double *x, const double *w, const char *title,
                       int flame, double min_px, const struct svg_static_layout *lay);
+
+/* The panel "Imports in your code" below the frames: one row per statement, as text
+ * (value, share, where, statement, note); `cells` receives 5 strings into `buf`. */
+void svg_import_row(const struct flame_tree *t, const struct user_import *r, char cells[5][512]);
+
+/* Writes the panel at lay->panel_y. */
+void svg_static_panel(FILE *out, const struct flame_tree *t, const struct user_import *rows,
+                      size_t n, const struct svg_static_layout *lay);
 
 /* Writes `s` as XML character data: at most max_chars code points (0 = all), escaped, pure
  * ASCII; with `cut` a truncated string ends in "..". */

@@ -13,6 +13,7 @@
 #include "summary.h"
 #include "text.h"
 #include "units.h"
+#include "user_imports.h"
 
 struct site {
     uint32_t frame;
@@ -120,6 +121,36 @@ static void table(FILE *out, const struct flame_tree *t, const char *heading,
         fprintf(out, "  (none)\n");
 }
 
+/* "Imports in your code, by cost" (user_imports.h). */
+static int your_imports(FILE *out, const struct flame_tree *t, size_t top)
+{
+    struct user_import *rows;
+    size_t n;
+    if (user_imports_find(t, top, &rows, &n) < 0)
+        return -1;
+    char v[UNITS_BUF], pk[UNITS_BUF];
+    int64_t all = t->nodes[0].total;
+    fprintf(out, "\nImports in your code by %s (what each statement pulled in; a statement of your "
+                 "code below another has its own row)\n",
+            t->metric);
+    fprintf(out, "  %10s %6s  %s\n", "value", "share", "statement");
+    for (size_t i = 0; i < n; i++) {
+        const struct user_import *r = &rows[i];
+        summary_value(t, r->bytes, v, sizeof v);
+        fprintf(out, "  %10s %5.1f%%  %s:%lld%s%s\n", v,
+                all > 0 ? 100.0 * (double)r->bytes / (double)all : 0.0, r->file,
+                (long long)r->line, r->source[0] ? "  " : "", r->source);
+        fprintf(out, "  %10s %6s  imports %s", "", "", r->module[0] ? r->module : "?");
+        if (r->package[0] && r->package_bytes * 2 >= r->bytes)
+            fprintf(out, "; %s: %s of it", r->package, summary_value(t, r->package_bytes, pk, sizeof pk));
+        putc('\n', out);
+    }
+    if (!n)
+        fprintf(out, "  (none)\n");
+    free(rows);
+    return 0;
+}
+
 static const struct flame_tree *sort_t;
 
 static int by_removed(const void *a, const void *b)
@@ -191,6 +222,12 @@ int text_write(FILE *out, const struct profile *p, const struct flame_tree *t, s
     for (size_t i = 0; i < s.n; i++)
         fprintf(out, "%-11s %s\n", s.items[i].label, s.items[i].value);
     char heading[256];
+    if (!t->has_base && your_imports(out, t, top < 10 ? top : 10) < 0) {
+        free(g.sites);
+        free(g.on_path);
+        free(sorted);
+        return ms_error_set(err, "out of memory writing the report");
+    }
     if (t->has_base && (new_or_gone(out, t, top, 1) < 0 || new_or_gone(out, t, top, 0) < 0)) {
         free(g.sites);
         free(g.on_path);
