@@ -803,21 +803,58 @@ fail:
     return -1;
 }
 
-/* The directory of the first absolute, non-library root frame of the profile's stacks
- * (from the copied paths of samples [lo, hi)), e.g. the directory of manage.py. */
+/* The program's directory in one profile (samples [lo, hi) of the build): that of the first
+ * absolute, non-library root frame (e.g. manage.py's); when the root frames are relative (the
+ * script run as "python3 app.py" before 3.9), the longest directory holding every absolute
+ * non-library file of its stacks. */
 static void profile_script_dir(const struct build *b, size_t lo, size_t hi, char *out, size_t len)
 {
+    const struct flame_tree *t = b->t;
     out[0] = '\0';
     for (size_t k = lo; k < hi; k++) {
         if (b->copy_at[k] == SIZE_MAX || !b->samp[k].len)
             continue;
-        const char *file = b->t->strings.strs[b->t->frames[b->copies[b->copy_at[k]]].file];
+        const char *file = t->strings.strs[t->frames[b->copies[b->copy_at[k]]].file];
         const char *slash = strrchr(file, '/');
         if (file[0] != '/' || !slash || imports_relative_path(file, NULL) != file ||
             (size_t)(slash - file) >= len)
             continue;
         snprintf(out, len, "%.*s", (int)(slash - file), file);
         return;
+    }
+    size_t have = 0; /* 0: nothing yet; else strlen(out) + 1 */
+    for (size_t k = lo; k < hi; k++) {
+        if (b->copy_at[k] == SIZE_MAX)
+            continue;
+        for (uint32_t d = 0; d < b->samp[k].len; d++) {
+            const struct flame_frame *fr = &t->frames[b->copies[b->copy_at[k] + d]];
+            if (fr->kind != FLAME_PLAIN && fr->kind != FLAME_IMPORT)
+                continue;
+            const char *file = t->strings.strs[fr->file];
+            const char *slash = strrchr(file, '/');
+            if (file[0] != '/' || !slash || imports_relative_path(file, NULL) != file)
+                continue;
+            size_t dl = (size_t)(slash - file);
+            if (!have) {
+                if (dl >= len)
+                    continue;
+                memcpy(out, file, dl);
+                out[dl] = '\0';
+                have = dl + 1;
+                continue;
+            }
+            /* Shorten out to the common directory of out and this file's directory. */
+            size_t i = 0, cut = 0;
+            while (i < have - 1 && i < dl && out[i] == file[i]) {
+                i++;
+                if (out[i] == '/' || out[i] == '\0')
+                    cut = i;
+            }
+            if (i == have - 1 && (i == dl || file[i] == '/'))
+                continue; /* out already holds this file's directory */
+            out[cut] = '\0';
+            have = cut + 1;
+        }
     }
 }
 

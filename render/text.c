@@ -130,19 +130,21 @@ static int your_imports(FILE *out, const struct flame_tree *t, size_t top)
         return -1;
     char v[UNITS_BUF], pk[UNITS_BUF];
     int64_t all = t->nodes[0].total;
-    fprintf(out, "\nImports in your code by %s (what each statement pulled in; a statement of your "
-                 "code below another has its own row)\n",
+    fprintf(out,
+            "\nImports in your code by %s (what each statement pulled in; a statement of your "
+            "code below another has its own row)\n",
             t->metric);
     fprintf(out, "  %10s %6s  %s\n", "value", "share", "statement");
     for (size_t i = 0; i < n; i++) {
         const struct user_import *r = &rows[i];
         summary_value(t, r->bytes, v, sizeof v);
         fprintf(out, "  %10s %5.1f%%  %s:%lld%s%s\n", v,
-                all > 0 ? 100.0 * (double)r->bytes / (double)all : 0.0, r->file,
-                (long long)r->line, r->source[0] ? "  " : "", r->source);
+                all > 0 ? 100.0 * (double)r->bytes / (double)all : 0.0, r->file, (long long)r->line,
+                r->source[0] ? "  " : "", r->source);
         fprintf(out, "  %10s %6s  imports %s", "", "", r->module[0] ? r->module : "?");
         if (r->package[0] && r->package_bytes * 2 >= r->bytes)
-            fprintf(out, "; %s: %s of it", r->package, summary_value(t, r->package_bytes, pk, sizeof pk));
+            fprintf(out, "; %s: %s of it", r->package,
+                    summary_value(t, r->package_bytes, pk, sizeof pk));
         putc('\n', out);
     }
     if (!n)

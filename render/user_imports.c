@@ -94,7 +94,9 @@ static int pkg_add(struct finder *f, uint32_t stmt, uint32_t pkg, int64_t v)
 static int by_bytes(const void *a, const void *b)
 {
     const struct stmt *x = a, *y = b;
-    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : (x->frame > y->frame) - (x->frame < y->frame);
+    return x->bytes < y->bytes   ? 1
+           : x->bytes > y->bytes ? -1
+                                 : (x->frame > y->frame) - (x->frame < y->frame);
 }
 
 int user_imports_source(const char *path, int64_t line, char *out, size_t len)
@@ -201,7 +203,8 @@ int user_imports_find(const struct flame_tree *t, size_t max, struct user_import
                     f.stmts = s;
                     f.cap = cap;
                 }
-                f.stmts[f.n] = (struct stmt){.frame = pframe, .widest_frame = NONE, .package = NONE};
+                f.stmts[f.n] =
+                    (struct stmt){.frame = pframe, .widest_frame = NONE, .package = NONE};
                 stmt_of[pframe] = (uint32_t)f.n++;
             }
             struct stmt *s = &f.stmts[stmt_of[pframe]];

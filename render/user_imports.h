@@ -24,19 +24,18 @@
 #include "flametree.h"
 
 struct user_import {
-    char file[512];     /* relative to the program's directory when under it */
+    char file[512]; /* relative to the program's directory when under it */
     int64_t line;
-    char source[200];   /* the statement's text, "" when unreadable */
-    char module[200];   /* the module it pulled in (the widest), e.g. "numpy" */
-    int64_t bytes;      /* its cost in the tree's metric */
-    char package[128];  /* the biggest installed package below it, "" when none */
+    char source[200];  /* the statement's text, "" when unreadable */
+    char module[200];  /* the module it pulled in (the widest), e.g. "numpy" */
+    int64_t bytes;     /* its cost in the tree's metric */
+    char package[128]; /* the biggest installed package below it, "" when none */
     int64_t package_bytes;
 };
 
 /* Finds the statements, sorted by cost, at most `max` of them, into a malloc'd array
  * (*out, *n; NULL and 0 when none). -1 on ENOMEM. */
-int user_imports_find(const struct flame_tree *t, size_t max, struct user_import **out,
-                      size_t *n);
+int user_imports_find(const struct flame_tree *t, size_t max, struct user_import **out, size_t *n);
 
 /* Reads line `line` of `path` when it is a readable regular file and that line starts an
  * import statement; joins a parenthesised continuation, squeezes blanks. 0 when found. */
