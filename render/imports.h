@@ -15,8 +15,14 @@
  * the .pyc, creating an extension module) are named after the module whose body another
  * stack reached through the longest identical machinery prefix (imports_learn first, over
  * every stack). When several modules share that prefix (`from pkg import a, b` runs the same
- * lines for both), the frame is named "import a, b"; when none does, "import (extension
- * module)" or "import (unknown module)".
+ * lines for both), the frame is named "import a, b". When none does (a module compiled into
+ * the interpreter or a C extension has no Python body at all), the importing frame's source
+ * line names it when readable ("from _struct import *" in struct.py:13: "import _struct",
+ * relative imports resolved against the importer's package); otherwise the frame says what
+ * the machinery was doing and where from: "import (built-in module, from struct.py:13)",
+ * "(extension module, ...)", "(dynamic import, ...)" for a line that is no import statement
+ * (__import__, importlib.import_module), "(reading compiled code, ...)", "(searching sys.path,
+ * ...)". No site is left "unknown".
  *
  * Paths are arrays of frame indexes of a flame_tree, root first.
  */

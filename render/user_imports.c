@@ -110,7 +110,7 @@ int user_imports_source(const char *path, int64_t line, char *out, size_t len)
         return -1;
     char buf[512];
     int64_t at = 0;
-    int found = 0, depth = 0;
+    int found = 0, depth = 0, reached = 0;
     size_t o = 0;
     while (fgets(buf, sizeof buf, f)) {
         size_t bl = strlen(buf);
@@ -123,6 +123,7 @@ int user_imports_source(const char *path, int64_t line, char *out, size_t len)
             }
             continue;
         }
+        reached = 1;
         const char *s = buf;
         while (*s == ' ' || *s == '\t')
             s++;
@@ -158,7 +159,7 @@ int user_imports_source(const char *path, int64_t line, char *out, size_t len)
     out[o] = '\0';
     if (!found)
         out[0] = '\0';
-    return found ? 0 : -1;
+    return found ? 0 : reached ? 1 : -1;
 }
 
 int user_imports_find(const struct flame_tree *t, size_t max, struct user_import **out,

@@ -38,7 +38,8 @@ struct user_import {
 int user_imports_find(const struct flame_tree *t, size_t max, struct user_import **out, size_t *n);
 
 /* Reads line `line` of `path` when it is a readable regular file and that line starts an
- * import statement; joins a parenthesised continuation, squeezes blanks. 0 when found. */
+ * import statement; joins a parenthesised continuation, squeezes blanks. 0 when found, 1
+ * when the line was read but is no import statement, -1 when it cannot be read. */
 int user_imports_source(const char *path, int64_t line, char *out, size_t len);
 
 #endif

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -329,9 +331,62 @@ static void test_imports_ambiguous_and_unknown(void **state)
     assert_int_equal(t->nodes[child(t, app, "import pkg.b", 0)].total, 200);
     assert_int_equal(t->nodes[child(t, app, "import pkg.a, pkg.b", 0)].total, 50);
     int other = child(t, 0, "<module>", 2);
-    assert_int_equal(t->nodes[child(t, other, "import (extension module)", 0)].total, 80);
+    /* /srv/other.py cannot be read: the frame says what and where from. */
+    assert_int_equal(
+        t->nodes[child(t, other, "import (extension module, from other.py:2)", 0)].total, 80);
     flametree_free(t);
     profile_free(p);
+}
+
+/* Runs that reach no module body, named from the importing line when it can be read. */
+static void test_imports_named_from_source(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/memsnap-test-imports-XXXXXX", sub[128], file[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/site-packages", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/site-packages/pkg", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(file, sizeof file, "%s/mod.py", sub);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("import os\nfrom _struct import *\nm = __import__(name)\nfrom .sub import (\n    y,\n)\n"
+          "import a.b as c, d\n",
+          f);
+    assert_int_equal(fclose(f), 0);
+    struct profile *p = new_heap_profile();
+    const char *loaders[] = {"BuiltinImporter.exec_module", "_call_with_frames_removed",
+                             "ExtensionFileLoader.exec_module", "_call_with_frames_removed",
+                             "ExtensionFileLoader.exec_module"};
+    int lines[] = {2, 3, 4, 5, 7};
+    for (int k = 0; k < 5; k++) {
+        struct fr s[] = {{"<module>", file, lines[k]},
+                         {"_find_and_load", BS, 1178},
+                         {"_find_and_load_unlocked", BS, 1149},
+                         {"_load_unlocked", BS, 690},
+                         {loaders[k], k == 1 ? BS : BSE, 1000 + k}};
+        add(p, s, 5, 1, 10 * (k + 1));
+    }
+    struct flame_tree *t = build(p, NULL, NULL, 0, 0);
+    /* The module frame is an installed package's: collapsed away, so look one level down. */
+    int m2 = child(t, 0, "<module>", 2), m3 = child(t, 0, "<module>", 3),
+        m4 = child(t, 0, "<module>", 4), m5 = child(t, 0, "<module>", 5),
+        m7 = child(t, 0, "<module>", 7);
+    assert_true(m2 > 0 && m3 > 0 && m4 > 0 && m5 > 0 && m7 > 0);
+    assert_int_equal(t->nodes[child(t, m2, "import _struct", 0)].total, 10);
+    assert_int_equal(t->nodes[child(t, m3, "import (dynamic import, from mod.py:3)", 0)].total, 20);
+    assert_int_equal(t->nodes[child(t, m4, "import pkg.sub", 0)].total, 30);
+    /* Line 5 is inside the statement, not its first line: no statement there. */
+    assert_int_equal(t->nodes[child(t, m5, "import (dynamic import, from mod.py:5)", 0)].total, 40);
+    assert_int_equal(t->nodes[child(t, m7, "import a.b, d", 0)].total, 50);
+    flametree_free(t);
+    profile_free(p);
+    unlink(file);
+    rmdir(sub);
+    snprintf(sub, sizeof sub, "%s/site-packages", dir);
+    rmdir(sub);
+    rmdir(dir);
 }
 
 static void test_imports_module_names(void **state)
@@ -503,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_imports_collapse_numpy_random),
         cmocka_unit_test(test_imports_ambiguous_and_unknown),
+        cmocka_unit_test(test_imports_named_from_source),
         cmocka_unit_test(test_imports_module_names),
         cmocka_unit_test(test_diff_overlay),
         cmocka_unit_test(test_inlined_locations),
