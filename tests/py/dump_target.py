@@ -4,7 +4,8 @@
 # with non-ASCII function names (Latin-1, UCS-2 and UCS-4 kinds of str) parks in
 # größe_ändern() -> 日本() -> 𠀀() -> Event.wait(). A short-lived reporter thread waits
 # until both are parked, prints what the interpreter itself sees (sys._current_frames) in
-# memsnap's text format between EXPECT-BEGIN and EXPECT-END, then exits. Commands on stdin
+# memsnap's text format between EXPECT-BEGIN and EXPECT-END (with the kernel's name for each
+# thread, the worker naming itself "parked-worker", and both idle), then exits. Commands on stdin
 # (read by the parked main thread): "ping" -> "pong" (proves the process still runs), "quit".
 # Works on CPython 3.8-3.13.
 import sys
@@ -21,6 +22,12 @@ def frame_name(f):
 
 
 def 𠀀():
+    # A kernel thread name, as programs set with prctl/pthread_setname_np: dump shows it.
+    try:
+        with open("/proc/self/task/%d/comm" % threading.get_native_id(), "w") as f:
+            f.write("parked-worker")
+    except OSError:
+        pass
     parked.set()
     release.wait()
 
@@ -57,7 +64,13 @@ def report(main_ident, worker):
     frames = sys._current_frames()
     out = ["EXPECT-BEGIN"]
     for t, ident in ((threading.main_thread(), main_ident), (worker, worker.ident)):
-        out.append("Thread %d%s" % (t.native_id, " (main)" if ident == main_ident else ""))
+        # What dump says about the thread: the kernel's name for it (printable ASCII, '?' for
+        # the rest) and "idle": both threads are blocked, reading stdin and in Event.wait().
+        with open("/proc/self/task/%d/comm" % t.native_id, "rb") as f:
+            comm = f.read().rstrip(b"\n")
+        name = "".join(chr(c) if 0x20 <= c < 0x7F and c not in b'"\\' else "?" for c in comm)
+        main = " (main)" if ident == main_ident else ""
+        out.append('Thread %d "%s"%s: idle' % (t.native_id, name, main))
         f = frames[ident]
         while f is not None:
             out.append("    %s (%s:%d)" % (frame_name(f), f.f_code.co_filename, f.f_lineno))
