@@ -15,6 +15,8 @@
 #include "user_imports.h"
 
 #define NONE UINT32_MAX
+/* Reading a statement's line stops after this many bytes of its file. */
+#define USER_IMPORTS_MAX_READ (8u << 20)
 
 static int is_user_file(const char *file)
 {
@@ -102,22 +104,30 @@ static int by_bytes(const void *a, const void *b)
 int user_imports_source(const char *path, int64_t line, char *out, size_t len)
 {
     out[0] = '\0';
+    /* A profile is untrusted: only Python source files (never /proc or /sys, whose "regular"
+     * files can block or never end), only regular files, and a bounded number of bytes. */
+    size_t plen = strlen(path);
     struct stat st;
-    if (line <= 0 || line > 1000000 || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+    if (line <= 0 || line > 100000 || plen < 4 || strcmp(path + plen - 3, ".py") ||
+        !strncmp(path, "/proc/", 6) || !strncmp(path, "/sys/", 5) || !strncmp(path, "/dev/", 5) ||
+        stat(path, &st) < 0 || !S_ISREG(st.st_mode))
         return -1;
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
     char buf[512];
     int64_t at = 0;
+    size_t budget = USER_IMPORTS_MAX_READ;
     int found = 0, depth = 0, reached = 0;
     size_t o = 0;
-    while (fgets(buf, sizeof buf, f)) {
+    while (budget > sizeof buf && fgets(buf, sizeof buf, f)) {
         size_t bl = strlen(buf);
+        budget -= sizeof buf;
         int whole = bl && buf[bl - 1] == '\n';
         if (++at < line) {
             /* A line longer than the buffer continues in the next read: not a new line. */
-            while (!whole && fgets(buf, sizeof buf, f)) {
+            while (!whole && budget > sizeof buf && fgets(buf, sizeof buf, f)) {
+                budget -= sizeof buf;
                 bl = strlen(buf);
                 whole = bl && buf[bl - 1] == '\n';
             }

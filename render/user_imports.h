@@ -11,9 +11,10 @@
  * rows sort by cost. For each row the biggest installed (site-packages, dist-packages)
  * top-level package below it is named with its part of the cost ("numpy: 6.8 MiB of it").
  *
- * The statement's source text is read from its file when that is a readable regular file
- * and the line is an import statement ("import ..." / "from ... import ..."); nothing else
- * of a file named by a profile is ever shown.
+ * The statement's source text is read from its file when that is a readable regular ".py"
+ * file outside /proc, /sys and /dev (at most 8 MiB of it) and the line is an import
+ * statement ("import ..." / "from ... import ..."); nothing else of a file named by a
+ * profile is ever shown.
  */
 #ifndef MEMSNAP_USER_IMPORTS_H
 #define MEMSNAP_USER_IMPORTS_H
