@@ -243,6 +243,7 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
     fputs("]]></style>\n", out);
     svg_static_write(out, p, t, order, x, w, title, opt->flame, opt->min_px, &lay);
     svg_static_panel(out, t, rows, n_rows, &lay);
+    fputs("</g>\n", out); /* the static picture */
     free(x);
     free(w);
     fputs("<script type=\"text/ecmascript\"><![CDATA[\nconst D = {\n\"title\":", out);

@@ -388,7 +388,7 @@ void svg_static_write(FILE *out, const struct profile *p, const struct flame_tre
         fprintf(out, "<text class=\"empty\" x=\"%d\" y=\"%.0f\" text-anchor=\"middle\">No ",
                 SVG_WIDTH / 2, lay->frames_top + 30);
         svg_xml_text(out, t->metric, 60, 1);
-        fputs(" in this profile: nothing to draw.</text>\n</g>\n", out);
+        fputs(" in this profile: nothing to draw.</text>\n", out);
         return;
     }
     fputs("<g id=\"sframes\">\n", out);
@@ -421,7 +421,7 @@ void svg_static_write(FILE *out, const struct profile *p, const struct flame_tre
         }
         putc('\n', out);
     }
-    fputs("</g>\n</g>\n", out);
+    fputs("</g>\n", out);
 }
 
 void svg_import_row(const struct flame_tree *t, const struct user_import *r, char cells[5][512])

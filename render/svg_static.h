@@ -43,8 +43,9 @@ int svg_static_geometry(const struct flame_tree *t, const uint32_t *order, doubl
 void svg_static_layout(const struct profile *p, const struct flame_tree *t, size_t panel_rows,
                        struct svg_static_layout *lay);
 
-/* Writes the header (title, facts, chart, legend) and the frames: every node of the tree at
- * least min_px and SVG_MIN_DRAW_PX wide, i.e. what the script draws before any zoom. */
+/* Opens the group "static" and writes the header (title, facts, chart, legend) and the
+ * frames: every node of the tree at least min_px and SVG_MIN_DRAW_PX wide, i.e. what the
+ * script draws before any zoom. The caller adds the panel and closes the group. */
 void svg_static_write(FILE *out, const struct profile *p, const struct flame_tree *t,
                       const uint32_t *order, const double *x, const double *w, const char *title,
                       int flame, double min_px, const struct svg_static_layout *lay);

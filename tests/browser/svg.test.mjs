@@ -104,7 +104,7 @@ try {
         await page.locator('text.stat').count() >= 3);
 
     check('the script replaced the static picture', await page.evaluate(() =>
-        !document.getElementById('static') && document.querySelectorAll('#sframes').length === 0));
+        !document.getElementById('static') && document.querySelectorAll('#sframes, #spanel').length === 0));
     check('width follows the window (1240 px viewport)',
         await page.evaluate(() => document.documentElement.getAttribute('width')) === '1240');
 

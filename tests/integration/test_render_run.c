@@ -313,6 +313,15 @@ static void test_django_imports_in_your_code(void **state)
     if (strstr(table, "unknown"))
         fail_msg("an unknown site among the top ones:\n%s", table);
 
+    /* The SVG's panel, part of the static picture (before the script). */
+    memsnap((char *[]){"render", pb, NULL});
+    const char *panel = strstr(out, "<g id=\"spanel\">");
+    if (!panel || panel > strstr(out, "<script"))
+        fail_msg("no static 'Imports in your code' panel in the SVG");
+    const char *row = strstr(panel, "djproject/rng_numpy.py:3</tspan>");
+    assert_non_null(row);
+    assert_non_null(strstr(row, "from numpy.random import MT19937, Generator</tspan>"));
+
     /* After the fix: no row pulls in numpy, no row but manage.py's costs megabytes. */
     django_stats("random", pb);
     your_imports(rows, sizeof rows);
