@@ -242,7 +242,8 @@ int user_imports_find(const struct flame_tree *t, size_t max, struct user_import
             s->package = (uint32_t)f.slots[j].key;
         }
     }
-    qsort(f.stmts, f.n, sizeof *f.stmts, by_bytes);
+    if (f.n)
+        qsort(f.stmts, f.n, sizeof *f.stmts, by_bytes);
     /* The program's directory: that of the widest user frame under the root. */
     char dir[512] = "";
     int64_t widest = -1;
