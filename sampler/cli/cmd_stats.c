@@ -1,6 +1,6 @@
 /*
- * cmd_stats.c - `memsnap stats FILE`: the recording's facts and the top allocation sites
- * and imports of a profile, as a terminal table (the same report as render --format text,
+ * cmd_stats.c - `memsnap stats FILE`: the recording's facts, "imports in your code" by cost,
+ * and the top allocation sites and imports of a profile, as a terminal table (the same report as render --format text,
  * on the profile's default metric).
  */
 #include <stdio.h>
@@ -20,7 +20,8 @@ int cmd_stats(int argc, char **argv)
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         puts("usage: memsnap stats FILE\n"
              "Prints a profile's recording facts (peak heap and RSS, totals, duration, rate,\n"
-             "drops) and its top allocation sites and imports.");
+             "drops), the import statements of your own code by what they cost, and the top\n"
+             "allocation sites, frames and imports.");
         return MS_EXIT_OK;
     }
     if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0')) {
