@@ -1,7 +1,7 @@
 /*
  * cmd_stats.c - `memsnap stats FILE`: the recording's facts, "imports in your code" by cost,
- * and the top allocation sites and imports of a profile, as a terminal table (the same report as render --format text,
- * on the profile's default metric).
+ * and the top allocation sites and imports of a profile, as a terminal table (the same
+ * report as render --format text, on the profile's default metric).
  */
 #include <stdio.h>
 #include <string.h>
