@@ -137,13 +137,31 @@ static int folded_find(const char *text, const char *stack, long long *before, l
     return -1;
 }
 
+/* The current checkouts and profiles, removed by the teardown even when a check fails. */
+static char d1[256], d2[256], a_pb[300], b_pb[300];
+
+static int diff_teardown(void **state)
+{
+    (void)state;
+    if (a_pb[0])
+        unlink(a_pb);
+    if (b_pb[0])
+        unlink(b_pb);
+    if (d1[0])
+        remove_checkout(d1);
+    if (d2[0])
+        remove_checkout(d2);
+    d1[0] = d2[0] = a_pb[0] = b_pb[0] = '\0';
+    return 0;
+}
+
 static void test_diff_two_checkouts(void **state)
 {
     (void)state;
     for (int k = 0; k < n_pythons; k++) {
         const struct test_python *py = &pythons[k];
         printf("  %s\n", py->label);
-        char d1[256], d2[256], a_pb[300], b_pb[300], s1[300], s2[300];
+        char s1[300], s2[300];
         make_checkout(d1, sizeof d1, 0);
         make_checkout(d2, sizeof d2, 1);
         snprintf(a_pb, sizeof a_pb, "%s.pb", d1);
@@ -222,10 +240,7 @@ static void test_diff_two_checkouts(void **state)
             fail_msg("no hatched 'import heavy' frame in the diff SVG");
         assert_non_null(strstr(g, "(gone: only in the base profile)"));
 
-        unlink(a_pb);
-        unlink(b_pb);
-        remove_checkout(d1);
-        remove_checkout(d2);
+        diff_teardown(NULL);
     }
 }
 
@@ -335,7 +350,7 @@ int main(void)
 {
     n_pythons = test_pythons(pythons, 16);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_diff_two_checkouts),
+        cmocka_unit_test_teardown(test_diff_two_checkouts, diff_teardown),
         cmocka_unit_test(test_django_imports_in_your_code),
     };
     return cmocka_run_group_tests_name("render_run", tests, NULL, NULL);
