@@ -1,10 +1,13 @@
 /*
  * flame.js - the viewer inside every SVG that `memsnap render` writes.
  *
- * render/svg.c writes `const D = {...}` (the pruned frame tree in preorder, the recording's
- * facts, the memory timeline) right before this script. The script draws the header, the
- * memory-over-time chart and the frames, and handles hover tooltips, click to zoom, regex
- * search, the flame/icicle toggle and the URL fragment that makes a view shareable:
+ * render/svg.c writes a complete static picture (group #static: header, chart, frames with
+ * <title> tooltips, 1200 px wide) for viewers that run no script, and `const D = {...}` (the
+ * pruned frame tree in preorder, the recording's facts, the memory timeline) right before this
+ * script. The script replaces the static picture: it draws the header, the memory-over-time
+ * chart and the frames at the window's width (redrawn when the window resizes), and handles
+ * hover tooltips, click to zoom, regex search, the flame/icicle toggle and the URL fragment
+ * that makes a view shareable:
  *   #z=<node>&s=<regex>&o=flame
  * Profile strings are only ever inserted with textContent, never parsed as markup.
  */
@@ -12,7 +15,7 @@
 
 const SVGNS = 'http://www.w3.org/2000/svg';
 const XHTMLNS = 'http://www.w3.org/1999/xhtml';
-const WIDTH = 1200;
+let WIDTH = 1200; /* follows the window: windowWidth() */
 const PAD = 10;
 const ROW = 17; /* pixels per stack level, including a 1 px gap */
 let charWidth = 6.6; /* average glyph width of frame labels, measured once the page is up */
@@ -22,7 +25,7 @@ const svg = document.documentElement;
 
 /* ---- decoding the data ---- */
 
-const STRIDE = D.diff ? 7 : 5;
+const STRIDE = D.diff ? 8 : 5;
 const nNodes = D.nodes.length / STRIDE;
 const node = {
     frame: new Uint32Array(nNodes),
@@ -31,6 +34,7 @@ const node = {
     self: new Float64Array(nNodes),
     count: new Float64Array(nNodes),
     before: new Float64Array(nNodes),
+    width: new Float64Array(nNodes), /* what widths follow: total, or the diff's union width */
     parent: new Int32Array(nNodes),
     x: new Float64Array(nNodes), /* left edge, in metric units from the root's left edge */
     end: new Uint32Array(nNodes), /* one past the last descendant, in preorder */
@@ -47,12 +51,13 @@ let maxDepth = 0;
         node.self[i] = D.nodes[o + 3];
         node.count[i] = D.nodes[o + 4];
         if (D.diff) node.before[i] = D.nodes[o + 5];
+        node.width[i] = D.diff ? D.nodes[o + 7] : node.total[i];
         while (stack.length && node.depth[stack[stack.length - 1]] >= node.depth[i])
             node.end[stack.pop()] = i;
         const p = stack.length ? stack[stack.length - 1] : -1;
         node.parent[i] = p;
         node.x[i] = p >= 0 ? cursor[p] : 0;
-        if (p >= 0) cursor[p] += node.total[i];
+        if (p >= 0) cursor[p] += node.width[i];
         cursor[i] = node.x[i];
         stack.push(i);
         if (node.depth[i] > maxDepth) maxDepth = node.depth[i];
@@ -65,7 +70,9 @@ function frameName(i) { return D.strs[D.frames[node.frame[i] * 4]]; }
 function frameFile(i) { return D.strs[D.frames[node.frame[i] * 4 + 1]]; }
 function frameLine(i) { return D.frames[node.frame[i] * 4 + 2]; }
 function frameKind(i) { return D.frames[node.frame[i] * 4 + 3]; }
+function isGone(i) { return D.diff && node.total[i] === 0 && node.before[i] > 0; }
 function nodeColor(i) {
+    if (isGone(i)) return 'url(#gone)';
     return '#' + (D.diff ? D.nodes[i * STRIDE + 6] : D.fcolor[node.frame[i]]);
 }
 
@@ -102,16 +109,25 @@ function el(name, attrs, parent, text) {
 
 /* ---- header: title, facts, chart, toolbar ---- */
 
-const noscript = document.getElementById('noscript');
-if (noscript) noscript.remove();
-el('title', {}, svg, D.title);
-el('text', { id: 'title', x: PAD, y: 28 }, svg, D.title);
-
+const staticPicture = document.getElementById('static');
+if (staticPicture) staticPicture.remove();
+function windowWidth() {
+    const w = Math.floor(window.innerWidth || 0);
+    return w >= 600 ? Math.min(w, 16384) : 1200;
+}
+WIDTH = windowWidth();
+svg.setAttribute('width', WIDTH);
+const header = el('g', { id: 'header' }, svg);
 let y = 52;
+
+function drawHeader() {
+header.textContent = '';
+y = 52;
+el('text', { id: 'title', x: PAD, y: 28 }, header, D.title);
 (function drawStats() {
     let x = PAD;
     for (const [label, value] of D.stats) {
-        const g = el('text', { x: x, y: y, class: 'stat' }, svg);
+        const g = el('text', { x: x, y: y, class: 'stat' }, header);
         el('tspan', { class: 'stat-label' }, g, label + ' ');
         el('tspan', { class: 'stat-value' }, g, value);
         let w = g.getComputedTextLength();
@@ -140,7 +156,7 @@ let y = 52;
     for (let i = 0; i < n; i++) vmax = Math.max(vmax, tl[i * 3 + 1], tl[i * 3 + 2]);
     const X = t => left + (right - left) * (t - t0) / (t1 - t0);
     const Y = v => top + h - h * v / vmax;
-    const chart = el('g', { id: 'chart' }, svg);
+    const chart = el('g', { id: 'chart' }, header);
     for (let k = 0; k <= 2; k++) {
         const v = vmax * k / 2;
         el('line', { class: 'grid', x1: left, x2: right, y1: Y(v), y2: Y(v) }, chart);
@@ -177,6 +193,8 @@ let y = 52;
     el('text', { class: 'axis', x: right - 108, y: top + h + 13 }, legend, 'Python heap');
     y = top + h + 24;
 })();
+}
+drawHeader();
 
 function button(id, x, label, onclick) {
     const g = el('g', { id: id, class: 'button', transform: 'translate(' + x + ',' + y + ')' }, svg);
@@ -196,11 +214,12 @@ input.setAttribute('placeholder', 'Search (regex), Ctrl-F');
 input.setAttribute('style', 'width:280px;height:20px;box-sizing:border-box;font:12px sans-serif;border:1px solid #d0d7de;border-radius:4px;padding:1px 6px;');
 searchBox.appendChild(input);
 const matchedText = el('text', { id: 'matched', x: WIDTH - PAD, y: y + 15, 'text-anchor': 'end' }, svg, '');
-el('text', { class: 'axis', x: PAD + 510, y: y + 15 }, svg,
-    (D.diff ? 'width: ' + D.metric + ' now; red grew, blue shrank' : 'width: ' + D.metric) + '; click to zoom');
+const hint = el('text', { class: 'axis', x: PAD + 510, y: y + 15 }, svg,
+    (D.diff ? 'width: ' + D.metric + ', the larger of before and after; red grew, blue shrank, hatched is gone'
+        : 'width: ' + D.metric) + '; click to zoom');
 y += 34;
 
-const framesTop = y;
+let framesTop = y;
 const framesGroup = el('g', { id: 'frames' }, svg);
 (function measureLabels() {
     /* Typical label text, so that clipping by character count matches the real font. */
@@ -211,9 +230,57 @@ const framesGroup = el('g', { id: 'frames' }, svg);
     if (w > 2 && w < 20) charWidth = w * 1.04;
     probe.remove();
 })();
-const height = framesTop + (maxDepth + 1) * ROW + PAD;
-svg.setAttribute('height', height);
-svg.setAttribute('viewBox', '0 0 ' + WIDTH + ' ' + height);
+const panel = el('g', { id: 'panel' }, svg);
+const panelRows = D.imports || [];
+const PANEL_H = panelRows.length ? 28 + 16 * panelRows.length : 0;
+let height = framesTop + (maxDepth + 1) * ROW + PAD + PANEL_H;
+
+/* "Imports in your code" below the frames: value, share, file:line, statement, note. */
+function drawPanel() {
+    panel.textContent = '';
+    if (!panelRows.length) return;
+    const top = framesTop + (maxDepth + 1) * ROW + PAD;
+    el('text', { class: 'panel-head', x: PAD, y: top + 16 }, panel,
+        'Imports in your code by ' + D.metric + ' (what each statement pulled in)');
+    panelRows.forEach((r, k) => {
+        const t = el('text', { class: 'panel', y: top + 32 + 16 * k }, panel);
+        el('tspan', { x: 80, 'text-anchor': 'end', class: 'stat-value' }, t, r[0]);
+        el('tspan', { x: 130, 'text-anchor': 'end' }, t, r[1]);
+        el('tspan', { x: 140 }, t, r[2]);
+        el('tspan', { dx: 10, class: 'panel-src' }, t, r[3]);
+        el('tspan', { dx: 10, class: 'stat-label' }, t, r[4]);
+    });
+}
+function setSize() {
+    height = framesTop + (maxDepth + 1) * ROW + PAD + PANEL_H;
+    drawPanel();
+    svg.setAttribute('width', WIDTH);
+    svg.setAttribute('height', height);
+    svg.setAttribute('viewBox', '0 0 ' + WIDTH + ' ' + height);
+}
+setSize();
+
+/* A resized window: header and frames again at the new width; the toolbar keeps its place
+ * unless the facts now take another number of rows. */
+let resizeTimer = 0;
+window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+        const w = windowWidth();
+        if (w === WIDTH) return;
+        WIDTH = w;
+        drawHeader();
+        const dy = y - (+resetButton.getAttribute('transform').match(/,([-\d.]+)/)[1]);
+        for (const b of [resetButton, flipButton])
+            b.setAttribute('transform', b.getAttribute('transform').replace(/,[-\d.]+\)/, ',' + y + ')'));
+        searchBox.setAttribute('y', y);
+        matchedText.setAttribute('x', WIDTH - PAD);
+        for (const t of [matchedText, hint]) t.setAttribute('y', y + 15);
+        framesTop += dy;
+        setSize();
+        draw();
+    }, 100);
+});
 
 /* ---- state: zoom, search, orientation; mirrored in the URL fragment ---- */
 
@@ -230,7 +297,7 @@ function readFragment() {
         try { value = decodeURIComponent(part.slice(k + 1)); } catch (e) { continue; }
         if (key === 'z') {
             const z = parseInt(value, 10);
-            if (z >= 0 && z < nNodes && node.total[z] > 0) state.zoom = z;
+            if (z >= 0 && z < nNodes && node.width[z] > 0) state.zoom = z;
         } else if (key === 's') {
             state.search = value;
         } else if (key === 'o') {
@@ -267,6 +334,7 @@ function label(i) {
 
 function drawFrame(i, x, w, dim) {
     const g = el('g', { class: dim ? 'f dim' : matched[i] ? 'f match' : 'f', 'data-i': i }, framesGroup);
+    if (isGone(i)) g.setAttribute('class', g.getAttribute('class') + ' gone');
     el('rect', { x: x.toFixed(2), y: rowY(node.depth[i]), width: Math.max(w - 0.5, 0.1).toFixed(2), height: ROW - 1, rx: 2, fill: nodeColor(i) }, g);
     const room = Math.floor((w - 6) / charWidth);
     if (room >= 3) {
@@ -280,19 +348,19 @@ function draw() {
     framesGroup.textContent = '';
     const old = document.getElementById('empty');
     if (old) old.remove();
-    if (!(node.total[0] > 0)) {
+    if (!(node.width[0] > 0)) {
         el('text', { id: 'empty', x: WIDTH / 2, y: framesTop + 30, 'text-anchor': 'middle' }, svg,
             'No ' + D.metric + ' in this profile: nothing to draw.');
         return;
     }
     const z = state.zoom;
-    const scale = (WIDTH - 2 * PAD) / node.total[z];
+    const scale = (WIDTH - 2 * PAD) / node.width[z];
     /* Ancestors span the whole width, dimmed: they are the context of the zoom. */
     for (let a = node.parent[z]; a >= 0; a = node.parent[a])
         drawFrame(a, PAD, WIDTH - 2 * PAD, true);
     const x0 = node.x[z];
     for (let i = z; i < node.end[z]; i++) {
-        const w = node.total[i] * scale;
+        const w = node.width[i] * scale;
         if (w < MIN_DRAW_PX) {
             /* Skip the subtree: its descendants are no wider. */
             i = node.end[i] - 1;
@@ -389,6 +457,8 @@ function tipLines(i) {
         const rel = node.before[i] > 0 ? ' (' + (d >= 0 ? '+' : '') + fmtPct(d, node.before[i]) + ')' : '';
         lines.push(['before: ' + fmtValue(node.before[i]) + ' | after: ' + fmtValue(node.total[i]), '']);
         lines.push(['change: ' + (d > 0 ? '+' : '') + fmtValue(d) + rel, d > 0 ? 'tip-grew' : d < 0 ? 'tip-shrank' : '']);
+        if (isGone(i)) lines.push(['gone: only in the base profile (drawn at its before width)', 'tip-shrank']);
+        else if (node.before[i] === 0 && node.total[i] > 0) lines.push(['new: not in the base profile', 'tip-grew']);
     }
     return lines;
 }

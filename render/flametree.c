@@ -297,6 +297,8 @@ static int sample_needs_copy(const struct flame_tree *t, const struct profile *p
                              const uint32_t *loc_frame, const struct profile_sample *s,
                              int raw_imports)
 {
+    if (t->has_base)
+        return 1; /* a diff rewrites every frame (diff_normalize) */
     for (uint32_t k = 0; k < s->n_locs; k++) {
         uint32_t f = loc_frame[p->stack_locs[s->first_loc + k]];
         if (f == UINT32_MAX || (!raw_imports && t->frames[f].machinery))
@@ -721,7 +723,7 @@ static int add_profile(struct build *b, const struct profile *p, int is_base, in
     if (!is_base)
         b->loc_frame = loc_frame;
     /* Most profiles have no location that needs a copy: then skip looking at every stack. */
-    int any_copy = 0;
+    int any_copy = t->has_base;
     for (size_t l = 0; l < p->n_locations && !any_copy; l++)
         any_copy =
             loc_frame[l] == UINT32_MAX || (!raw_imports && t->frames[loc_frame[l]].machinery);
@@ -801,6 +803,106 @@ fail:
     return -1;
 }
 
+/* The program's directory in one profile (samples [lo, hi) of the build): that of the first
+ * absolute, non-library root frame (e.g. manage.py's); when the root frames are relative (the
+ * script run as "python3 app.py" before 3.9), the longest directory holding every absolute
+ * non-library file of its stacks. */
+static void profile_script_dir(const struct build *b, size_t lo, size_t hi, char *out, size_t len)
+{
+    const struct flame_tree *t = b->t;
+    out[0] = '\0';
+    for (size_t k = lo; k < hi; k++) {
+        if (b->copy_at[k] == SIZE_MAX || !b->samp[k].len)
+            continue;
+        const char *file = t->strings.strs[t->frames[b->copies[b->copy_at[k]]].file];
+        const char *slash = strrchr(file, '/');
+        if (file[0] != '/' || !slash || imports_relative_path(file, NULL) != file ||
+            (size_t)(slash - file) >= len)
+            continue;
+        snprintf(out, len, "%.*s", (int)(slash - file), file);
+        return;
+    }
+    size_t have = 0; /* 0: nothing yet; else strlen(out) + 1 */
+    for (size_t k = lo; k < hi; k++) {
+        if (b->copy_at[k] == SIZE_MAX)
+            continue;
+        for (uint32_t d = 0; d < b->samp[k].len; d++) {
+            const struct flame_frame *fr = &t->frames[b->copies[b->copy_at[k] + d]];
+            if (fr->kind != FLAME_PLAIN && fr->kind != FLAME_IMPORT)
+                continue;
+            const char *file = t->strings.strs[fr->file];
+            const char *slash = strrchr(file, '/');
+            if (file[0] != '/' || !slash || imports_relative_path(file, NULL) != file)
+                continue;
+            size_t dl = (size_t)(slash - file);
+            if (!have) {
+                if (dl >= len)
+                    continue;
+                memcpy(out, file, dl);
+                out[dl] = '\0';
+                have = dl + 1;
+                continue;
+            }
+            /* Shorten out to the common directory of out and this file's directory. */
+            size_t i = 0, cut = 0;
+            while (i < have - 1 && i < dl && out[i] == file[i]) {
+                i++;
+                if (out[i] == '/' || out[i] == '\0')
+                    cut = i;
+            }
+            if (i == have - 1 && (i == dl || file[i] == '/'))
+                continue; /* out already holds this file's directory */
+            out[cut] = '\0';
+            have = cut + 1;
+        }
+    }
+}
+
+/* A diff matches frames by function and import-root-relative file, lines only with
+ * diff_lines: rewrites the copied paths of samples [lo, hi) (one profile) to such frames. */
+static int diff_normalize(struct build *b, size_t lo, size_t hi, int keep_lines)
+{
+    struct flame_tree *t = b->t;
+    char dir[1024];
+    profile_script_dir(b, lo, hi, dir, sizeof dir);
+    size_t n0 = t->n_frames;
+    uint32_t *map = malloc((n0 ? n0 : 1) * sizeof *map);
+    if (!map)
+        return -1;
+    memset(map, 0xff, (n0 ? n0 : 1) * sizeof *map);
+    for (size_t k = lo; k < hi; k++) {
+        if (b->copy_at[k] == SIZE_MAX)
+            continue;
+        uint32_t *path = b->copies + b->copy_at[k];
+        for (uint32_t d = 0; d < b->samp[k].len; d++) {
+            uint32_t f = path[d];
+            if (f >= n0)
+                continue;
+            if (map[f] == UINT32_MAX) {
+                const struct flame_frame *fr = &t->frames[f];
+                if (fr->kind != FLAME_PLAIN && fr->kind != FLAME_IMPORT) {
+                    map[f] = f;
+                } else {
+                    /* Copies: interning may move the strings and the frames. */
+                    char name[1024], file[1024];
+                    snprintf(name, sizeof name, "%s", t->strings.strs[fr->name]);
+                    snprintf(file, sizeof file, "%s",
+                             imports_relative_path(t->strings.strs[fr->file], dir[0] ? dir : NULL));
+                    int64_t line = keep_lines || fr->kind != FLAME_PLAIN ? fr->line : 0;
+                    map[f] = flametree_frame(t, name, file, line, fr->kind);
+                    if (map[f] == UINT32_MAX) {
+                        free(map);
+                        return -1;
+                    }
+                }
+            }
+            path[d] = map[f];
+        }
+    }
+    free(map);
+    return 0;
+}
+
 int flametree_build(const struct profile *p, const struct profile *base,
                     const struct flame_options *opt, struct flame_tree **out, ms_error *err)
 {
@@ -843,6 +945,9 @@ int flametree_build(const struct profile *p, const struct profile *base,
         goto nomem;
     if (!opt->raw_imports && collapse_imports(&b) < 0)
         goto nomem;
+    if (base && (diff_normalize(&b, 0, p->n_samples, opt->diff_lines) < 0 ||
+                 diff_normalize(&b, p->n_samples, b.n, opt->diff_lines) < 0))
+        goto nomem;
     for (size_t k = 0; k < b.n; k++)
         if (b.copy_at[k] != SIZE_MAX)
             b.samp[k].ids = b.copies + b.copy_at[k];
@@ -872,6 +977,17 @@ int flametree_build(const struct profile *p, const struct profile *base,
     }
     if (layout_depth_first(&b) < 0)
         goto nomem;
+    /* Children are numbered after their parent: a reverse pass sums the widths up. */
+    for (size_t i = t->n_nodes; i-- > 0;) {
+        struct flame_node *nd = &t->nodes[i];
+        if (!base)
+            nd->width = nd->total;
+        else
+            nd->width =
+                flametree_add(nd->width, nd->self > nd->base_self ? nd->self : nd->base_self);
+        if (base && nd->parent != UINT32_MAX)
+            t->nodes[nd->parent].width = flametree_add(t->nodes[nd->parent].width, nd->width);
+    }
     build_release(&b);
     *out = t;
     return 0;

@@ -13,8 +13,12 @@
  *     single "(other)" child of their parent, so a million distinct stacks still give a
  *     tree of a few thousand nodes. Pruning happens while building, so the cost is bounded
  *     by what survives, not by the input;
- *   - with a base profile, every node also carries the base metric (base_total/base_self),
- *     while widths and pruning follow the main profile only.
+ *   - with a base profile (a diff), the tree is the union of both profiles' trees: every node
+ *     also carries the base metric (base_total/base_self), a node only in the base keeps its
+ *     base value, and pruning follows the larger of the two. Frames of a diff match by
+ *     function and file relative to its import root (imports_relative_path, the script
+ *     directory being that of each profile's first stack), ignoring lines unless
+ *     diff_lines is set, so that two checkouts and an edited file still compare.
  *
  * Values are clamped to [0, 2^62] per sample and summed with saturation: a hostile profile
  * gives odd widths, never overflow.
@@ -54,6 +58,10 @@ struct flame_node {
     int64_t total, self;  /* the metric: through this node / ending here */
     int64_t count_total, count_self; /* the matching object count, 0 when none */
     int64_t base_total, base_self;   /* the metric in the base profile (diff) */
+    int64_t width; /* what the graph's width follows: total; in a diff the larger of self and
+                    * base_self plus the children's widths, so a node is at least as wide as
+                    * both its before and after totals and one only in the base keeps its
+                    * base width */
 };
 
 struct flame_tree {
@@ -77,6 +85,7 @@ struct flame_options {
     const char *metric;  /* sample type name, NULL = the profile's default */
     int raw_imports;     /* keep the import machinery frames as they are */
     double min_fraction; /* prune children narrower than this share of the root; 0 = keep */
+    int diff_lines;      /* diff: frames match by line too (default: function and file only) */
     int threads;         /* threads to build with (at most 8); 0 = one per CPU. The tree is
                           * the same whatever the number (tests compare). */
 };

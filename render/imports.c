@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "imports.h"
+#include "user_imports.h"
 
 #define IMPORTS_MAX_NAMES 4
 
@@ -23,10 +24,19 @@ struct learned {
     uint8_t overflow; /* more distinct modules than fit */
 };
 
+/* A name given to machinery runs that reached no module body, per importing frame and kind
+ * of loader (unresolved_name): computing it may read a source line, so it is done once. */
+struct named {
+    uint64_t key; /* (importer + 1) << 8 | kind; 0 = empty */
+    uint32_t frame;
+};
+
 struct imports {
     struct learned *slots;
     size_t n_slots; /* power of two */
     size_t used;
+    struct named *names;
+    size_t n_names, names_used; /* n_names: power of two or 0 */
 };
 
 static int ends_with(const char *s, const char *suffix)
@@ -72,6 +82,20 @@ static const char *after_last(const char *path, const char *marker)
     for (const char *p = strstr(path, marker); p; p = strstr(p + 1, marker))
         found = p + strlen(marker);
     return found;
+}
+
+const char *imports_relative_path(const char *filename, const char *script_dir)
+{
+    const char *rel = after_last(filename, "/site-packages/");
+    const char *dist = after_last(filename, "/dist-packages/");
+    if (dist && (!rel || dist > rel))
+        rel = dist;
+    if (!rel)
+        rel = after_stdlib_root(filename);
+    size_t dlen = script_dir ? strlen(script_dir) : 0;
+    if (!rel && dlen && !strncmp(filename, script_dir, dlen) && filename[dlen] == '/')
+        rel = filename + dlen + 1;
+    return rel && *rel ? rel : filename;
 }
 
 void imports_module_name(const char *filename, const char *script_dir, char *out, size_t len)
@@ -131,6 +155,7 @@ void imports_free(struct imports *im)
     if (!im)
         return;
     free(im->slots);
+    free(im->names);
     free(im);
 }
 
@@ -250,22 +275,158 @@ int imports_learn(struct imports *im, struct flame_tree *t, const uint32_t *path
     return 0;
 }
 
-/* Names a run that reached no module body, from what imports_learn saw under its prefixes. */
+enum run_kind {
+    RUN_UNKNOWN,
+    RUN_EXTENSION, /* ExtensionFileLoader: a C extension module (.so) being created or run */
+    RUN_BUILTIN,   /* BuiltinImporter: a module compiled into the interpreter */
+    RUN_FROZEN,    /* FrozenImporter */
+    RUN_CODE,      /* reading and unmarshalling a module's compiled code (.pyc) */
+    RUN_FIND,      /* looking for the module on sys.path */
+};
+
+static const char *const run_kind_text[] = {
+    "module",        "extension module",      "built-in module",
+    "frozen module", "reading compiled code", "searching sys.path",
+};
+
+static enum run_kind run_kind_of(const struct flame_tree *t, const uint32_t *run, size_t len)
+{
+    enum run_kind kind = RUN_UNKNOWN;
+    for (size_t m = 0; m < len; m++) {
+        const char *name = t->strings.strs[t->frames[run[m]].name];
+        if (!strncmp(name, "ExtensionFileLoader.", 20) || !strcmp(name, "create_module"))
+            return RUN_EXTENSION;
+        if (!strncmp(name, "BuiltinImporter.", 16))
+            return RUN_BUILTIN;
+        if (!strncmp(name, "FrozenImporter.", 15))
+            return RUN_FROZEN;
+        if (strstr(name, "get_code") || strstr(name, "_compile_bytecode") ||
+            strstr(name, "get_data") || strstr(name, "source_to_code"))
+            kind = RUN_CODE;
+        else if (kind == RUN_UNKNOWN && strstr(name, "find_spec"))
+            kind = RUN_FIND;
+    }
+    return kind;
+}
+
+/* The modules an import statement names: "import a.b as c, d" -> "a.b, d", "from x.y import
+ * z" -> "x.y". 0 when `src` is such a statement. */
+static int statement_modules(const char *src, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    if (!strncmp(src, "from ", 5)) {
+        const char *p = src + 5;
+        size_t n = strcspn(p, " ");
+        if (!n || strncmp(p + n, " import", 7))
+            return -1;
+        snprintf(out, len, "%.*s", (int)n, p);
+        return 0;
+    }
+    if (strncmp(src, "import ", 7))
+        return -1;
+    for (const char *p = src + 7; *p;) {
+        while (*p == ' ' || *p == '(')
+            p++;
+        size_t n = strcspn(p, " ,;)");
+        if (!n)
+            break;
+        o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%.*s", o ? ", " : "", (int)n, p);
+        if (o >= len)
+            break;
+        p += n;
+        p += strcspn(p, ",;"); /* past "as name" */
+        if (*p != ',')
+            break;
+        p++;
+    }
+    return o ? 0 : -1;
+}
+
+/* The frame for a run of kind `kind` that reached no module body, imported from frame
+ * `importer` (UINT32_MAX: none): "import x" when the importer's line reads "import x" (a
+ * module compiled into the interpreter or a C extension has no Python body to name it by),
+ * else "import (built-in module, from struct.py:13)" and the like. */
+static uint32_t unresolved_name(struct imports *im, struct flame_tree *t, uint32_t importer,
+                                enum run_kind kind)
+{
+    uint64_t key = ((uint64_t)importer + 1) << 8 | (uint64_t)kind;
+    if ((im->names_used + 1) * 2 > im->n_names) {
+        size_t n = im->n_names ? im->n_names * 2 : 64;
+        struct named *names = calloc(n, sizeof *names);
+        if (!names)
+            return UINT32_MAX;
+        for (size_t i = 0; i < im->n_names; i++)
+            if (im->names[i].key) {
+                size_t j = (im->names[i].key * 0x9e3779b97f4a7c15ull >> 24) & (n - 1);
+                while (names[j].key)
+                    j = (j + 1) & (n - 1);
+                names[j] = im->names[i];
+            }
+        free(im->names);
+        im->names = names;
+        im->n_names = n;
+    }
+    size_t j = (key * 0x9e3779b97f4a7c15ull >> 24) & (im->n_names - 1);
+    while (im->names[j].key && im->names[j].key != key)
+        j = (j + 1) & (im->n_names - 1);
+    if (im->names[j].key)
+        return im->names[j].frame;
+
+    char name[512], src[200], mods[200];
+    const char *file = importer != UINT32_MAX ? t->strings.strs[t->frames[importer].file] : "";
+    int64_t line = importer != UINT32_MAX ? t->frames[importer].line : 0;
+    int got = file[0] == '/' && line > 0 ? user_imports_source(file, line, src, sizeof src) : -1;
+    int have = got == 0 && kind != RUN_FIND && statement_modules(src, mods, sizeof mods) == 0;
+    if (have && mods[0] == '.') {
+        /* A relative import: the importer's package (the module itself for an __init__.py),
+         * one level up per extra dot, then the rest of the name. */
+        char pkg[256];
+        imports_module_name(file, NULL, pkg, sizeof pkg);
+        size_t dots = strspn(mods, "."), up = dots - 1 + !ends_with(file, "/__init__.py");
+        for (size_t d = 0; d < up && have; d++) {
+            char *dot = strrchr(pkg, '.');
+            if (dot)
+                *dot = '\0';
+            else
+                have = 0;
+        }
+        if (have) {
+            char joined[200];
+            snprintf(joined, sizeof joined, "%s%s%s", pkg, mods[dots] ? "." : "", mods + dots);
+            snprintf(mods, sizeof mods, "%s", joined);
+        }
+    }
+    if (have)
+        snprintf(name, sizeof name, "import %s", mods);
+    else if (file[0] && line > 0)
+        snprintf(name, sizeof name, "import (%s, from %s:%lld)",
+                 got == 1 && kind == RUN_UNKNOWN ? "dynamic import" : run_kind_text[kind],
+                 strrchr(file, '/') ? strrchr(file, '/') + 1 : file, (long long)line);
+    else
+        snprintf(name, sizeof name, "import (%s)", run_kind_text[kind]);
+    uint32_t frame = flametree_frame(t, name, "", 0, FLAME_IMPORT);
+    if (frame != UINT32_MAX) {
+        im->names[j] = (struct named){key, frame};
+        im->names_used++;
+    }
+    return frame;
+}
+
+/* Names a run that reached no module body, from what imports_learn saw under its prefixes,
+ * else from its importer and loader (unresolved_name). */
 static uint32_t resolve_run(struct imports *im, struct flame_tree *t, const uint32_t *run,
-                            size_t len, uint64_t start)
+                            size_t len, uint64_t start, uint32_t importer)
 {
     uint64_t keys[64];
     size_t n_keys = 0;
     uint64_t k = start;
-    int extension = 0;
     for (size_t m = 0; m < len; m++) {
         k = prefix_step(k, run[m]);
         if (n_keys < sizeof keys / sizeof keys[0])
             keys[n_keys++] = k;
         else
             keys[n_keys - 1] = k; /* very long runs: keep the deepest prefix last */
-        if (!strcmp(t->strings.strs[t->frames[run[m]].name], "create_module"))
-            extension = 1;
     }
     for (size_t m = n_keys; m-- > 0;) {
         const struct learned *l = learned_find(im, keys[m]);
@@ -295,8 +456,7 @@ static uint32_t resolve_run(struct imports *im, struct flame_tree *t, const uint
             snprintf(name + o, sizeof name - o, ", ...");
         return flametree_frame(t, name, "", 0, FLAME_IMPORT);
     }
-    return flametree_frame(t, extension ? "import (extension module)" : "import (unknown module)",
-                           "", 0, FLAME_IMPORT);
+    return unresolved_name(im, t, importer, run_kind_of(t, run, len));
 }
 
 int imports_collapse(struct imports *im, struct flame_tree *t, uint32_t *path, size_t *n)
@@ -318,9 +478,12 @@ int imports_collapse(struct imports *im, struct flame_tree *t, uint32_t *path, s
         size_t next = j;
         if (j < len && t->frames[path[j]].module) {
             frame = import_frame(t, path[j], script_dir);
-            next = j + 1;
+            /* The program's own module bodies stay, below their "import x": their line is
+             * the import statement (or other code) the module is running. */
+            const char *file = t->strings.strs[t->frames[path[j]].file];
+            next = file[0] == '/' && imports_relative_path(file, NULL) == file ? j : j + 1;
         } else {
-            frame = resolve_run(im, t, path + in, j - in, h);
+            frame = resolve_run(im, t, path + in, j - in, h, in ? path[in - 1] : UINT32_MAX);
         }
         if (frame == UINT32_MAX)
             return -1;

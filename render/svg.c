@@ -11,6 +11,9 @@
 #include "flame_assets.h"
 #include "summary.h"
 #include "svg.h"
+#include "svg_static.h"
+
+#define SVG_PANEL_ROWS 8
 #include "units.h"
 
 /* Decodes one UTF-8 sequence at s; returns its length (>= 1) and the code point, or
@@ -196,17 +199,54 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         snprintf(title, sizeof title, "%s", opt->title);
     else
         default_title(p, t, title, sizeof title);
-    fputs("<?xml version=\"1.0\" standalone=\"no\"?>\n"
-          "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" "
-          "height=\"600\" viewBox=\"0 0 1200 600\" id=\"memsnap\">\n",
+    double *x = malloc(t->n_nodes * sizeof *x), *w = malloc(t->n_nodes * sizeof *w);
+    if (!x || !w || svg_static_geometry(t, order, x, w) < 0) {
+        free(x);
+        free(w);
+        free(order);
+        free(frame_map);
+        free(str_map);
+        free(frames_used);
+        free(strs_used);
+        return ms_error_set(err, "out of memory writing the SVG");
+    }
+    struct user_import *rows = NULL;
+    size_t n_rows = 0;
+    if (!t->has_base && user_imports_find(t, SVG_PANEL_ROWS, &rows, &n_rows) < 0) {
+        free(x);
+        free(w);
+        free(order);
+        free(frame_map);
+        free(str_map);
+        free(frames_used);
+        free(strs_used);
+        return ms_error_set(err, "out of memory writing the SVG");
+    }
+    struct svg_static_layout lay;
+    svg_static_layout(p, t, n_rows, &lay);
+    /* A fixed size for viewers without scripts (1200 px wide as an image); the script widens
+     * the picture to the window when the file is opened directly. */
+    fprintf(out,
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n"
+            "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%.0f\" viewBox=\"0 0 %d %.0f\" id=\"memsnap\">\n",
+            SVG_WIDTH, lay.height, SVG_WIDTH, lay.height);
+    fprintf(out, "<!-- memsnap render: %zu frames -->\n<title>", t->n_nodes);
+    svg_xml_text(out, title, 0, 0);
+    fputs("</title>\n<defs><pattern id=\"gone\" width=\"6\" height=\"6\" "
+          "patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">"
+          "<rect width=\"6\" height=\"6\" fill=\"#dde6ff\"/>"
+          "<rect width=\"2.5\" height=\"6\" fill=\"#5a7bd8\"/></pattern></defs>\n"
+          "<style type=\"text/css\"><![CDATA[\n",
           out);
-    fprintf(out, "<!-- memsnap render: %zu frames -->\n<style type=\"text/css\"><![CDATA[\n",
-            t->n_nodes);
     fwrite(flame_css, 1, sizeof flame_css - 1, out);
-    fputs("]]></style>\n<text x=\"600\" y=\"40\" text-anchor=\"middle\" id=\"noscript\">"
-          "This flame graph is drawn by JavaScript: open the file in a web browser.</text>\n"
-          "<script type=\"text/ecmascript\"><![CDATA[\nconst D = {\n\"title\":",
-          out);
+    fputs("]]></style>\n", out);
+    svg_static_write(out, p, t, order, x, w, title, opt->flame, opt->min_px, &lay);
+    svg_static_panel(out, t, rows, n_rows, &lay);
+    fputs("</g>\n", out); /* the static picture */
+    free(x);
+    free(w);
+    fputs("<script type=\"text/ecmascript\"><![CDATA[\nconst D = {\n\"title\":", out);
     svg_json_string(out, title);
     fputs(",\n\"metric\":", out);
     svg_json_string(out, t->metric);
@@ -215,6 +255,21 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
     fprintf(out, ",\n\"diff\":%d,\n\"counts\":%d,\n\"flame\":%d,\n", t->has_base, t->has_counts,
             opt->flame ? 1 : 0);
     write_summary(out, p, t);
+    /* "Imports in your code": rows of preformatted cells. */
+    fputs("\"imports\":[", out);
+    for (size_t i = 0; i < n_rows; i++) {
+        char cells[5][512];
+        svg_import_row(t, &rows[i], cells);
+        fputs(i ? ",[" : "[", out);
+        for (int k = 0; k < 5; k++) {
+            if (k)
+                putc(',', out);
+            svg_json_string(out, cells[k]);
+        }
+        putc(']', out);
+    }
+    fputs("],\n", out);
+    free(rows);
     write_timeline(out, p);
     fputs("\"strs\":[", out);
     for (size_t i = 0; i < n_strs; i++) {
@@ -235,7 +290,7 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         colors_frame(t->strings.strs[f->file], f->kind, c);
         fprintf(out, "%s\"%s\"", i ? "," : "", c + 1);
     }
-    /* Nodes in preorder: frame, depth, total, self, count[, before, colour]. */
+    /* Nodes in preorder: frame, depth, total, self, count[, before, colour, width]. */
     fputs("],\n\"nodes\":[", out);
     for (size_t i = 0; i < t->n_nodes; i++) {
         const struct flame_node *n = &t->nodes[order[i]];
@@ -248,7 +303,7 @@ int svg_write(FILE *out, const struct profile *p, const struct flame_tree *t,
         if (t->has_base) {
             char c[8];
             colors_diff(n->base_total, n->total, c);
-            fprintf(out, ",%lld,\"%s\"", (long long)n->base_total, c + 1);
+            fprintf(out, ",%lld,\"%s\",%lld", (long long)n->base_total, c + 1, (long long)n->width);
         }
     }
     fputs("]\n};\n", out);

@@ -1,10 +1,12 @@
 /*
  * svg.h - writing a flame tree as one self-contained, interactive SVG file.
  *
- * The file holds the tree as compact data plus the viewer (render/flame.js, flame.css, embedded
- * at build time); the script draws the frames, the header with the recording's facts and the
- * memory-over-time chart, and handles hover, zoom, search, flame/icicle and the URL fragment.
- * Nothing is fetched from anywhere.
+ * The file is a complete picture without any script (svg_static.h: the header, the memory
+ * chart and every frame as <rect>/<text> with a <title> tooltip, 1200 px wide), so it renders
+ * as an <img>, on GitHub, in Inkscape. It also holds the tree as compact data plus the viewer
+ * (render/flame.js, flame.css, embedded at build time), which, when scripts run, replaces the
+ * static picture with the interactive one at the window's width: hover, zoom, search,
+ * flame/icicle and the URL fragment. Nothing is fetched from anywhere.
  *
  * Every string from the profile reaches the file only inside JSON string literals in which
  * every character outside printable ASCII, and each of < > & ' " \, is a \u escape, and
@@ -23,6 +25,7 @@
 struct svg_options {
     const char *title; /* NULL = a title derived from the profile */
     int flame;         /* start as a flame graph (root at the bottom) instead of an icicle */
+    double min_px;     /* frames narrower than this (at 1200 px) get no static element */
 };
 
 /* Writes the SVG of tree `t` (built from `p`) to `out`. -1 with err on a write error. */

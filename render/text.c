@@ -13,6 +13,7 @@
 #include "summary.h"
 #include "text.h"
 #include "units.h"
+#include "user_imports.h"
 
 struct site {
     uint32_t frame;
@@ -120,6 +121,89 @@ static void table(FILE *out, const struct flame_tree *t, const char *heading,
         fprintf(out, "  (none)\n");
 }
 
+/* "Imports in your code, by cost" (user_imports.h). */
+static int your_imports(FILE *out, const struct flame_tree *t, size_t top)
+{
+    struct user_import *rows;
+    size_t n;
+    if (user_imports_find(t, top, &rows, &n) < 0)
+        return -1;
+    char v[UNITS_BUF], pk[UNITS_BUF];
+    int64_t all = t->nodes[0].total;
+    fprintf(out,
+            "\nImports in your code by %s (what each statement pulled in; a statement of your "
+            "code below another has its own row)\n",
+            t->metric);
+    fprintf(out, "  %10s %6s  %s\n", "value", "share", "statement");
+    for (size_t i = 0; i < n; i++) {
+        const struct user_import *r = &rows[i];
+        summary_value(t, r->bytes, v, sizeof v);
+        fprintf(out, "  %10s %5.1f%%  %s:%lld%s%s\n", v,
+                all > 0 ? 100.0 * (double)r->bytes / (double)all : 0.0, r->file, (long long)r->line,
+                r->source[0] ? "  " : "", r->source);
+        fprintf(out, "  %10s %6s  imports %s", "", "", r->module[0] ? r->module : "?");
+        if (r->package[0] && r->package_bytes * 2 >= r->bytes)
+            fprintf(out, "; %s: %s of it", r->package,
+                    summary_value(t, r->package_bytes, pk, sizeof pk));
+        putc('\n', out);
+    }
+    if (!n)
+        fprintf(out, "  (none)\n");
+    free(rows);
+    return 0;
+}
+
+static const struct flame_tree *sort_t;
+
+static int by_removed(const void *a, const void *b)
+{
+    const struct flame_node *x = &sort_t->nodes[*(const uint32_t *)a];
+    const struct flame_node *y = &sort_t->nodes[*(const uint32_t *)b];
+    int64_t dx = x->base_total - x->total, dy = y->base_total - y->total;
+    return dx < dy ? 1 : dx > dy ? -1 : (*(const uint32_t *)a > *(const uint32_t *)b) ? 1 : -1;
+}
+
+/* A diff's subtrees that are only in one profile, biggest first: `removed` lists nodes only
+ * in the base (after = 0) under a parent still present, else nodes only in the new profile
+ * under a parent the base had. The root of each such subtree is one row. */
+static int new_or_gone(FILE *out, const struct flame_tree *t, size_t top, int removed)
+{
+    uint32_t *rows = malloc(t->n_nodes * sizeof *rows);
+    if (!rows)
+        return -1;
+    size_t n = 0;
+    for (uint32_t i = 1; i < t->n_nodes; i++) {
+        const struct flame_node *nd = &t->nodes[i], *par = &t->nodes[nd->parent];
+        if (t->frames[nd->frame].kind == FLAME_OTHER)
+            continue;
+        if (removed ? nd->total == 0 && nd->base_total > 0 && par->total > 0
+                    : nd->base_total == 0 && nd->total > 0 && par->base_total > 0)
+            rows[n++] = i;
+    }
+    sort_t = t;
+    qsort(rows, n, sizeof *rows, by_removed);
+    char v[UNITS_BUF], label[1200], parent[1200];
+    fprintf(out, "\n%s\n",
+            removed ? "Gone since the base (only in the base profile), biggest first"
+                    : "New since the base (not in the base profile), biggest first");
+    fprintf(out, "  %10s  %s\n", "change", "frame (under its caller)");
+    /* Additions sort last-first by the same comparison: walk from the end. */
+    for (size_t k = 0; k < n && k < top; k++) {
+        uint32_t i = removed ? rows[k] : rows[n - 1 - k];
+        const struct flame_node *nd = &t->nodes[i];
+        int64_t d = flametree_add(nd->total, -nd->base_total);
+        summary_value(t, d, v + 1, sizeof v - 1);
+        v[0] = '+';
+        folded_label(t, i, label, sizeof label);
+        folded_label(t, nd->parent, parent, sizeof parent);
+        fprintf(out, "  %10s  %s  (under %s)\n", d > 0 ? v : v + 1, label, parent);
+    }
+    if (!n)
+        fprintf(out, "  (none)\n");
+    free(rows);
+    return 0;
+}
+
 int text_write(FILE *out, const struct profile *p, const struct flame_tree *t, size_t top,
                ms_error *err)
 {
@@ -140,6 +224,18 @@ int text_write(FILE *out, const struct profile *p, const struct flame_tree *t, s
     for (size_t i = 0; i < s.n; i++)
         fprintf(out, "%-11s %s\n", s.items[i].label, s.items[i].value);
     char heading[256];
+    if (!t->has_base && your_imports(out, t, top < 10 ? top : 10) < 0) {
+        free(g.sites);
+        free(g.on_path);
+        free(sorted);
+        return ms_error_set(err, "out of memory writing the report");
+    }
+    if (t->has_base && (new_or_gone(out, t, top, 1) < 0 || new_or_gone(out, t, top, 0) < 0)) {
+        free(g.sites);
+        free(g.on_path);
+        free(sorted);
+        return ms_error_set(err, "out of memory writing the report");
+    }
     memcpy(sorted, g.sites, t->n_frames * sizeof *sorted);
     qsort(sorted, t->n_frames, sizeof *sorted, t->has_base ? by_self_change : by_self);
     snprintf(heading, sizeof heading, "Top allocation sites by %s%s (self: in the frame itself)",

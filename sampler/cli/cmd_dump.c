@@ -4,11 +4,18 @@
  *
  * Text output, one block per thread, oldest (main) thread first, frames innermost first:
  *
- *     Thread 4242 (main) (holds the GIL)
+ *     Thread 4242 "python3" (main) (holds the GIL): running
  *         handle_request (/srv/app/views.py:88)
+ *     Thread 4250 "uploader": idle
+ *         ...
  *
- * The thread is named by its kernel tid when known, else by its pthread_t in hex. --json
- * prints the same as one array of objects. --stats adds one line to stderr with the walk's
+ * The thread is named by its kernel tid when known, else by its pthread_t in hex; then the
+ * kernel's name for it (comm: what prctl/pthread_setname_np or /proc/self/task/TID/comm set,
+ * else the program's name; bytes outside printable ASCII shown as '?'), and what it is
+ * doing, from the kernel's scheduler state read just before the walk (proc_tasks.h):
+ * "running" (on a CPU or runnable), "idle" (waiting: a lock, I/O, a sleep), "stopped", or
+ * "unknown" when the tid is not known. --json prints the same as one array of objects
+ * ("name", "state"). --stats adds one line to stderr with the walk's
  * cost (wall time, how long the threads were stopped, attempts), which the benchmark reads.
  */
 #include <errno.h>
@@ -18,6 +25,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "proc_tasks.h"
 #include "pycode.h"
 #include "pyruntime.h"
 #include "pythreads.h"
@@ -49,17 +57,21 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void print_json(FILE *f, const struct pythreads *ts)
+static void print_json(FILE *f, const struct pythreads *ts, const struct proc_task *tasks,
+                       int n_tasks)
 {
     fputs("[", f);
     for (int i = 0; i < ts->count; i++) {
         const struct pythread *t = &ts->threads[i];
-        fprintf(f,
-                "%s\n  {\"tid\": %d, \"pthread_id\": \"0x%llx\", \"main\": %s, \"holds_gil\": %s, "
-                "\"truncated\": %s, \"frames\": [",
-                i ? "," : "", (int)t->native_tid, (unsigned long long)t->pthread_id,
-                t->is_main ? "true" : "false", t->holds_gil ? "true" : "false",
-                t->truncated ? "true" : "false");
+        char name[17];
+        const char *activity = dump_thread_info(t, tasks, n_tasks, name);
+        fprintf(
+            f,
+            "%s\n  {\"tid\": %d, \"pthread_id\": \"0x%llx\", \"name\": \"%s\", \"state\": \"%s\", "
+            "\"main\": %s, \"holds_gil\": %s, \"truncated\": %s, \"frames\": [",
+            i ? "," : "", (int)t->native_tid, (unsigned long long)t->pthread_id, name, activity,
+            t->is_main ? "true" : "false", t->holds_gil ? "true" : "false",
+            t->truncated ? "true" : "false");
         for (int k = 0; k < t->nframes; k++) {
             const struct pyframe *fr = &t->frames[k];
             fputs(k ? ",\n    " : "\n    ", f);
@@ -137,6 +149,9 @@ int cmd_dump(int argc, char **argv)
         ms_report("out of memory");
         return MS_EXIT_FAIL;
     }
+    /* The kernel's states before the walk, which may stop the threads (3.8-3.10). */
+    struct proc_task *tasks = NULL;
+    int n_tasks = proc_tasks_read(pid, &tasks);
     struct pythreads ts;
     int rc = pythreads_snapshot(&rt, cc, &ts, &err);
     long long t1 = now_ns();
@@ -144,12 +159,14 @@ int cmd_dump(int argc, char **argv)
         ms_error_prefix(&err, "dump %d", (int)pid);
         ms_report(err.msg);
         pycode_cache_free(cc);
+        free(tasks);
         return MS_EXIT_FAIL;
     }
     if (json)
-        print_json(stdout, &ts);
+        print_json(stdout, &ts, tasks, n_tasks);
     else
-        dump_print_text(stdout, &ts);
+        dump_print_text(stdout, &ts, tasks, n_tasks);
+    free(tasks);
     if (stats)
         fprintf(stderr,
                 "memsnap: dump stats: python %d.%d.%d, %d threads, wall %.3f ms, stopped %.3f ms "

@@ -3,7 +3,10 @@
  * stacks or a text report, on stdout.
  *
  *   --metric NAME      sample type to draw (default: the profile's default type)
- *   --diff BASE        differential graph: widths from FILE, colours by change since BASE
+ *   --diff BASE        differential graph of the union of both trees: widths the larger of
+ *                      before and after, colours by change since BASE, frames only in BASE
+ *                      hatched; frames match by function and file relative to its import root
+ *   --diff-lines       with --diff, frames match by line number too
  *   --icicle|--flame   root at the top (default) or at the bottom
  *   --title T          the SVG's title
  *   --format F         svg (default), folded, text
@@ -31,12 +34,16 @@
 #define TEXT_TOP_ROWS   20
 
 static const char render_usage[] =
-    "usage: memsnap render FILE [--metric NAME] [--diff BASE] [--icicle|--flame] [--title T]\n"
+    "usage: memsnap render FILE [--metric NAME] [--diff BASE [--diff-lines]] [--icicle|--flame]\n"
+    "                           [--title T]\n"
     "                           [--format svg|folded|text] [--min-width PX] [--raw-imports]\n"
-    "Draws a profile (pprof, gzip or raw) to stdout: an interactive SVG flame graph (default),\n"
+    "Draws a profile (pprof, gzip or raw) to stdout: an SVG flame graph (default; a picture\n"
+    "wherever it is pasted, interactive when opened in a browser),\n"
     "Brendan Gregg's folded stacks, or a text report of the top allocation sites.\n"
     "  --metric NAME     the sample type to draw (default: the profile's default)\n"
-    "  --diff BASE       differential graph: red grew since BASE, blue shrank\n"
+    "  --diff BASE       differential graph of both profiles: red grew since BASE, blue shrank,\n"
+    "                    hatched is gone; frames match by function and file, not line\n"
+    "  --diff-lines      with --diff, match frames by line number too\n"
     "  --icicle, --flame root at the top (default) or at the bottom\n"
     "  --title T         the graph's title\n"
     "  --format F        svg, folded or text\n"
@@ -45,7 +52,7 @@ static const char render_usage[] =
 
 struct render_args {
     const char *file, *metric, *base, *title, *format;
-    int flame, raw_imports, have_min_width;
+    int flame, raw_imports, have_min_width, diff_lines;
     double min_width;
 };
 
@@ -98,6 +105,8 @@ static int parse_args(int argc, char **argv, struct render_args *a)
             a->flame = 0;
         } else if (!strcmp(argv[i], "--flame")) {
             a->flame = 1;
+        } else if (!strcmp(argv[i], "--diff-lines")) {
+            a->diff_lines = 1;
         } else if (!strcmp(argv[i], "--raw-imports")) {
             a->raw_imports = 1;
         } else if (missing) {
@@ -117,6 +126,10 @@ static int parse_args(int argc, char **argv, struct render_args *a)
     }
     if (!a->file) {
         fputs(render_usage, stderr);
+        return -1;
+    }
+    if (a->diff_lines && !a->base) {
+        fputs("memsnap: --diff-lines needs --diff BASE.\n", stderr);
         return -1;
     }
     if (strcmp(a->format, "svg") && strcmp(a->format, "folded") && strcmp(a->format, "text")) {
@@ -157,6 +170,7 @@ int cmd_render(int argc, char **argv)
     struct flame_options opt = {
         .metric = a.metric,
         .raw_imports = a.raw_imports,
+        .diff_lines = a.diff_lines,
         .min_fraction = min_width / RENDER_WIDTH_PX,
     };
     if (flametree_build(p, base, &opt, &t, &err) < 0) {
@@ -165,7 +179,7 @@ int cmd_render(int argc, char **argv)
     }
     int rc;
     if (svg) {
-        struct svg_options so = {.title = a.title, .flame = a.flame};
+        struct svg_options so = {.title = a.title, .flame = a.flame, .min_px = min_width};
         rc = svg_write(stdout, p, t, &so, &err);
     } else if (text) {
         rc = text_write(stdout, p, t, TEXT_TOP_ROWS, &err);

@@ -1,4 +1,5 @@
 /*
+<<<<<<< HEAD
  * cmd_stats.c - `memsnap stats FILE`: the recording's facts and the top allocation sites
  * and imports of a profile, as a terminal table (the same report as render --format text,
  * on the profile's default metric).
@@ -6,6 +7,11 @@
  * A profile whose default metric sums to zero (inuse_space of a worker that exited or freed
  * everything during the window) would show "(none)" in every table: then the report uses the
  * allocation view (alloc_space) and says why in a first line.
+=======
+ * cmd_stats.c - `memsnap stats FILE`: the recording's facts, "imports in your code" by cost,
+ * and the top allocation sites and imports of a profile, as a terminal table (the same
+ * report as render --format text, on the profile's default metric).
+>>>>>>> h-render17
  */
 #include <stdio.h>
 #include <string.h>
@@ -48,7 +54,8 @@ int cmd_stats(int argc, char **argv)
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         puts("usage: memsnap stats FILE\n"
              "Prints a profile's recording facts (peak heap and RSS, totals, duration, rate,\n"
-             "drops) and its top allocation sites and imports.");
+             "drops), the import statements of your own code by what they cost, and the top\n"
+             "allocation sites, frames and imports.");
         return MS_EXIT_OK;
     }
     if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0')) {

@@ -21,10 +21,19 @@ int cmd_render(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
 struct pythreads;
+struct pythread;
+struct proc_task;
 
 /* `memsnap dump`'s text output of a snapshot (also used by the replay tests, so a replayed
- * recording is printed exactly as a live dump). */
-void dump_print_text(FILE *f, const struct pythreads *ts);
+ * recording is printed exactly as a live dump). tasks (n_tasks of them, proc_tasks.h) are the
+ * kernel's view of the threads, for their names and activity; NULL leaves both out. */
+void dump_print_text(FILE *f, const struct pythreads *ts, const struct proc_task *tasks,
+                     int n_tasks);
+
+/* The kernel's view of thread t: its name into name (printable ASCII, "" when unknown) and its
+ * activity ("running", "idle", "stopped", "unknown"). */
+const char *dump_thread_info(const struct pythread *t, const struct proc_task *tasks, int n_tasks,
+                             char name[17]);
 
 /* Prints "memsnap: <msg>\n" to stderr: the single place errors reach the user. */
 void ms_report(const char *msg);

@@ -1,5 +1,6 @@
 // svg.test.mjs - drives Debian's chromium over an SVG written by `memsnap render` and checks
 // what a person would do with it: it loads without a console error, hovering shows a tooltip,
+// the same file as an <img> (scripts impossible) still draws its frames, labels and header,
 // clicking a frame zooms (the frame takes the full width, its ancestors stay, dimmed), a regex
 // search highlights frames and reports the matched share, the flame/icicle toggle flips the
 // graph, and reloading the URL with its fragment restores the same view. Hostile function
@@ -11,7 +12,7 @@
 // Prints one line per check and "N passed, N failed"; exits 1 on any failure.
 
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -25,6 +26,52 @@ let passed = 0, failed = 0;
 function check(name, ok, detail) {
     if (ok) { passed++; console.log('[       OK ] ' + name); }
     else { failed++; console.log('[  FAILED  ] ' + name + (detail !== undefined ? ': ' + detail : '')); }
+}
+
+// Loads FILE as an <img> (a data: URL, so the canvas stays readable), draws it on a canvas and
+// checks by pixels that the static frames are painted in their colours with dark label glyphs
+// inside, and that the title is drawn.
+async function imageChecks(page, file, what) {
+    const text = readFileSync(file, 'utf8');
+    const re = /<rect x="([\d.]+)" y="(\d+)" width="([\d.]+)" height="16" fill="(#[0-9a-f]{3,6})"[^>]*><title>[^<]*<\/title><\/rect><text /g;
+    const labelled = [...text.matchAll(re)].map(m => ({ x: +m[1], y: +m[2], w: +m[3], fill: m[4] }))
+        .sort((a, b) => b.w - a.w).slice(0, 6);
+    check(what + ' as image: the file has labelled static frames', labelled.length >= 3, labelled.length);
+    await page.goto('about:blank');
+    await page.setContent('<html><body style="margin:0"><img id="i" src="data:image/svg+xml;base64,' +
+        Buffer.from(text).toString('base64') + '"></body></html>');
+    await page.waitForFunction(() => { const i = document.getElementById('i'); return i.complete && i.naturalWidth > 0; });
+    const r = await page.evaluate(frames => {
+        const img = document.getElementById('i');
+        const c = document.createElement('canvas');
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const ctx = c.getContext('2d');
+        ctx.fillStyle = '#ffffff'; ctx.fillRect(0, 0, c.width, c.height);
+        ctx.drawImage(img, 0, 0);
+        const px = (x, y) => Array.from(ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data);
+        const dark = (x0, y0, x1, y1) => {
+            const d = ctx.getImageData(x0, y0, x1 - x0, y1 - y0).data;
+            let n = 0;
+            for (let k = 0; k < d.length; k += 4) if (d[k] + d[k + 1] + d[k + 2] < 300) n++;
+            return n;
+        };
+        const hex = f => f.length === 4 ? [1, 2, 3].map(k => parseInt(f[k] + f[k], 16))
+            : [1, 3, 5].map(k => parseInt(f.slice(k, k + 2), 16));
+        return {
+            w: img.naturalWidth, h: img.naturalHeight, title: dark(10, 12, 300, 32),
+            frames: frames.map(f => {
+                const want = hex(f.fill), got = px(f.x + f.w / 2, f.y + 1.5);
+                return { fill: f.fill, got: got.slice(0, 3), ok: want.every((v, k) => Math.abs(v - got[k]) <= 12),
+                    glyphs: dark(Math.ceil(f.x + 3), f.y + 2, Math.floor(f.x + Math.min(f.w - 3, 80)), f.y + 14) };
+            }),
+        };
+    }, labelled);
+    check(what + ' as image: 1200 px wide', r.w === 1200 && r.h > 150, r.w + 'x' + r.h);
+    check(what + ' as image: the title is drawn', r.title > 30, r.title);
+    check(what + ' as image: frames are painted in their colours', r.frames.length >= 3 && r.frames.every(f => f.ok),
+        JSON.stringify(r.frames));
+    check(what + ' as image: labels are drawn inside the frames', r.frames.every(f => f.glyphs > 15),
+        r.frames.map(f => f.glyphs).join(' '));
 }
 
 const profileDir = mkdtempSync(join(tmpdir(), 'memsnap-chromium-'));
@@ -55,6 +102,11 @@ try {
     check('header shows the title and stats',
         (await page.locator('#title').textContent()).length > 0 &&
         await page.locator('text.stat').count() >= 3);
+
+    check('the script replaced the static picture', await page.evaluate(() =>
+        !document.getElementById('static') && document.querySelectorAll('#sframes, #spanel').length === 0));
+    check('width follows the window (1240 px viewport)',
+        await page.evaluate(() => document.documentElement.getAttribute('width')) === '1240');
 
     // Everything about one frame, read from the page.
     const frames = () => page.evaluate(() => [...document.querySelectorAll('g.f')].map(g => {
@@ -149,6 +201,9 @@ try {
         await page.hover(`g.f[data-i="${target.i}"] rect`);
         await page.screenshot({ path: shotPath });
     }
+    // As an image: no script can run, the static picture must be complete.
+    await imageChecks(page, svgPath, 'graph');
+
     if (diffPath) {
         await page.goto('file://' + resolve(diffPath));
         await page.waitForSelector('g.f');
@@ -166,6 +221,16 @@ try {
         await page.hover(`g.f[data-i="${grown.i}"] rect`);
         const diffTip = await page.evaluate(() => document.getElementById('tip').textContent);
         check('diff: tooltip shows before, after and change', /before: .* \| after: .*change: \+/.test(diffTip), diffTip);
+        const gone = await page.evaluate(() => [...document.querySelectorAll('g.f.gone')].map(g => ({
+            i: +g.getAttribute('data-i'), fill: g.querySelector('rect').getAttribute('fill'), text: g.textContent })));
+        check('diff: a frame only in the base is drawn, hatched', gone.length > 0 &&
+            gone.every(f => f.fill === 'url(#gone)'), JSON.stringify(gone.slice(0, 3)));
+        if (gone.length) {
+            await page.hover(`g.f[data-i="${gone[0].i}"] rect`);
+            const goneTip = await page.evaluate(() => document.getElementById('tip').textContent);
+            check('diff: its tooltip says it is gone', /after: 0 B.*gone/.test(goneTip), goneTip);
+        }
+        await imageChecks(page, diffPath, 'diff');
     }
     check('no console error at the end', errors.length === 0, errors.join(' | '));
 } finally {

@@ -29,10 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct flame_options o = {
         .raw_imports = opts & 1,
         .min_fraction = (opts & 2) ? 0.1 / 1180 : 0,
+        .diff_lines = (opts >> 4) & 1,
     };
     struct flame_tree *t = NULL;
     if (flametree_build(p, (opts & 4) ? p : NULL, &o, &t, &err) == 0) {
-        struct svg_options so = {.flame = (opts >> 3) & 1};
+        struct svg_options so = {.flame = (opts >> 3) & 1, .min_px = (opts & 32) ? 1.0 : 0.1};
         svg_write(sink, p, t, &so, &err);
         folded_write(sink, t, &err);
         text_write(sink, p, t, 10, &err);

@@ -121,10 +121,17 @@ static void check_json(const char *label, const char *expect)
             if (!strstr(out, want))
                 fail_msg("%s: JSON lacks %s:\n%s", label, want, out);
         } else if (!strncmp(line, "Thread ", 7)) {
-            char want[64];
+            char want[64], named[128];
             snprintf(want, sizeof want, "\"tid\": %d,", atoi(line + 7));
             if (!strstr(out, want))
                 fail_msg("%s: JSON lacks %s:\n%s", label, want, out);
+            /* Its kernel name and state: Thread N "name"...: idle. */
+            const char *q = strchr(line, '"'), *q2 = q ? strchr(q + 1, '"') : NULL;
+            assert_non_null(q2);
+            snprintf(named, sizeof named, "\"name\": \"%.*s\", \"state\": \"idle\"",
+                     (int)(q2 - q - 1), q + 1);
+            if (!strstr(out, named))
+                fail_msg("%s: JSON lacks %s:\n%s", label, named, out);
         }
         line += len + (nl != NULL);
     }
@@ -219,12 +226,51 @@ static void test_stopped_process(void **state)
             fail_msg("%s: dump of a stopped process failed: %s", py[i].label, err);
         assert_non_null(strstr(out, "größe_ändern"));
         assert_non_null(strstr(out, "park ("));
+        /* 3.11+ know the threads' tids without stopping them: the kernel says stopped. */
+        if (py[i].minor >= 11 && !strstr(out, ": stopped\n"))
+            fail_msg("%s: a stopped thread not called stopped:\n%s", py[i].label, out);
         usleep(20000);
         assert_int_equal(state_of(p.pid), 'T'); /* never resumed */
         assert_int_equal(test_pid_is_traced(p.pid), 0);
         kill(p.pid, SIGCONT);
         check_alive(py[i].label, &p);
         test_proc_kill(&p);
+    }
+}
+
+/* A thread running Python flat out is "running", the main thread waiting on stdin "idle";
+ * the kernel name the spinner gave itself is shown (text and JSON). */
+static void test_running_and_idle(void **state)
+{
+    (void)state;
+    struct test_python py[8];
+    int n = test_pythons(py, 8);
+    for (int i = 0; i < n; i++) {
+        struct test_proc p;
+        char *argv[] = {(char *)py[i].path, (char *)test_py_script("dump_spinner.py"), NULL};
+        assert_int_equal(test_proc_spawn(&p, argv), 0);
+        char line[256];
+        if (test_proc_wait_line(&p, "ready", line, sizeof line, 20000))
+            fail_msg("%s: dump_spinner.py never got ready", py[i].label);
+        usleep(50000);
+        int st = run_dump(p.pid, "--json");
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("%s: memsnap dump --json failed: %s", py[i].label, err);
+        if (!strstr(out, "\"name\": \"spinner\", \"state\": \"running\", \"main\": false") ||
+            !strstr(out, "\"state\": \"idle\", \"main\": true"))
+            fail_msg("%s: expected the spinner running and main idle:\n%s", py[i].label, out);
+        st = run_dump(p.pid, NULL);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("%s: memsnap dump failed: %s", py[i].label, err);
+        const char *spin = strstr(out, " \"spinner\"");
+        if (!spin || strncmp(strchr(spin, ':'), ": running\n", 10))
+            fail_msg("%s: the text does not call the spinner running:\n%s", py[i].label, out);
+        assert_int_equal(test_pid_is_traced(p.pid), 0);
+        test_proc_send(&p, "quit\n");
+        int ws = test_proc_wait_exit(&p, 10000);
+        assert_true(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+        test_proc_kill(&p);
+        printf("ok: %s\n", py[i].label);
     }
 }
 
@@ -347,6 +393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dump_matches_interpreter),
         cmocka_unit_test(test_stopped_process),
+        cmocka_unit_test(test_running_and_idle),
         cmocka_unit_test(test_already_traced),
         cmocka_unit_test(test_bad_inputs),
     };

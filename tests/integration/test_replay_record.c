@@ -88,7 +88,7 @@ static int record_live(pid_t pid, struct replay *r, char **text, ms_error *err)
             size_t len;
             FILE *f = open_memstream(text, &len);
             assert_non_null(f);
-            dump_print_text(f, &ts);
+            dump_print_text(f, &ts, NULL, 0);
             fclose(f);
             pythreads_free(&ts);
             rc = 0;

@@ -2,11 +2,13 @@
 #
 # The main thread parks in outer() -> middle() -> park() (blocked reading stdin); a worker
 # with non-ASCII function names (Latin-1, UCS-2 and UCS-4 kinds of str) parks in
-# größe_ändern() -> 日本() -> 𠀀() -> Event.wait(); a second worker parks in a class method
-# that drives a generator that recurses RECURSION deep: Walker.start() -> sum() (C) ->
-# Walker.steps() (a generator frame) -> descend() x (RECURSION + 1) -> Event.wait(). A
-# short-lived reporter thread waits until all three are parked, prints what the interpreter itself sees (sys._current_frames) in
-# memsnap's text format between EXPECT-BEGIN and EXPECT-END, then exits. Commands on stdin
+# größe_ändern() -> 日本() -> 𠀀() -> Event.wait() and names itself "parked-worker"; a second
+# worker parks in a class method that drives a generator that recurses RECURSION deep:
+# Walker.start() -> sum() (C) -> Walker.steps() (a generator frame) -> descend() x
+# (RECURSION + 1) -> Event.wait(). A short-lived reporter thread waits until all three are
+# parked, prints what the interpreter itself sees (sys._current_frames) in memsnap's text
+# format between EXPECT-BEGIN and EXPECT-END (with the kernel's name for each thread, and all
+# idle), then exits. Commands on stdin
 # (read by the parked main thread): "ping" -> "pong" (proves the process still runs), "quit".
 # Works on CPython 3.8-3.14.
 import sys
@@ -25,6 +27,12 @@ def frame_name(f):
 
 
 def 𠀀():
+    # A kernel thread name, as programs set with prctl/pthread_setname_np: dump shows it.
+    try:
+        with open("/proc/self/task/%d/comm" % threading.get_native_id(), "w") as f:
+            f.write("parked-worker")
+    except OSError:
+        pass
     parked.set()
     release.wait()
 
@@ -81,7 +89,13 @@ def report(main_ident, worker, walker):
     out = ["EXPECT-BEGIN"]
     for t, ident in ((threading.main_thread(), main_ident), (worker, worker.ident),
                      (walker, walker.ident)):
-        out.append("Thread %d%s" % (t.native_id, " (main)" if ident == main_ident else ""))
+        # What dump says about the thread: the kernel's name for it (printable ASCII, '?' for
+        # the rest) and "idle": every thread is blocked, reading stdin or in Event.wait().
+        with open("/proc/self/task/%d/comm" % t.native_id, "rb") as f:
+            comm = f.read().rstrip(b"\n")
+        name = "".join(chr(c) if 0x20 <= c < 0x7F and c not in b'"\\' else "?" for c in comm)
+        main = " (main)" if ident == main_ident else ""
+        out.append('Thread %d "%s"%s: idle' % (t.native_id, name, main))
         f = frames[ident]
         while f is not None:
             out.append("    %s (%s:%d)" % (frame_name(f), f.f_code.co_filename, f.f_lineno))

@@ -394,7 +394,7 @@ int replay_dump(struct replay *r, char **text, ms_error *err)
             size_t len = 0;
             FILE *f = open_memstream(text, &len);
             if (f) {
-                dump_print_text(f, &ts);
+                dump_print_text(f, &ts, NULL, 0);
                 fclose(f);
                 rc = 0;
             }

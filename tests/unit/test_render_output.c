@@ -125,8 +125,9 @@ static void test_folded(void **state)
     add(base, (struct fr[]){MAIN, LOAD}, 2, 1, 600);
     j.t = build(p, base);
     out = capture(do_folded, &j);
-    assert_non_null(strstr(out, "main (/app/main.py:3);load (/app/main.py:9) 600 1024\n"));
-    assert_non_null(strstr(out, "main (/app/main.py:3) 0 5\n"));
+    /* A diff matches frames by function and file relative to the script's directory. */
+    assert_non_null(strstr(out, "main (main.py);load (main.py) 600 1024\n"));
+    assert_non_null(strstr(out, "main (main.py) 0 5\n"));
     free(out);
     flametree_free(j.t);
     profile_free(base);
@@ -200,6 +201,13 @@ static void test_svg_escaping(void **state)
     assert_non_null(strstr(out, "\\u0026\\u0022\\u0027\\u0001\\ufffd\\ufffd"));
     assert_non_null(strstr(out, "\\u2028.py"));
     assert_non_null(strstr(out, "t\\u003ci\\u003etle ]]\\u003e \\u0026 \\u0022q\\u0022"));
+    /* The static picture's tooltip: markup escaped, invalid UTF-8 as U+FFFD, U+2028 as a
+     * character reference, the control character replaced. */
+    assert_non_null(
+        strstr(out, "<title>&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;]]&gt;&amp;\"'?"
+                    "&#xfffd;&#xfffd;\n&lt;x&gt;&amp;amp;]]&gt;&#x2028;.py:1\n"));
+    assert_non_null(strstr(
+        out, "<text id=\"stitle\" x=\"10\" y=\"28\">t&lt;i&gt;tle ]]&gt; &amp; \"q\"</text>"));
     free(out);
     flametree_free(j.t);
     profile_free(p);
@@ -233,6 +241,57 @@ static void test_svg_data_matches_tree(void **state)
             assert_int_equal(v[i], want[i]);
     assert_non_null(strstr(out, "\"diff\":0"));
     assert_non_null(strstr(out, "\"counts\":1"));
+    free(out);
+    flametree_free(j.t);
+    profile_free(p);
+}
+
+/* The no-script picture: every frame a <rect> with its <title> and a clipped label, outside
+ * the script, at widths proportional to the metric in a 1200 px picture. */
+static void test_svg_static_frames(void **state)
+{
+    (void)state;
+    struct profile *p = new_profile();
+    add(p, (struct fr[]){MAIN, LOAD}, 2, 2, 1000);
+    add(p, (struct fr[]){MAIN}, 1, 1, 5);
+    add(p, (struct fr[]){{"alpha", "/app/a.py", 1}}, 1, 1, 75);
+    p->meta.peak_heap = 2000;
+    struct profile_point pts[3] = {{0, 100, 10}, {500000000, 300, 2000}, {1000000000, 200, 900}};
+    p->timeline = pts;
+    p->n_timeline = 3;
+    struct job j = {p, build(p, NULL)};
+    char *out = capture(do_svg, &j);
+    p->timeline = NULL;
+    p->n_timeline = 0;
+    const char *script = strstr(out, "<script");
+    assert_non_null(script);
+    /* A fixed size for viewers without scripts. */
+    assert_non_null(
+        strstr(out, "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\""));
+    const char *title =
+        strstr(out, "<title>load\n/app/main.py:9\n1000 B, 92.6%, 2 allocations</title>");
+    assert_non_null(title);
+    assert_true(title < script);
+    /* The <rect> the title belongs to: 1000 of 1080 bytes of 1180 px, minus the 0.5 px gap. */
+    const char *rect = title;
+    while (rect > out && strncmp(rect, "<rect ", 6))
+        rect--;
+    double x, y, w;
+    assert_int_equal(sscanf(rect, "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\"", &x, &y, &w), 3);
+    assert_true(w > 1180.0 * 1000 / 1080 - 0.6 && w < 1180.0 * 1000 / 1080 - 0.4);
+    assert_non_null(strstr(title, "</rect><text "));
+    assert_non_null(strstr(title, ">load (main.py:9)</text>"));
+    /* alpha is 75/1080 of 1180 px = 82 px: room for 10 characters, so its label is cut. */
+    const char *alpha = strstr(out, "<title>alpha\n/app/a.py:1\n");
+    assert_non_null(alpha);
+    assert_non_null(strstr(alpha, ">alpha (a..</text>"));
+    /* The header: facts and the memory chart as elements too. */
+    const char *chart = strstr(out, "<g id=\"schart\">");
+    assert_non_null(chart);
+    assert_true(chart < script);
+    assert_non_null(strstr(chart, "<polyline class=\"heap\" points=\""));
+    assert_non_null(strstr(chart, ">peak heap 1.95 KiB at 0 ms</text>"));
+    assert_non_null(strstr(out, "<tspan class=\"stat-label\">inuse_space </tspan>"));
     free(out);
     flametree_free(j.t);
     profile_free(p);
@@ -331,7 +390,7 @@ int main(void)
         cmocka_unit_test(test_folded),       cmocka_unit_test(test_text_report),
         cmocka_unit_test(test_svg_escaping), cmocka_unit_test(test_svg_data_matches_tree),
         cmocka_unit_test(test_colors),       cmocka_unit_test(test_units),
-        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_bad_files),    cmocka_unit_test(test_svg_static_frames),
     };
     return cmocka_run_group_tests_name("render_output", tests, NULL, NULL);
 }

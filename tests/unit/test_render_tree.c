@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -329,9 +331,62 @@ static void test_imports_ambiguous_and_unknown(void **state)
     assert_int_equal(t->nodes[child(t, app, "import pkg.b", 0)].total, 200);
     assert_int_equal(t->nodes[child(t, app, "import pkg.a, pkg.b", 0)].total, 50);
     int other = child(t, 0, "<module>", 2);
-    assert_int_equal(t->nodes[child(t, other, "import (extension module)", 0)].total, 80);
+    /* /srv/other.py cannot be read: the frame says what and where from. */
+    assert_int_equal(
+        t->nodes[child(t, other, "import (extension module, from other.py:2)", 0)].total, 80);
     flametree_free(t);
     profile_free(p);
+}
+
+/* Runs that reach no module body, named from the importing line when it can be read. */
+static void test_imports_named_from_source(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/memsnap-test-imports-XXXXXX", sub[128], file[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/site-packages", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/site-packages/pkg", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(file, sizeof file, "%s/mod.py", sub);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("import os\nfrom _struct import *\nm = __import__(name)\nfrom .sub import (\n    y,\n)\n"
+          "import a.b as c, d\n",
+          f);
+    assert_int_equal(fclose(f), 0);
+    struct profile *p = new_heap_profile();
+    const char *loaders[] = {"BuiltinImporter.exec_module", "_call_with_frames_removed",
+                             "ExtensionFileLoader.exec_module", "_call_with_frames_removed",
+                             "ExtensionFileLoader.exec_module"};
+    int lines[] = {2, 3, 4, 5, 7};
+    for (int k = 0; k < 5; k++) {
+        struct fr s[] = {{"<module>", file, lines[k]},
+                         {"_find_and_load", BS, 1178},
+                         {"_find_and_load_unlocked", BS, 1149},
+                         {"_load_unlocked", BS, 690},
+                         {loaders[k], k == 1 ? BS : BSE, 1000 + k}};
+        add(p, s, 5, 1, 10 * (k + 1));
+    }
+    struct flame_tree *t = build(p, NULL, NULL, 0, 0);
+    /* The module frame is an installed package's: collapsed away, so look one level down. */
+    int m2 = child(t, 0, "<module>", 2), m3 = child(t, 0, "<module>", 3),
+        m4 = child(t, 0, "<module>", 4), m5 = child(t, 0, "<module>", 5),
+        m7 = child(t, 0, "<module>", 7);
+    assert_true(m2 > 0 && m3 > 0 && m4 > 0 && m5 > 0 && m7 > 0);
+    assert_int_equal(t->nodes[child(t, m2, "import _struct", 0)].total, 10);
+    assert_int_equal(t->nodes[child(t, m3, "import (dynamic import, from mod.py:3)", 0)].total, 20);
+    assert_int_equal(t->nodes[child(t, m4, "import pkg.sub", 0)].total, 30);
+    /* Line 5 is inside the statement, not its first line: no statement there. */
+    assert_int_equal(t->nodes[child(t, m5, "import (dynamic import, from mod.py:5)", 0)].total, 40);
+    assert_int_equal(t->nodes[child(t, m7, "import a.b, d", 0)].total, 50);
+    flametree_free(t);
+    profile_free(p);
+    unlink(file);
+    rmdir(sub);
+    snprintf(sub, sizeof sub, "%s/site-packages", dir);
+    rmdir(sub);
+    rmdir(dir);
 }
 
 static void test_imports_module_names(void **state)
@@ -388,7 +443,11 @@ static void test_diff_overlay(void **state)
     add(after, (struct fr[]){A, B}, 2, 1, 1500);
     add(after, (struct fr[]){A, C}, 2, 1, 100);
     add(after, (struct fr[]){A, B, C}, 3, 1, 40); /* new */
-    struct flame_tree *t = build(after, before, NULL, 0, 0);
+    /* --diff-lines: frames match by line as well. */
+    struct flame_options lines_opt = {.diff_lines = 1};
+    struct flame_tree *t = NULL;
+    ms_error err;
+    assert_int_equal(flametree_build(after, before, &lines_opt, &t, &err), 0);
     assert_true(t->has_base);
     assert_int_equal(t->nodes[0].total, 1640);
     assert_int_equal(t->nodes[0].base_total, 1800);
@@ -405,12 +464,62 @@ static void test_diff_overlay(void **state)
     assert_int_equal(t->nodes[gone].total, 0);
     assert_int_equal(t->nodes[gone].base_total, 300);
     assert_int_equal(t->nodes[a].base_total, 1800);
+    /* Widths: the larger of self before and after plus the children's widths. */
+    assert_int_equal(t->nodes[gone].width, 300);
+    assert_int_equal(t->nodes[b].width, 1540);
+    assert_int_equal(t->nodes[c].width, 500);
+    assert_int_equal(t->nodes[a].width, 1540 + 500 + 300);
+    assert_int_equal(t->nodes[0].width, t->nodes[a].width);
     flametree_free(t);
+
+    /* By default lines do not count: parse:5 and parse:7 are one frame, files relative to
+     * the script's directory (/app, of main.py). */
+    t = build(after, before, NULL, 0, 0);
+    a = child(t, 0, "main", 0);
+    assert_string_equal(flametree_file(t, (uint32_t)a), "main.py");
+    c = child(t, a, "parse", 0);
+    assert_int_equal(t->nodes[c].total, 100);
+    assert_int_equal(t->nodes[c].base_total, 800);
+    assert_int_equal(t->frames[t->nodes[c].frame].line, 0);
+    assert_int_equal(t->nodes[0].total, 1640);
+    assert_int_equal(t->nodes[0].base_total, 1800);
+    flametree_free(t);
+
+    /* Two checkouts: the same program under other directories, a line shifted, a library in
+     * another virtualenv and the standard library of another installation compare equal. */
+    struct profile *r41 = new_heap_profile(), *r42 = new_heap_profile();
+    const struct fr m41 = {"<module>", "/srv/releases/41/manage.py", 3},
+                    m42 = {"<module>", "/srv/releases/42/manage.py", 4},
+                    u41 = {"helper", "/srv/releases/41/app/utils.py", 10},
+                    u42 = {"helper", "/srv/releases/42/app/utils.py", 12},
+                    l41 = {"loads", "/srv/releases/41/venv/lib/python3.11/site-packages/pkg/x.py",
+                           5},
+                    l42 = {"loads", "/home/me/.venv/lib/python3.12/site-packages/pkg/x.py", 6},
+                    s41 = {"decode", "/usr/lib/python3.11/json/decoder.py", 337},
+                    s42 = {"decode", "/opt/py/lib/python3.12/json/decoder.py", 340};
+    add(r41, (struct fr[]){m41, u41, l41, s41}, 4, 1, 1000);
+    add(r41, (struct fr[]){m41, u41}, 2, 1, 200); /* gone in 42 */
+    add(r42, (struct fr[]){m42, u42, l42, s42}, 4, 1, 700);
+    t = build(r42, r41, NULL, 0, 0);
+    assert_int_equal(t->nodes[0].n_children, 1); /* one <module>, matched */
+    int m = path(t, (const char *const[]){"<module>", "helper", "loads", "decode"}, 4);
+    assert_true(m > 0);
+    assert_int_equal(t->nodes[m].total, 700);
+    assert_int_equal(t->nodes[m].base_total, 1000);
+    assert_string_equal(flametree_file(t, (uint32_t)m), "json/decoder.py");
+    int h = path(t, (const char *const[]){"<module>", "helper"}, 2);
+    assert_string_equal(flametree_file(t, (uint32_t)h), "app/utils.py");
+    assert_int_equal(t->nodes[h].self, 0);
+    assert_int_equal(t->nodes[h].base_self, 200);
+    assert_int_equal(t->nodes[h].width, 200 + 1000);
+    flametree_free(t);
+    profile_free(r41);
+    profile_free(r42);
+
     /* A base without the metric is refused with a sentence. */
     struct profile *foreign = profile_new();
     profile_add_sample_type(foreign, "samples", "count");
     struct flame_options opt = {0};
-    ms_error err;
     assert_int_equal(flametree_build(after, foreign, &opt, &t, &err), -1);
     assert_non_null(strstr(err.msg, "base profile"));
     assert_non_null(strstr(err.msg, "inuse_space"));
@@ -449,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_imports_collapse_numpy_random),
         cmocka_unit_test(test_imports_ambiguous_and_unknown),
+        cmocka_unit_test(test_imports_named_from_source),
         cmocka_unit_test(test_imports_module_names),
         cmocka_unit_test(test_diff_overlay),
         cmocka_unit_test(test_inlined_locations),
