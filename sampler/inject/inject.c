@@ -663,9 +663,9 @@ int inject_call(struct inject_thread *t, const char *what, uint64_t fn, const ui
     return inject_call_armed(t, what, fn, args, nargs, timeout_ms, NULL, NULL, ret, err);
 }
 
-int inject_call_armed(struct inject_thread *t, const char *what, uint64_t fn,
-                      const uint64_t *args, int nargs, int timeout_ms, void (*armed)(void *ctx),
-                      void *ctx, uint64_t *ret, ms_error *err)
+int inject_call_armed(struct inject_thread *t, const char *what, uint64_t fn, const uint64_t *args,
+                      int nargs, int timeout_ms, void (*armed)(void *ctx), void *ctx, uint64_t *ret,
+                      ms_error *err)
 {
     if (!t->seized || !t->stub_addr)
         return ms_error_set(err, "calling %s: no hijack session", what);

@@ -1,8 +1,8 @@
 /*
  * inject_lib.c - the sequence of injected libc calls that loads a library image into a live
  * process and calls its start function, or reuses a copy loaded earlier. The image travels
- * as an unlinked regular file of the target's /dev/shm or /tmp, a memfd only as the last
- * resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
+ * as a regular file of the target's /dev/shm or /tmp that has a name only while its dlopen
+ * runs, a memfd only as the last resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
  * inject.c; the choice of thread in safepoint.c.
  */
 #include "inject_lib.h"
@@ -56,8 +56,8 @@ static const char *const image_dirs[IMAGE_DIRS] = {"/dev/shm", "/tmp"};
 struct image_file {
     int dir_fd; /* -1: the directory is unusable */
     const char *dir;
-    int fd;     /* the image, locked; -1 while there is none */
-    int named;  /* 1 while `name` is in the directory (we made it and have not unlinked it) */
+    int fd;    /* the image, locked; -1 while there is none */
+    int named; /* 1 while `name` is in the directory (we made it and have not unlinked it) */
     char name[128];
     const void *image; /* for image_file_link's fallback */
     size_t len;
@@ -300,8 +300,8 @@ static int image_file_write_named(struct image_file *f)
         return -1;
     struct stat st, again;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 ||
-        fstatat(f->dir_fd, f->name, &again, AT_SYMLINK_NOFOLLOW) < 0 ||
-        again.st_ino != st.st_ino || again.st_dev != st.st_dev) {
+        fstatat(f->dir_fd, f->name, &again, AT_SYMLINK_NOFOLLOW) < 0 || again.st_ino != st.st_ino ||
+        again.st_dev != st.st_dev) {
         close(fd); /* not ours any more: someone removed it */
         return -1;
     }
