@@ -2,8 +2,8 @@
  * inject_lib.c - the sequence of injected libc calls that loads a library image into a live
  * process and calls its start function, or reuses a copy loaded earlier. The image travels
  * as a regular file of the target's /dev/shm or /tmp that has a name only while its dlopen
- * runs, a memfd only as the last resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
- * inject.c; the choice of thread in safepoint.c.
+ * runs, a memfd only as the last resort (why: inject_lib.h). The contract is in inject_lib.h;
+ * the call mechanism in inject.c; the choice of thread in safepoint.c.
  */
 #include "inject_lib.h"
 
