@@ -660,6 +660,13 @@ static int fail_fault(struct inject_thread *t, const char *what, int sig, ms_err
 int inject_call(struct inject_thread *t, const char *what, uint64_t fn, const uint64_t *args,
                 int nargs, int timeout_ms, uint64_t *ret, ms_error *err)
 {
+    return inject_call_armed(t, what, fn, args, nargs, timeout_ms, NULL, NULL, ret, err);
+}
+
+int inject_call_armed(struct inject_thread *t, const char *what, uint64_t fn, const uint64_t *args,
+                      int nargs, int timeout_ms, void (*armed)(void *ctx), void *ctx, uint64_t *ret,
+                      ms_error *err)
+{
     if (!t->seized || !t->stub_addr)
         return ms_error_set(err, "calling %s: no hijack session", what);
     if (nargs < 0 || nargs > 6)
@@ -690,6 +697,10 @@ int inject_call(struct inject_thread *t, const char *what, uint64_t fn, const ui
     }
     t->hijacked = 1;
     t->at_marker = 0;
+    /* From here on the thread makes the call even if memsnap dies this instant (the kernel
+     * detaches it with these registers): what armed does is always followed by the call. */
+    if (armed)
+        armed(ctx);
     long long deadline = start + (long long)timeout_ms * 1000000LL;
     long long resumed = start;
     int deliver = 0;

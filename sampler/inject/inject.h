@@ -146,6 +146,14 @@ int inject_write(struct inject_thread *t, uint64_t addr, const void *buf, size_t
 int inject_call(struct inject_thread *t, const char *what, uint64_t fn, const uint64_t *args,
                 int nargs, int timeout_ms, uint64_t *ret, ms_error *err);
 
+/* inject_call, with armed(ctx) run after the thread's registers point at the call and before
+ * it is resumed: from that instant the thread makes the call even if memsnap is killed (the
+ * kernel detaches it as it is), so armed may create what the call consumes and cleans up
+ * (inject_lib.c names the library file there, which the loaded hook then unlinks). */
+int inject_call_armed(struct inject_thread *t, const char *what, uint64_t fn, const uint64_t *args,
+                      int nargs, int timeout_ms, void (*armed)(void *ctx), void *ctx, uint64_t *ret,
+                      ms_error *err);
+
 /* Restores every register, the XSAVE state and the stub bytes, then detaches and re-delivers
  * held signals. Safe to call after a failure (then it does what is left). */
 int inject_finish(struct inject_thread *t, ms_error *err);

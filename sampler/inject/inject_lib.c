@@ -1,9 +1,9 @@
 /*
  * inject_lib.c - the sequence of injected libc calls that loads a library image into a live
  * process and calls its start function, or reuses a copy loaded earlier. The image travels
- * as an unlinked regular file of the target's /dev/shm or /tmp, a memfd only as the last
- * resort (why: inject_lib.h). The contract is in inject_lib.h; the call mechanism in
- * inject.c; the choice of thread in safepoint.c.
+ * as a regular file of the target's /dev/shm or /tmp that has a name only while its dlopen
+ * runs, a memfd only as the last resort (why: inject_lib.h). The contract is in inject_lib.h;
+ * the call mechanism in inject.c; the choice of thread in safepoint.c.
  */
 #include "inject_lib.h"
 
@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -38,20 +39,29 @@
 #define TARGET_RTLD_NOW         2
 #define TARGET_DLOPEN_MODE_FLAG 0x80000000 /* __RTLD_DLOPEN, for __libc_dlopen_mode */
 #define TARGET_MFD_CLOEXEC      1
-#define STALE_FILE_AGE_S        60 /* a leftover image file older than this is a killed run's */
+#define STALE_FILE_AGE_S        60 /* an old-style (unlocked) image file older than this is dead */
 #define FILE_RANDOM_HEX         16 /* hex digits of randomness in an image file's name */
+#define FILE_PID_DIGITS_MAX     10
 #define IMAGE_DIRS              2
 
 /* The target's directories that may hold the image file, in order of preference, as the
  * target names them. */
 static const char *const image_dirs[IMAGE_DIRS] = {"/dev/shm", "/tmp"};
 
-/* One candidate image file: a directory of the target opened by memsnap, and the file memsnap
- * created there (name[0] == 0 while there is none). */
+/* One candidate image file: a directory of the target opened by memsnap, and the image memsnap
+ * wrote there. fd holds the image and an exclusive flock on it for as long as memsnap lives
+ * (the lock is how any memsnap tells a live memsnap's file from a dead one's); the file is
+ * unnamed (O_TMPFILE) until image_file_link gives it `name`, under the stop, just before the
+ * dlopen that consumes it. */
 struct image_file {
     int dir_fd; /* -1: the directory is unusable */
     const char *dir;
+    int fd;    /* the image, locked; -1 while there is none */
+    int named; /* 1 while `name` is in the directory (we made it and have not unlinked it) */
     char name[128];
+    const void *image; /* for image_file_link's fallback */
+    size_t len;
+    pid_t pid;
 };
 
 /* The libc functions the sequence calls, as addresses in the target. */
@@ -131,17 +141,28 @@ static void soname_stem(const char *soname, char *out, size_t n)
         out[l - 3] = 0;
 }
 
-/* 1 if base (a file name, no directory) is "<stem>-<FILE_RANDOM_HEX hex digits>.so", the only
- * names memsnap gives image files: nothing else is ever reused or removed as one. */
-static int image_file_name_matches(const char *base, const char *stem)
+#define NAME_NONE   0
+#define NAME_LEGACY 1 /* "<stem>-<hex>.so": an older memsnap's, never locked */
+#define NAME_LOCKED 2 /* "<stem>-<memsnap pid>-<hex>.so": locked while its memsnap lives */
+
+/* What base (a file name, no directory) is: "<stem>-<pid>-<FILE_RANDOM_HEX hex>.so", the name
+ * memsnap gives image files, or "<stem>-<hex>.so", the name older versions gave them, or
+ * neither (NAME_NONE): nothing else is ever reused or removed as one. */
+static int image_file_name_kind(const char *base, const char *stem)
 {
     size_t sl = strlen(stem);
     if (strncmp(base, stem, sl) != 0 || base[sl] != '-')
-        return 0;
+        return NAME_NONE;
     const char *h = base + sl + 1;
+    int kind = NAME_LEGACY;
+    size_t digits = strspn(h, "0123456789");
+    if (digits > 0 && digits <= FILE_PID_DIGITS_MAX && h[digits] == '-') {
+        h += digits + 1;
+        kind = NAME_LOCKED;
+    }
     if (strspn(h, "0123456789abcdef") != FILE_RANDOM_HEX)
-        return 0;
-    return strcmp(h + FILE_RANDOM_HEX, ".so") == 0;
+        return NAME_NONE;
+    return strcmp(h + FILE_RANDOM_HEX, ".so") == 0 ? kind : NAME_NONE;
 }
 
 /* 1 if a mapping's path may be a copy loaded by memsnap: "/memfd:<soname>" (the memfd way)
@@ -151,7 +172,7 @@ static int loaded_path_matches(const char *path, const char *soname, const char 
     if (strncmp(path, "/memfd:", 7) == 0)
         return strcmp(path + 7, soname) == 0;
     const char *slash = strrchr(path, '/');
-    return slash && image_file_name_matches(slash + 1, stem);
+    return slash && image_file_name_kind(slash + 1, stem) != NAME_NONE;
 }
 
 /* The target's file-system uid and gid (what its open() is checked against). */
@@ -205,10 +226,27 @@ static int target_dir_open(pid_t pid, const char *dir)
     return fd;
 }
 
-/* Removes image files of this library that a killed memsnap left behind: only regular files
- * named like ours (no symlink is followed) and older than STALE_FILE_AGE_S, so that a
- * concurrent memsnap's file, which lives for milliseconds, is never touched. A process that
- * still maps a removed file keeps its mapping. */
+/* Removes name from dir if it is an image file nobody alive holds: a regular file (no symlink
+ * followed, no FIFO opened for long) on which an exclusive flock can be taken, so its memsnap
+ * is dead (a live one holds the lock from before the name exists until after it is gone). */
+static void dead_file_remove(int dir_fd, const char *name)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st, again;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        fstatat(dir_fd, name, &again, AT_SYMLINK_NOFOLLOW) == 0 && again.st_dev == st.st_dev &&
+        again.st_ino == st.st_ino)
+        unlinkat(dir_fd, name, 0);
+    close(fd);
+}
+
+/* Removes image files of this library that a killed memsnap left behind: unlocked files named
+ * "<stem>-<pid>-<hex>.so" at once, whoever made them (dead_file_remove), and an older
+ * version's "<stem>-<hex>.so" once older than STALE_FILE_AGE_S (those carry no lock; a live
+ * memsnap's lives for milliseconds). A process that maps a removed file keeps its mapping, and
+ * reuse finds a loaded copy through its mapping, not its name. */
 static void stale_files_remove(int dir_fd, const char *stem)
 {
     int fd = dup(dir_fd);
@@ -223,20 +261,68 @@ static void stale_files_remove(int dir_fd, const char *stem)
     struct dirent *de;
     while ((de = readdir(d))) {
         struct stat st;
-        if (!image_file_name_matches(de->d_name, stem) ||
-            fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-            st.st_mtime > now - STALE_FILE_AGE_S)
-            continue;
-        unlinkat(dir_fd, de->d_name, 0);
+        int kind = image_file_name_kind(de->d_name, stem);
+        if (kind == NAME_LOCKED)
+            dead_file_remove(dir_fd, de->d_name);
+        else if (kind == NAME_LEGACY &&
+                 fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISREG(st.st_mode) && st.st_mtime <= now - STALE_FILE_AGE_S)
+            unlinkat(dir_fd, de->d_name, 0);
     }
     closedir(d);
 }
 
-/* Writes the image into a new file "<stem>-<random>.so" of f's directory, readable and
- * executable by its owner only, owned by the target's ids so that its dlopen may open it.
- * Returns 0, or -1 with nothing left behind. */
-static int image_file_create(pid_t pid, struct image_file *f, const char *stem, const void *image,
-                             size_t len)
+/* Gives the file the target's fs ids (so that its dlopen may open it) and writes the image. */
+static int image_fill(pid_t pid, int fd, const void *image, size_t len)
+{
+    uid_t uid;
+    gid_t gid;
+    if (geteuid() == 0 && target_fs_ids(pid, &uid, &gid) == 0 &&
+        (uid != geteuid() || gid != getegid()) && fchown(fd, uid, gid) < 0)
+        return -1;
+    const char *p = image;
+    for (size_t done = 0; done < len;) {
+        ssize_t w = pwrite(fd, p + done, len - done, (off_t)done);
+        if (w <= 0)
+            return -1;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* The old way, for file systems without O_TMPFILE (and image_file_link's fallback): the image
+ * written under its name, locked at once. A cleaner that locks it in the instant between
+ * creation and our flock removes it: then this fails. Returns 0 or -1 (nothing left). */
+static int image_file_write_named(struct image_file *f)
+{
+    int fd = openat(f->dir_fd, f->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+    if (fd < 0)
+        return -1;
+    struct stat st, again;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 ||
+        fstatat(f->dir_fd, f->name, &again, AT_SYMLINK_NOFOLLOW) < 0 || again.st_ino != st.st_ino ||
+        again.st_dev != st.st_dev) {
+        close(fd); /* not ours any more: someone removed it */
+        return -1;
+    }
+    if (image_fill(f->pid, fd, f->image, f->len) < 0) {
+        unlinkat(f->dir_fd, f->name, 0);
+        close(fd);
+        return -1;
+    }
+    f->fd = fd;
+    f->named = 1;
+    return 0;
+}
+
+/* Prepares the image in f's directory before any thread is stopped: picks the name
+ * "<stem>-<memsnap's pid>-<random>.so" and writes the image into an UNNAMED file
+ * (O_TMPFILE), mode 0500, owned by the target's ids, locked (flock) by memsnap. Nothing is on
+ * disk under a name yet: a memsnap killed from here until image_file_link leaves nothing.
+ * Without O_TMPFILE the file is written under its name at once. Returns 0 or -1 (nothing
+ * left behind). */
+static int image_file_prepare(pid_t pid, struct image_file *f, const char *stem, const void *image,
+                              size_t len)
 {
     uint8_t rnd[FILE_RANDOM_HEX / 2];
     if (f->dir_fd < 0 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
@@ -244,45 +330,64 @@ static int image_file_create(pid_t pid, struct image_file *f, const char *stem, 
     char hex[FILE_RANDOM_HEX + 1];
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    if (snprintf(f->name, sizeof f->name, "%s-%s.so", stem, hex) >= (int)sizeof f->name) {
-        f->name[0] = 0;
+    if (snprintf(f->name, sizeof f->name, "%s-%d-%s.so", stem, (int)getpid(), hex) >=
+        (int)sizeof f->name)
+        return -1;
+    f->pid = pid;
+    f->image = image;
+    f->len = len;
+    int fd = openat(f->dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0500);
+    if (fd < 0)
+        return image_file_write_named(f);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || image_fill(pid, fd, image, len) < 0) {
+        close(fd);
         return -1;
     }
-    int fd = openat(f->dir_fd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
-    if (fd < 0) {
-        f->name[0] = 0;
-        return -1;
-    }
-    int ok = 1;
-    uid_t uid;
-    gid_t gid;
-    if (geteuid() == 0 && target_fs_ids(pid, &uid, &gid) == 0 &&
-        (uid != geteuid() || gid != getegid()))
-        ok = fchown(fd, uid, gid) == 0;
-    const char *p = image;
-    for (size_t done = 0; ok && done < len;) {
-        ssize_t w = write(fd, p + done, len - done);
-        if (w <= 0)
-            ok = 0;
-        else
-            done += (size_t)w;
-    }
-    if (close(fd) < 0)
-        ok = 0;
-    if (!ok) {
-        unlinkat(f->dir_fd, f->name, 0);
-        f->name[0] = 0;
-        return -1;
-    }
+    f->fd = fd;
+    f->named = 0;
     return 0;
 }
 
-/* Unlinks f's file if there is one; the target's mapping keeps the loaded library alive. */
+/* Gives the prepared image its name (linkat of /proc/self/fd/N), still locked. Called by
+ * inject_call_armed once the hijacked thread's registers point at the dlopen that consumes
+ * the name: from then on, even if memsnap dies, the thread runs that dlopen and the loaded
+ * hook unlinks its own file (sampler/hook/hook_file.c). If the link fails, the image is
+ * written under the name instead (the stop is longer by the copy; rare). */
+static void image_file_link(void *ctx)
+{
+    struct image_file *f = ctx;
+    if (f->named || f->fd < 0)
+        return;
+    char src[64];
+    snprintf(src, sizeof src, "/proc/self/fd/%d", f->fd);
+    if (linkat(AT_FDCWD, src, f->dir_fd, f->name, AT_SYMLINK_FOLLOW) == 0) {
+        f->named = 1;
+        return;
+    }
+    close(f->fd);
+    f->fd = -1;
+    image_file_write_named(f); /* on failure the dlopen fails with ENOENT, harmlessly */
+}
+
+/* Removes f's name if it is still our file (the loaded hook may have unlinked it already);
+ * the target's mapping keeps the loaded library alive. */
 static void image_file_unlink(struct image_file *f)
 {
-    if (f->dir_fd >= 0 && f->name[0])
+    struct stat st, mine;
+    if (f->named && f->fd >= 0 && fstat(f->fd, &mine) == 0 &&
+        fstatat(f->dir_fd, f->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == mine.st_ino &&
+        st.st_dev == mine.st_dev)
         unlinkat(f->dir_fd, f->name, 0);
-    f->name[0] = 0;
+    f->named = 0;
+}
+
+/* Unlinks f's name and drops the image (and so the lock). */
+static void image_file_drop(struct image_file *f)
+{
+    image_file_unlink(f);
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
 }
 
 static int find_func(struct elf_image *libc, uint64_t bias, const char *name, uint64_t *out,
@@ -483,7 +588,8 @@ static int fill_memfd(pid_t pid, int remote_fd, const void *image, size_t len, m
  * then goes to msg (which also clears the target's dlerror state). Returns -1 only when the
  * thread is lost to us. */
 static int remote_dlopen(struct inject_thread *t, const struct libc_funcs *f, const char *path,
-                         uint64_t *handle, char *msg, size_t msg_len, ms_error *err)
+                         struct image_file *file, uint64_t *handle, char *msg, size_t msg_len,
+                         ms_error *err)
 {
     uint64_t path_addr, args[2];
     *handle = 0;
@@ -491,7 +597,9 @@ static int remote_dlopen(struct inject_thread *t, const struct libc_funcs *f, co
         return -1;
     args[0] = path_addr;
     args[1] = f->old_dlopen ? (TARGET_RTLD_NOW | TARGET_DLOPEN_MODE_FLAG) : TARGET_RTLD_NOW;
-    if (inject_call(t, "dlopen", f->dlopen, args, 2, DLOPEN_TIMEOUT_MS, handle, err) < 0)
+    /* An image file gets its name only once the thread is committed to this dlopen. */
+    if (inject_call_armed(t, "dlopen", f->dlopen, args, 2, DLOPEN_TIMEOUT_MS,
+                          file ? image_file_link : NULL, file, handle, err) < 0)
         return -1;
     if (*handle)
         return 0;
@@ -533,7 +641,7 @@ static int load_memfd(struct inject_thread *t, const struct libc_funcs *f, const
     char path[48];
     snprintf(path, sizeof path, "/proc/self/fd/%d", rfd);
     int rc = fill_memfd(pid, rfd, image, len, err);
-    if (rc == 0 && remote_dlopen(t, f, path, handle, msg, msg_len, err) < 0)
+    if (rc == 0 && remote_dlopen(t, f, path, NULL, handle, msg, msg_len, err) < 0)
         return -1; /* the thread is gone from us; it closes nothing more */
     /* The target keeps no descriptor: the mapping holds the memfd alive. */
     args[0] = (uint64_t)rfd;
@@ -542,8 +650,9 @@ static int load_memfd(struct inject_thread *t, const struct libc_funcs *f, const
     return rc;
 }
 
-/* The loading part of the session: dlopen of the first image file that loads (each unlinked
- * as soon as its dlopen returns), else of a memfd; then dlsym. Fills *start. */
+/* The loading part of the session: dlopen of the first image file that loads (each named just
+ * before its dlopen, unlinked by the hook inside it and by us as soon as it returns), else of
+ * a memfd; then dlsym. Fills *start. */
 static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const char *name,
                       const char *stem, struct image_file files[IMAGE_DIRS], const void *image,
                       size_t len, const char *start_symbol, uint64_t errno_addr, uint64_t *start,
@@ -554,12 +663,12 @@ static int load_fresh(struct inject_thread *t, const struct libc_funcs *f, const
     uint64_t handle = 0, args[2];
     for (int i = 0; i < IMAGE_DIRS && !handle; i++) {
         struct image_file *file = &files[i];
-        if (!file->name[0] && image_file_create(pid, file, stem, image, len) < 0)
+        if (file->fd < 0 && image_file_prepare(pid, file, stem, image, len) < 0)
             continue;
         char path[300];
         snprintf(path, sizeof path, "%s/%s", file->dir, file->name);
-        int rc = remote_dlopen(t, f, path, &handle, msg, sizeof msg, err);
-        image_file_unlink(file);
+        int rc = remote_dlopen(t, f, path, file, &handle, msg, sizeof msg, err);
+        image_file_drop(file);
         if (rc < 0)
             return -1;
     }
@@ -711,9 +820,9 @@ static int session_run(pid_t pid, pid_t tid, int adopt, const void *image, size_
     return rc;
 }
 
-/* Prepares the image files before any thread is stopped (removing a killed run's leftovers
- * and writing the image into the first usable directory, so that the stop stays short), runs
- * the session, and unlinks whatever file is left in every case. */
+/* Prepares the image files before any thread is stopped (removing killed runs' leftovers and
+ * writing the image, unnamed, into the first usable directory, so that the stop stays short),
+ * runs the session, and unlinks whatever file is left in every case. */
 static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, size_t len,
                            const char *start_symbol, const void *arg, size_t arg_len,
                            struct inject_result *res, ms_error *err)
@@ -733,17 +842,19 @@ static int library_session(pid_t pid, pid_t tid, int adopt, const void *image, s
     for (int i = 0; i < IMAGE_DIRS; i++) {
         files[i].dir = image_dirs[i];
         files[i].name[0] = 0;
+        files[i].fd = -1;
+        files[i].named = 0;
         files[i].dir_fd = target_dir_open(pid, image_dirs[i]);
         if (files[i].dir_fd >= 0)
             stale_files_remove(files[i].dir_fd, stem);
         if (!created)
-            created = image_file_create(pid, &files[i], stem, image, len) == 0;
+            created = image_file_prepare(pid, &files[i], stem, image, len) == 0;
     }
     long long prepare_ns = now_ns() - t0;
     int rc = session_run(pid, tid, adopt, image, len, name, stem, files, start_symbol, arg, arg_len,
                          res, err);
     for (int i = 0; i < IMAGE_DIRS; i++) {
-        image_file_unlink(&files[i]);
+        image_file_drop(&files[i]);
         if (files[i].dir_fd >= 0)
             close(files[i].dir_fd);
     }

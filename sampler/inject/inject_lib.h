@@ -2,16 +2,20 @@
  * inject_lib.h - load a shared library into a live process and call its start function.
  *
  * The library travels as bytes (memsnap embeds the hook). Before stopping anything, memsnap
- * writes the image into a new file of the target's own mount namespace,
- * /proc/PID/root/dev/shm/<stem>-<16 random hex>.so (else .../tmp/..., skipping a noexec or
- * read-only file system; created O_EXCL|O_NOFOLLOW, mode 0500, owned by the target's fs
- * uid/gid when memsnap is root, the directory resolved inside the target's root), stem being
- * the library's DT_SONAME without ".so". Then, in one hijack session of one thread at a safe
- * point (safepoint.h), it calls the target's own dlopen("/dev/shm/<file>", RTLD_NOW)
- * (glibc >= 2.34 exports dlopen from libc; older ones __libc_dlopen_mode), unlinks the file
- * as soon as dlopen returns (and on every error path), calls dlsym for the start function and
- * finally start(arg) with arg copied onto the hijacked thread's stack. The mapping then shows
- * as "/dev/shm/<stem>-<hex>.so (deleted)".
+ * writes the image into an UNNAMED file (O_TMPFILE) of a directory of the target's own mount
+ * namespace, /proc/PID/root/dev/shm (else .../tmp; skipping a noexec or read-only file
+ * system; the directory resolved inside the target's root), mode 0500, owned by the target's
+ * fs uid/gid when memsnap is root, and holds an exclusive flock on it for as long as it
+ * lives. Then, in one hijack session of one thread at a safe point (safepoint.h), it calls
+ * the target's own dlopen("/dev/shm/<stem>-<memsnap pid>-<16 hex>.so", RTLD_NOW) (glibc >=
+ * 2.34 exports dlopen from libc; older ones __libc_dlopen_mode), stem being the library's
+ * DT_SONAME without ".so". The file gets that name (linkat) only once the thread's registers
+ * point at the dlopen (inject_call_armed), so from the instant it has a name the thread loads
+ * it even if memsnap is killed; the hook's constructor then unlinks it (hook/hook_file.c),
+ * and memsnap unlinks it as soon as dlopen returns (and on every error path). Then dlsym for
+ * the start function and finally start(arg) with arg copied onto the hijacked thread's
+ * stack. The mapping then shows as "/dev/shm/<stem>-<pid>-<hex>.so (deleted)". Without
+ * O_TMPFILE the file is written under its name before the stop (locked the same way).
  *
  * Why not a memfd: gdb 13 resolves a "/memfd:..." mapping by opening every /proc/PID/fd/N
  * of the target and reading an ELF header from it, and blocks forever on a pipe or FIFO (a
@@ -20,12 +24,16 @@
  * /proc/PID/fd/N, dlopen("/proc/self/fd/N"), close) remains the last resort when no file
  * could be written or loaded.
  *
- * Files named like ours that a killed memsnap left in those directories are removed by the
- * next injection once older than a minute (regular files only, no symlink followed).
+ * Files named like ours that a killed memsnap left in those directories (dlopen failed after
+ * it died, no O_TMPFILE, `run`'s child killed with it) are removed by the next injection:
+ * "<stem>-<pid>-<hex>.so" at once when an exclusive flock can be taken on it (its memsnap is
+ * dead; a live one's is locked and never touched), an older version's "<stem>-<hex>.so"
+ * once older than a minute (regular files only, no symlink followed).
  *
  * A library already loaded by an earlier session (a mapping at offset 0 named
- * ".../<stem>-<hex>.so" or "/memfd:<soname>" whose bytes equal the image) is reused: no
- * second copy, only the start function is called.
+ * ".../<stem>-<pid>-<hex>.so", ".../<stem>-<hex>.so" or "/memfd:<soname>" whose bytes, read
+ * through the mapping, equal the image; the file need not exist) is reused: no second copy,
+ * only the start function is called.
  *
  * The thread's errno is saved before and restored after the calls, so the target cannot
  * notice them through errno either.

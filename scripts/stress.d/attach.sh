@@ -6,12 +6,19 @@
 #      disappears), and every 10th kill a fresh attach must work and the target's own checks
 #      (blocking calls, sleeps, leaked data) must pass;
 #   2. CYCLES (default 50) attach/detach cycles against an allocating target: RSS growth after
-#      the first cycle <= 512 KiB.
-# Usage: attach.sh MEMSNAP    env: KILLS, CYCLES.
+#      the first cycle <= 512 KiB;
+#   3. FRESH_KILLS (default 60) SIGKILLs 20-200 ms into the first attach of a fresh target
+#      each time (so the library is really being written and loaded, not reused).
+# As root with unshare(1), every target runs with private tmpfs /dev/shm and /tmp, and after
+# every kill of parts 1 and 3 (and the hook's own stop) no libmemsnap_hook file may remain
+# in them. (This machine's /dev/shm is shared with other memsnaps, whose transient files
+# would look like leftovers: without isolation that check is skipped.)
+# Usage: attach.sh MEMSNAP    env: KILLS, CYCLES, FRESH_KILLS.
 set -euo pipefail
 memsnap="${1:?usage: attach.sh MEMSNAP}"
 kills="${KILLS:-100}"
 cycles="${CYCLES:-50}"
+fresh_kills="${FRESH_KILLS:-60}"
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 target="$here/tests/py/attach_target.py"
 tmp="$(mktemp -d)"
@@ -42,11 +49,27 @@ stopped_or_traced() {
 }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+isolate=0
+if [ "$(id -u)" = 0 ] && [ -x /usr/bin/unshare ]; then isolate=1; else
+  echo "SKIP: files left behind are checked only as root with unshare(1)"; fi
+# python script...: runs it, with private /dev/shm and /tmp when isolate=1 (same pid).
+start_py() {
+  if [ "$isolate" = 1 ]; then
+    exec /usr/bin/unshare --mount --propagation private /bin/sh -c \
+      'mount -t tmpfs -o mode=1777 none /dev/shm && mount -t tmpfs -o mode=1777 none /tmp && exec "$@"' sh "$@"
+  fi
+  exec "$@"
+}
+hook_files() { # pid: the copies of the library in the target's /dev/shm and /tmp
+  [ "$isolate" = 1 ] || return 0
+  ls -d "/proc/$1/root/dev/shm/"libmemsnap_hook* "/proc/$1/root/tmp/"libmemsnap_hook* 2>/dev/null || true
+}
+
 # One target per python: fd 10+i writes to its stdin, out file $tmp/t$i.out.
 tpid=()
 for i in "${!pythons[@]}"; do
   mkfifo "$tmp/t$i.in"
-  "${pythons[$i]}" "$target" < "$tmp/t$i.in" > "$tmp/t$i.out" 2>&1 &
+  ( start_py "${pythons[$i]}" "$target" ) < "$tmp/t$i.in" > "$tmp/t$i.out" 2>&1 &
   tpid[$i]=$!; pids+=("${tpid[$i]}")
   eval "exec $((10 + i))> \"$tmp/t$i.in\""
 done
@@ -87,6 +110,7 @@ for k in $(seq "$kills"); do
   ring_mapped "$pid" && fail "kill $k (${pythons[$i]}, after ${delay_ms} ms): hook still recording after 4 s"
   [ "$took" -le 2500 ] || fail "kill $k: hook took $took ms to stop"
   stopped_or_traced "$pid" && fail "kill $k (${pythons[$i]}, after ${delay_ms} ms): target left stopped or traced"
+  left=$(hook_files "$pid"); [ -z "$left" ] || fail "kill $k (${pythons[$i]}, after ${delay_ms} ms): left behind: $left"
   if [ $(( k % 10 )) -eq 0 ]; then
     "$memsnap" attach "$pid" --quiet --duration 0.3 -o "$tmp/after.pb" > "$tmp/a.log" 2>&1 \
       || fail "attach after kill $k failed: $(cat "$tmp/a.log")"
@@ -115,4 +139,33 @@ for i in 0 $(( ${#pythons[@]} - 1 )); do
   check_target "$i"
 done
 for i in "${!pythons[@]}"; do echo quit >&$((10 + i)); done
+
+echo "$fresh_kills SIGKILLs 20-200 ms into the first attach of a fresh target"
+loaded=0
+for k in $(seq "$fresh_kills"); do
+  i=$(( k % ${#pythons[@]} ))
+  mkfifo "$tmp/f$k.in"
+  ( start_py "${pythons[$i]}" "$target" ) < "$tmp/f$k.in" > "$tmp/f$k.out" 2>&1 &
+  fp=$!; pids+=("$fp")
+  exec 9> "$tmp/f$k.in"
+  for _ in $(seq 400); do grep -q '^ready' "$tmp/f$k.out" && break; sleep 0.05; done
+  grep -q '^ready' "$tmp/f$k.out" || fail "${pythons[$i]}: fresh target $k did not start"
+  delay_ms=$(( 20 + RANDOM % 180 ))
+  "$memsnap" attach "$fp" --quiet -o "$tmp/never.pb" > "$tmp/m.log" 2>&1 &
+  m=$!
+  sleep "$(printf '0.%03d' "$delay_ms")"
+  kill -9 "$m" 2>/dev/null || true
+  wait "$m" 2>/dev/null || true
+  grep -q 'libmemsnap_hook' "/proc/$fp/maps" && loaded=$(( loaded + 1 ))
+  t0=$(now_ms)
+  while ring_mapped "$fp" && [ $(( $(now_ms) - t0 )) -lt 4000 ]; do sleep 0.02; done
+  ring_mapped "$fp" && fail "fresh kill $k (${pythons[$i]}, after ${delay_ms} ms): hook still recording after 4 s"
+  stopped_or_traced "$fp" && fail "fresh kill $k (${pythons[$i]}, after ${delay_ms} ms): target left stopped or traced"
+  left=$(hook_files "$fp")
+  [ -z "$left" ] || fail "fresh kill $k (${pythons[$i]}, after ${delay_ms} ms): left behind: $left"
+  echo quit >&9; exec 9>&-
+  wait "$fp" 2>/dev/null || true
+  rm -f "$tmp/f$k.in"
+done
+echo "  $loaded of $fresh_kills fresh targets had the library loaded when memsnap died"
 echo "attach stress: ok"

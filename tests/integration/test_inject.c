@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdint.h>
@@ -180,15 +181,21 @@ static void assert_untouched(const struct target *t, const char *when)
         fail_msg("%s: the process was left traced %s", t->py->label, when);
 }
 
-/* 1 if a mapping path is a loaded libprobe.so: an unlinked "/dev/shm/libprobe-<16 hex>.so"
- * (or /tmp), or the last resort "/memfd:libprobe.so". */
+/* 1 if a mapping path is a loaded libprobe.so: an unlinked
+ * "/dev/shm/libprobe-<injector pid>-<16 hex>.so" (or /tmp, or an older version's
+ * "libprobe-<16 hex>.so"), or the last resort "/memfd:libprobe.so". */
 static int is_probe_path(const char *path)
 {
     if (strcmp(path, "/memfd:libprobe.so") == 0)
         return 1;
     const char *base = strrchr(path, '/');
-    return base && strncmp(base, "/libprobe-", 10) == 0 &&
-           strspn(base + 10, "0123456789abcdef") == 16 && strcmp(base + 26, ".so") == 0;
+    if (!base || strncmp(base, "/libprobe-", 10) != 0)
+        return 0;
+    const char *h = base + 10;
+    size_t digits = strspn(h, "0123456789");
+    if (digits && h[digits] == '-')
+        h += digits + 1;
+    return strspn(h, "0123456789abcdef") == 16 && strcmp(h + 16, ".so") == 0;
 }
 
 /* Mappings of libprobe.so's first page in pid: one per loaded copy. */
@@ -302,7 +309,8 @@ static int find_gdb(char *out, size_t n)
     return 0;
 }
 
-/* A file in /dev/shm named like an image file of libprobe.so, with its mtime age_s ago. */
+/* A file in /dev/shm named like an image file of libprobe.so ("<hex>" as an older memsnap
+ * named them, "<pid>-<hex>" as memsnap does now), with its mtime age_s ago. */
 static void plant_image_file(char *path, size_t n, const char *hex, int age_s)
 {
     snprintf(path, n, "/dev/shm/libprobe-%s.so", hex);
@@ -321,8 +329,10 @@ static void plant_image_file(char *path, size_t n, const char *hex, int age_s)
  * reads an ELF header from every descriptor): the library must come from an unlinked file of
  * /dev/shm instead. For Debian's python and one pyenv one, whose inject_target.py holds pipes
  * (its stdin, the "read" thread's pipe): inject, then gdb must attach, list the library and
- * detach within 20 s; our image file is gone from /dev/shm, a planted stale one (2 minutes
- * old) was removed by the injection and a fresh one (a concurrent run's) was left alone. */
+ * detach within 20 s; our image file is gone from /dev/shm. Planted files: an older
+ * version's (unlocked, no pid in the name) is removed 2 minutes old and kept when fresh (a
+ * concurrent run's); a current one's is removed at once when nobody holds its flock (its
+ * memsnap died) and kept, however old, while a live memsnap (here: this test) holds it. */
 static void test_gdb_attaches_after_injection(void **state)
 {
     (void)state;
@@ -342,9 +352,14 @@ static void test_gdb_attaches_after_injection(void **state)
         const struct test_python *py = chosen[k];
         if (!py)
             continue;
-        char stale[PATH_MAX], fresh[PATH_MAX];
+        char stale[PATH_MAX], fresh[PATH_MAX], dead[PATH_MAX], live[PATH_MAX];
         plant_image_file(stale, sizeof stale, "00000000deadbeef", 120);
         plant_image_file(fresh, sizeof fresh, "00000000feedf00d", 0);
+        plant_image_file(dead, sizeof dead, "999999-00000000deadf00d", 0);
+        plant_image_file(live, sizeof live, "999999-00000000beeff00d", 120);
+        int live_fd = open(live, O_RDONLY | O_CLOEXEC);
+        assert_true(live_fd >= 0);
+        assert_int_equal(flock(live_fd, LOCK_EX | LOCK_NB), 0);
         struct target t;
         memset(&t, 0, sizeof t);
         t.py = py;
@@ -361,12 +376,18 @@ static void test_gdb_attaches_after_injection(void **state)
         if (strncmp(mapped, "/dev/shm/libprobe-", 18) != 0)
             fail_msg("%s: the probe is mapped as '%s', not from /dev/shm", py->label, mapped);
         int stale_gone = access(stale, F_OK) != 0, fresh_kept = access(fresh, F_OK) == 0;
+        int dead_gone = access(dead, F_OK) != 0, live_kept = access(live, F_OK) == 0;
         unlink(fresh);
         unlink(stale);
+        unlink(dead);
+        unlink(live);
+        close(live_fd);
         if (access(mapped, F_OK) == 0)
             fail_msg("%s: %s was left in /dev/shm", py->label, mapped);
         assert_true(stale_gone);
         assert_true(fresh_kept);
+        assert_true(dead_gone);
+        assert_true(live_kept);
 
         char pid[16], out[16384], err[4096];
         snprintf(pid, sizeof pid, "%d", (int)t.proc.pid);
