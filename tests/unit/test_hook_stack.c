@@ -367,21 +367,21 @@ static void test_stack_walk_314(void **state)
     struct mshook_frame got[8] = {{0}};
     int truncated;
     uint64_t hash;
-    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 2);
+    assert_int_equal(capture(&l, &ts, got, 8, &truncated, &hash, NULL), 2);
     assert_ptr_equal((const void *)(uintptr_t)got[0].code, &codes[0]);
     assert_ptr_equal((const void *)(uintptr_t)got[0].lasti, bytecode + 2);
     assert_ptr_equal((const void *)(uintptr_t)got[1].code, &codes[1]);
     assert_ptr_equal((const void *)(uintptr_t)got[1].lasti, bytecode + 4);
     /* Without the mask the tagged references are not plausible pointers: nothing is kept. */
     l.code_tag_mask = 0;
-    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 0);
+    assert_int_equal(capture(&l, &ts, got, 8, &truncated, &hash, NULL), 0);
     /* Skipping from 4 up still drops the entry frame (no code object); skipping nothing
      * below 5 would keep the owner-4 shim, whose executable here is a code object. */
     l.code_tag_mask = 3;
     l.owner_cstack = 4;
-    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 2);
+    assert_int_equal(capture(&l, &ts, got, 8, &truncated, &hash, NULL), 2);
     l.owner_cstack = 5;
-    assert_int_equal(hook_stack_capture(&l, &ts, got, 8, &truncated, &hash), 3);
+    assert_int_equal(capture(&l, &ts, got, 8, &truncated, &hash, NULL), 3);
     l.code_tag_mask = 8; /* a config asking for more than the tag bits is refused */
     assert_int_equal(hook_stack_layout_check(&l), -1);
 }
