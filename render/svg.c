@@ -16,48 +16,13 @@
 #define SVG_PANEL_ROWS 8
 #include "units.h"
 
-/* Decodes one UTF-8 sequence at s; returns its length (>= 1) and the code point, or
- * U+FFFD for a byte that does not start a valid, shortest-form, non-surrogate sequence. */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        n = 2, v = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 3, v = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        *cp = 0xfffd;
-        return 1;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            *cp = 0xfffd;
-            return 1;
-        }
-        v = v << 6 | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-        *cp = 0xfffd;
-        return 1;
-    }
-    *cp = v;
-    return n;
-}
-
 void svg_json_string(FILE *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     putc('"', out);
     while (*p) {
         uint32_t cp;
-        p += utf8_next(p, &cp);
+        p += svg_utf8_next(p, &cp);
         if (cp >= 0x20 && cp < 0x7f && !strchr("<>&'\"\\", (int)cp)) {
             putc((int)cp, out);
         } else if (cp < 0x10000) {

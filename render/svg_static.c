@@ -21,8 +21,7 @@
 #define STAT_VALUE_PX 7.9 /* their values, bold */
 #define CHART_H       96
 
-/* Decodes one UTF-8 sequence; U+FFFD (length 1) for anything invalid. */
-static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
+size_t svg_utf8_next(const unsigned char *s, uint32_t *cp)
 {
     unsigned char c = s[0];
     size_t n;
@@ -60,7 +59,7 @@ size_t svg_text_len(const char *s)
     size_t n = 0;
     uint32_t cp;
     for (const unsigned char *p = (const unsigned char *)s; *p; n++)
-        p += utf8_decode(p, &cp);
+        p += svg_utf8_next(p, &cp);
     return n;
 }
 
@@ -72,7 +71,7 @@ void svg_xml_text(FILE *out, const char *s, size_t max_chars, int cut)
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; *p && i < keep; i++) {
         uint32_t cp;
-        p += utf8_decode(p, &cp);
+        p += svg_utf8_next(p, &cp);
         if (cp == '<')
             fputs("&lt;", out);
         else if (cp == '>')

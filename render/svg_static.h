@@ -65,4 +65,9 @@ void svg_xml_text(FILE *out, const char *s, size_t max_chars, int cut);
 /* The number of code points of `s`. */
 size_t svg_text_len(const char *s);
 
+/* Decodes one UTF-8 sequence at s; returns its length (>= 1) and the code point, or U+FFFD
+ * (length 1) for a byte that does not start a valid, shortest-form, non-surrogate sequence.
+ * Shared by the static picture and the script's data (svg.c), which escape names alike. */
+size_t svg_utf8_next(const unsigned char *s, uint32_t *cp);
+
 #endif
