@@ -77,23 +77,33 @@ static int64_t clock_ns(clockid_t id)
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), 0 if the process is gone. */
-static char process_state(pid_t pid)
+/* Reads /proc/PID/stat into buf (n bytes) and returns where its third field (the state
+ * letter) starts, after the command name, which may hold spaces and parentheses; NULL when the
+ * process is gone or the text does not parse. */
+static char *read_stat_fields(pid_t pid, char *buf, size_t n)
 {
-    char path[64], buf[512];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+        return NULL;
+    ssize_t got = read(fd, buf, n - 1);
     close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *paren = strrchr(buf, ')'); /* comm may contain spaces and parentheses */
+    if (got <= 0)
+        return NULL;
+    buf[got] = 0;
+    char *paren = strrchr(buf, ')');
     if (!paren || paren[1] != ' ' || !paren[2])
-        return 0;
-    return paren[2];
+        return NULL;
+    return paren + 2;
+}
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), 0 if the process is gone. */
+static char process_state(pid_t pid)
+{
+    char buf[512];
+    const char *state = read_stat_fields(pid, buf, sizeof buf);
+    return state ? state[0] : 0;
 }
 
 /* How a process that is gone or a zombie died, from its zombie's /proc/PID/stat exit_code
@@ -101,21 +111,11 @@ static char process_state(pid_t pid)
  * nothing can tell any more (its parent reaped it: the pid is gone). */
 static int process_exit_signal(pid_t pid)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[2048];
+    char *p = read_stat_fields(pid, buf, sizeof buf);
+    if (!p || (p[0] != 'Z' && p[0] != 'X'))
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p || (p[2] != 'Z' && p[2] != 'X'))
-        return 0;
-    /* p + 2 is field 3 (state): field 52 is 49 fields further */
-    p += 2;
+    /* p is field 3 (state): field 52 is 49 fields further */
     for (int field = 3; field < 52; field++) {
         p = strchr(p, ' ');
         if (!p)

@@ -52,11 +52,14 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 isolate=0
 if [ "$(id -u)" = 0 ] && [ -x /usr/bin/unshare ]; then isolate=1; else
   echo "SKIP: files left behind are checked only as root with unshare(1)"; fi
-# python script...: runs it, with private /dev/shm and /tmp when isolate=1 (same pid).
+# python script...: runs it, with private /dev/shm and /tmp when isolate=1 (same pid). The
+# script runs from its directory, entered before the mounts: the clone may live under /tmp.
 start_py() {
   if [ "$isolate" = 1 ]; then
     exec /usr/bin/unshare --mount --propagation private /bin/sh -c \
-      'mount -t tmpfs -o mode=1777 none /dev/shm && mount -t tmpfs -o mode=1777 none /tmp && exec "$@"' sh "$@"
+      'cd "${2%/*}" && mount -t tmpfs -o mode=1777 none /dev/shm &&
+       mount -t tmpfs -o mode=1777 none /tmp && py="$1" s="${2##*/}" && shift 2 &&
+       exec "$py" "$s" "$@"' sh "$@"
   fi
   exec "$@"
 }

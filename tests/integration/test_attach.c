@@ -73,7 +73,8 @@ static void target_start(struct test_proc *p, const struct test_python *py)
 /* The same target in a mount namespace of its own with private, empty tmpfs /dev/shm and
  * /tmp, so that what is left in them can only be this test's memsnap's (this machine runs
  * other memsnaps, whose transient files would look like leftovers). Needs root and
- * unshare(1); else starts a normal target and returns 0. 1 if isolated. */
+ * unshare(1); else starts a normal target and returns 0. 1 if isolated. The script runs
+ * from its directory, entered before the mounts: the clone itself may live under /tmp. */
 static int target_start_isolated(struct test_proc *p, const struct test_python *py)
 {
     if (getuid() != 0 || access("/usr/bin/unshare", X_OK) != 0) {
@@ -86,8 +87,8 @@ static int target_start_isolated(struct test_proc *p, const struct test_python *
                     "private",
                     "/bin/sh",
                     "-c",
-                    "mount -t tmpfs -o mode=1777 none /dev/shm && "
-                    "mount -t tmpfs -o mode=1777 none /tmp && exec \"$0\" \"$1\"",
+                    "cd \"${1%/*}\" && mount -t tmpfs -o mode=1777 none /dev/shm && "
+                    "mount -t tmpfs -o mode=1777 none /tmp && exec \"$0\" \"${1##*/}\"",
                     (char *)py->path,
                     (char *)test_py_script("attach_target.py"),
                     NULL};
