@@ -53,13 +53,14 @@ isolate=0
 if [ "$(id -u)" = 0 ] && [ -x /usr/bin/unshare ]; then isolate=1; else
   echo "SKIP: files left behind are checked only as root with unshare(1)"; fi
 # python script...: runs it, with private /dev/shm and /tmp when isolate=1 (same pid). The
-# script runs from its directory, entered before the mounts: the clone may live under /tmp.
+# script runs as a copy in the private /dev/shm: the clone may live under /tmp, which the
+# mount hides.
 start_py() {
   if [ "$isolate" = 1 ]; then
     exec /usr/bin/unshare --mount --propagation private /bin/sh -c \
-      'cd "${2%/*}" && mount -t tmpfs -o mode=1777 none /dev/shm &&
-       mount -t tmpfs -o mode=1777 none /tmp && py="$1" s="${2##*/}" && shift 2 &&
-       exec "$py" "$s" "$@"' sh "$@"
+      'mount -t tmpfs -o mode=1777 none /dev/shm && cp "$2" /dev/shm/target.py &&
+       mount -t tmpfs -o mode=1777 none /tmp && py="$1" && shift 2 &&
+       exec "$py" /dev/shm/target.py "$@"' sh "$@"
   fi
   exec "$@"
 }

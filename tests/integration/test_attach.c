@@ -73,8 +73,8 @@ static void target_start(struct test_proc *p, const struct test_python *py)
 /* The same target in a mount namespace of its own with private, empty tmpfs /dev/shm and
  * /tmp, so that what is left in them can only be this test's memsnap's (this machine runs
  * other memsnaps, whose transient files would look like leftovers). Needs root and
- * unshare(1); else starts a normal target and returns 0. 1 if isolated. The script runs
- * from its directory, entered before the mounts: the clone itself may live under /tmp. */
+ * unshare(1); else starts a normal target and returns 0. 1 if isolated. The script runs as a
+ * copy in the private /dev/shm: the clone itself may live under /tmp, which the mount hides. */
 static int target_start_isolated(struct test_proc *p, const struct test_python *py)
 {
     if (getuid() != 0 || access("/usr/bin/unshare", X_OK) != 0) {
@@ -87,8 +87,10 @@ static int target_start_isolated(struct test_proc *p, const struct test_python *
                     "private",
                     "/bin/sh",
                     "-c",
-                    "cd \"${1%/*}\" && mount -t tmpfs -o mode=1777 none /dev/shm && "
-                    "mount -t tmpfs -o mode=1777 none /tmp && exec \"$0\" \"${1##*/}\"",
+                    "mount -t tmpfs -o mode=1777 none /dev/shm && "
+                    "cp \"$1\" /dev/shm/attach_target.py && "
+                    "mount -t tmpfs -o mode=1777 none /tmp && "
+                    "exec \"$0\" /dev/shm/attach_target.py",
                     (char *)py->path,
                     (char *)test_py_script("attach_target.py"),
                     NULL};
