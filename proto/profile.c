@@ -247,6 +247,7 @@ static int intern_attach(struct profile *p)
     in->cap_samples = p->n_samples;
     in->cap_timeline = p->n_timeline;
     in->cap_comments = p->n_comments;
+    in->cap_processes = p->n_processes;
 
     /* From here on nothing can fail: adopt the profile's memory and index it. */
     if (p->n_strings)
@@ -557,6 +558,36 @@ int profile_add_comment(struct profile *p, const char *text)
     return 0;
 }
 
+int profile_add_process(struct profile *p, const struct profile_process *proc, const char *command)
+{
+    if (!p || !proc || proc->pid < 1 || proc->pid > INT32_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (intern_attach(p))
+        return -1;
+    size_t at = p->n_processes;
+    for (size_t i = 0; i < p->n_processes; i++)
+        if (p->processes[i].pid == proc->pid)
+            at = i;
+    if (at == p->n_processes &&
+        (p->n_processes >= PROFILE_MAX_PROCESSES ||
+         profile_array_reserve((void **)&p->processes, &p->intern->cap_processes,
+                               p->n_processes + 1, sizeof *p->processes))) {
+        if (p->n_processes >= PROFILE_MAX_PROCESSES)
+            errno = ENOSPC;
+        return -1;
+    }
+    uint32_t c = profile_intern(p, command ? command : "");
+    if (c == PROFILE_NO_INDEX)
+        return -1;
+    p->processes[at] = *proc;
+    p->processes[at].command = c;
+    if (at == p->n_processes)
+        p->n_processes++;
+    return 0;
+}
+
 int profile_find_sample_type(const struct profile *p, const char *type)
 {
     if (!p || !type)
@@ -587,5 +618,6 @@ void profile_free(struct profile *p)
     free(p->values);
     free(p->timeline);
     free(p->comments);
+    free(p->processes);
     free(p);
 }

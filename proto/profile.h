@@ -14,8 +14,8 @@
  * had only an address gets a function named "0x<address>" with file "" and line 0); every
  * string is valid UTF-8 without NUL bytes (bad bytes become U+FFFD); default_sample_type is
  * the type named by the file's default_sample_type, else the last one (pprof's rule);
- * labels other than "thread" (string) and "bytes" (numeric) are dropped; mappings are not
- * kept. A file of other tools may have sample ids in any order and unpacked numbers.
+ * labels other than "thread" (string), "bytes" and "pid" (numeric) are dropped; mappings are
+ * not kept. A file of other tools may have sample ids in any order and unpacked numbers.
  *
  * Builder notes: profile_intern() repairs invalid UTF-8 the same way; builder calls also
  * work on a profile that was read (it is indexed on the first call); a sample type cannot
@@ -40,6 +40,14 @@
  *   memsnap.peak_time_ns=N  memsnap.total_alloc_bytes=N  memsnap.total_alloc_count=N
  *   memsnap.timeline=t_ns,rss,heap;t_ns,rss,heap;...   (at most 256 points per comment, in
  *                                          order; a long timeline takes several comments)
+ *   memsnap.process=pid,start_unix_ns,duration_ns,peak_rss,peak_heap,total_alloc_bytes,
+ *                   total_alloc_count,exited,signal,command
+ *                                          one per process of a merged profile (several
+ *                                          processes: attach --children, run --follow-fork);
+ *                                          exited 0/1, signal 0..127 (what killed it), the
+ *                                          command is the rest after the 9th comma; at most
+ *                                          PROFILE_MAX_PROCESSES are kept, a repeated pid
+ *                                          replaces the earlier entry
  * Every N is a plain decimal in 0 .. 2^63-1 (rate >= 1). A string value is the rest of the
  * comment after the first "=". The reader is strict and forgiving at once: a memsnap comment
  * with an unknown key, a number out of range, or a timeline chunk that is malformed, goes
@@ -59,6 +67,8 @@
 #define PROFILE_MAX_FILE_BYTES      (1ull << 31) /* decompressed */
 #define PROFILE_MAX_STACK_DEPTH     8192
 #define PROFILE_MAX_TIMELINE_POINTS 65536 /* the recorder keeps at most 4096 */
+#define PROFILE_MAX_PROCESSES       4096  /* process entries of a merged profile */
+#define PROFILE_MERGED_POINTS       4096  /* a merged timeline is thinned to this many */
 
 struct profile_value_type {
     uint32_t type; /* string index, e.g. "inuse_space" */
@@ -89,6 +99,7 @@ struct profile_sample {
     uint32_t n_locs;
     uint32_t thread;     /* string index of the "thread" label, 0 when none */
     int64_t block_bytes; /* numeric label "bytes" (average block size), 0 when none */
+    int64_t pid;         /* numeric label "pid" (1 .. 2^31-1), 0 when none */
 };
 
 /* One point of the memory-over-time chart. */
@@ -115,6 +126,20 @@ struct profile_meta {
     int64_t total_alloc_bytes; /* every allocation seen by the hook, sampled or not */
     int64_t total_alloc_count;
     uint32_t native_thread_names; /* reserved, 0 */
+};
+
+/* One process of a merged profile (profile_merge). */
+struct profile_process {
+    int64_t pid;
+    uint32_t command; /* string index */
+    int64_t start_unix_ns;
+    int64_t duration_ns; /* recorded: from its start of recording to its end or exit */
+    int64_t peak_rss;
+    int64_t peak_heap;
+    int64_t total_alloc_bytes;
+    int64_t total_alloc_count;
+    int64_t exited; /* 1: it exited (or was killed) during the window */
+    int64_t signal; /* exited: the signal that killed it, 0 none or unknown */
 };
 
 struct profile {
@@ -149,6 +174,10 @@ struct profile {
     uint32_t *comments;
     size_t n_comments;
 
+    /* A merged profile's processes (memsnap.process comments); 0 in a one-process profile. */
+    struct profile_process *processes;
+    size_t n_processes;
+
     struct profile_intern *intern; /* builder's dedup tables; NULL on profiles that were read */
 };
 
@@ -174,6 +203,22 @@ int profile_add_point(struct profile *p, int64_t t_ns, int64_t rss, int64_t heap
 /* Appends a free-text comment (interned). Text starting with "memsnap." is memsnap's own
  * namespace, written from meta and the timeline: refused with EINVAL. 0, or -1 (errno). */
 int profile_add_comment(struct profile *p, const char *text);
+
+/* Adds (or, same pid, replaces) a process entry; its command is interned. 0, or -1 (errno). */
+int profile_add_process(struct profile *p, const struct profile_process *proc, const char *command);
+
+/* Merges src into dst, for one profile of several processes. Every sample of src is added
+ * with its "pid" label (its own, else src's meta.pid); functions, locations and strings are
+ * re-interned; src's process entries (or one made from its meta) are appended; its free-text
+ * comments are kept, a "memsnap-note: " one gains "process N: "; the timelines (RSS and heap
+ * over time, in absolute time) are summed as step functions and thinned to at most
+ * PROFILE_MERGED_POINTS; dst's meta then spans both: the earliest start, the latest end,
+ * summed totals and drops, peaks of the summed timeline (or the largest process peak). An
+ * empty dst (no sample types) takes src's sample types, period and meta. Sample types are
+ * matched by name; a type dst lacks is refused (EINVAL) once dst has samples. dst must be
+ * a built profile or a read one (it is indexed on first use). 0, or -1 with err (dst may
+ * then hold part of src). */
+int profile_merge(struct profile *dst, const struct profile *src, ms_error *err);
 
 /* --- files --- */
 

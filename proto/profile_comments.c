@@ -103,6 +103,25 @@ int comment_texts_format(const struct profile *p, struct comment_texts *out)
                 goto nomem;
         }
     }
+    for (size_t i = 0; i < p->n_processes; i++) {
+        const struct profile_process *q = &p->processes[i];
+        if (q->pid < 1 || q->pid > INT32_MAX)
+            continue;
+        const char *command = q->command < p->n_strings ? p->strings[q->command] : "";
+        char *text = NULL;
+        if (asprintf(&text,
+                     MEMSNAP_COMMENT_PREFIX "process=%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+                                            ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%d,%d,%s",
+                     q->pid, q->start_unix_ns < 0 ? 0 : q->start_unix_ns,
+                     q->duration_ns < 0 ? 0 : q->duration_ns, q->peak_rss < 0 ? 0 : q->peak_rss,
+                     q->peak_heap < 0 ? 0 : q->peak_heap,
+                     q->total_alloc_bytes < 0 ? 0 : q->total_alloc_bytes,
+                     q->total_alloc_count < 0 ? 0 : q->total_alloc_count, q->exited ? 1 : 0,
+                     q->signal > 0 && q->signal < 128 ? (int)q->signal : 0, command) < 0)
+            text = NULL;
+        if (texts_add(out, &cap, text))
+            goto nomem;
+    }
     for (size_t at = 0; at < p->n_timeline; at += POINTS_PER_COMMENT) {
         size_t n =
             p->n_timeline - at < POINTS_PER_COMMENT ? p->n_timeline - at : POINTS_PER_COMMENT;
@@ -199,7 +218,41 @@ static int timeline_parse(struct profile *p, const char *s, size_t *cap_timeline
     return 0;
 }
 
-int comment_parse(struct profile *p, const char *text, size_t *string_room, size_t *cap_timeline)
+/* One process entry, checked whole before it is kept; the command (the rest of the text) is
+ * a string of its own, pointing into the comment. */
+static int process_parse(struct profile *p, const char *s, size_t *string_room,
+                         size_t *cap_processes)
+{
+    struct profile_process q = {0};
+    int64_t *fields[] = {&q.pid,       &q.start_unix_ns,     &q.duration_ns,       &q.peak_rss,
+                         &q.peak_heap, &q.total_alloc_bytes, &q.total_alloc_count, &q.exited,
+                         &q.signal};
+    static const int64_t max[] = {INT32_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
+                                  INT64_MAX, INT64_MAX, 1,         127};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (number_parse(&s, i == 0 ? 1 : 0, max[i], fields[i]) || *s++ != ',')
+            return 0;
+    size_t at = p->n_processes;
+    for (size_t i = 0; i < p->n_processes; i++)
+        if (p->processes[i].pid == q.pid)
+            at = i;
+    if (at == p->n_processes && p->n_processes >= PROFILE_MAX_PROCESSES)
+        return 0;
+    q.command = string_resolve(p, s, string_room);
+    if (q.command == PROFILE_NO_INDEX)
+        return 0;
+    if (at == p->n_processes) {
+        if (profile_array_reserve((void **)&p->processes, cap_processes, p->n_processes + 1,
+                                  sizeof *p->processes))
+            return -1;
+        p->n_processes++;
+    }
+    p->processes[at] = q;
+    return 0;
+}
+
+int comment_parse(struct profile *p, const char *text, size_t *string_room, size_t *cap_timeline,
+                  size_t *cap_processes)
 {
     if (strncmp(text, MEMSNAP_COMMENT_PREFIX, strlen(MEMSNAP_COMMENT_PREFIX)) != 0)
         return 0;
@@ -211,6 +264,8 @@ int comment_parse(struct profile *p, const char *text, size_t *string_room, size
     const char *value = eq + 1;
     if (key_len == 8 && strncmp(key, "timeline", 8) == 0)
         return timeline_parse(p, value, cap_timeline);
+    if (key_len == 7 && strncmp(key, "process", 7) == 0)
+        return process_parse(p, value, string_room, cap_processes);
     for (size_t i = 0; i < N_NUMBER_KEYS; i++) {
         const struct number_key *k = &number_keys[i];
         if (strlen(k->name) != key_len || strncmp(key, k->name, key_len) != 0)

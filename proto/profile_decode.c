@@ -48,8 +48,8 @@ enum {
 };
 
 /* Room kept in the string array for metadata strings that only a comment spells (one per
- * string key of profile_comments.c). */
-#define META_STRING_ROOM 3
+ * string key of profile_comments.c, one per process entry). */
+#define META_STRING_ROOM (3 + PROFILE_MAX_PROCESSES)
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
@@ -92,10 +92,10 @@ struct reader {
     size_t string_bytes;
 
     size_t cap_lines;
-    size_t n_bare_done;             /* locations without lines synthesized so far */
-    char *names_next;               /* where the next synthesized name goes in the string block */
-    int64_t default_type;           /* string index of Profile.default_sample_type */
-    uint32_t thread_key, bytes_key; /* string indexes of those label keys, 0 until seen */
+    size_t n_bare_done;   /* locations without lines synthesized so far */
+    char *names_next;     /* where the next synthesized name goes in the string block */
+    int64_t default_type; /* string index of Profile.default_sample_type */
+    uint32_t thread_key, bytes_key, pid_key; /* string indexes of those label keys, 0 until seen */
     struct id_map functions, locations;
     uint32_t *comments; /* every comment, in file order, before memsnap's are taken out */
     size_t n_all_comments;
@@ -779,21 +779,27 @@ static int label_decode(struct reader *r, struct cursor c, struct profile_sample
     if (string_index(r, key, "a label key", &k) || string_index(r, str, "a label", &sv) ||
         string_index(r, unit, "a label unit", &ignored))
         return -1;
-    /* Every sample repeats the same keys: remember which indexes spell "thread" and "bytes"
+    /* Every sample repeats the same keys: remember which indexes spell "thread", "bytes", "pid"
      * (a table may hold a string twice, so others are still compared). */
     int kind = 0;
     if (k == r->thread_key)
         kind = 1;
     else if (k == r->bytes_key)
         kind = 2;
+    else if (k == r->pid_key)
+        kind = 3;
     else if (strcmp(r->p->strings[k], "thread") == 0)
         kind = 1, r->thread_key = k;
     else if (strcmp(r->p->strings[k], "bytes") == 0)
         kind = 2, r->bytes_key = k;
+    else if (strcmp(r->p->strings[k], "pid") == 0)
+        kind = 3, r->pid_key = k;
     if (sv && kind == 1)
         s->thread = sv;
     else if (!sv && kind == 2)
         s->block_bytes = (int64_t)num;
+    else if (!sv && kind == 3 && num >= 1 && num <= INT32_MAX) /* another range: no pid */
+        s->pid = (int64_t)num;
     return 0;
 }
 
@@ -1084,12 +1090,12 @@ static int pass_samples(struct reader *r, struct cursor all)
 static int comments_sort(struct reader *r)
 {
     struct profile *p = r->p;
-    size_t room = META_STRING_ROOM, cap_timeline = 0;
+    size_t room = META_STRING_ROOM, cap_timeline = 0, cap_processes = 0;
     for (size_t i = 0; i < r->n_all_comments; i++) {
         const char *text = p->strings[r->comments[i]];
         if (strncmp(text, MEMSNAP_COMMENT_PREFIX, strlen(MEMSNAP_COMMENT_PREFIX)) != 0)
             p->comments[p->n_comments++] = r->comments[i];
-        else if (comment_parse(p, text, &room, &cap_timeline))
+        else if (comment_parse(p, text, &room, &cap_timeline, &cap_processes))
             return nomem(r);
     }
     return 0;

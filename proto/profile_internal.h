@@ -39,7 +39,7 @@ struct profile_intern {
 
     /* Allocated entries of each array of struct profile (values: cap_samples rows). */
     size_t cap_strings, cap_sample_types, cap_functions, cap_lines, cap_locations;
-    size_t cap_stack_locs, cap_samples, cap_timeline, cap_comments;
+    size_t cap_stack_locs, cap_samples, cap_timeline, cap_comments, cap_processes;
 };
 
 /* Makes room for `need` entries of `elem` bytes in *arr (capacity *cap, in entries),
@@ -98,7 +98,8 @@ void comment_texts_free(struct comment_texts *t);
  * a new entry pointing into the comment itself (its bytes live in the table's block) taken
  * from the room reserved in p->strings (*string_room slots; none left: the key is ignored).
  * *cap_timeline is p->timeline's capacity. Returns -1 on ENOMEM only. */
-int comment_parse(struct profile *p, const char *text, size_t *string_room, size_t *cap_timeline);
+int comment_parse(struct profile *p, const char *text, size_t *string_room, size_t *cap_timeline,
+                  size_t *cap_processes);
 
 /* --- gzip output and input (profile_gzip.c) --- */
 

@@ -294,7 +294,7 @@ static size_t id_size(uint32_t v)
 
 /* String indexes of the label keys (the "bytes" key doubles as the unit). */
 struct sample_keys {
-    uint32_t thread, bytes;
+    uint32_t thread, bytes, pid;
 };
 
 /* Writes sample i as a Profile.sample field. Samples are the whole bulk of a big profile, so
@@ -311,7 +311,7 @@ static void sample_put(struct sink *s, const struct profile *p, size_t i,
     const int64_t *vals = p->values + i * p->n_sample_types;
     size_t nt = p->n_sample_types;
 
-    size_t ids = 0, values = 0, thread = 0, bytes = 0;
+    size_t ids = 0, values = 0, thread = 0, bytes = 0, pid = 0;
     for (uint32_t k = 0; k < ps->n_locs; k++)
         ids += id_size(locs[k] + 1);
     for (size_t t = 0; t < nt; t++)
@@ -320,10 +320,12 @@ static void sample_put(struct sink *s, const struct profile *p, size_t i,
         thread = 2 + varint_size(keys->thread) + varint_size(ps->thread);
     if (ps->block_bytes) /* Label{key, num, num_unit} */
         bytes = 3 + 2 * varint_size(keys->bytes) + varint_size((uint64_t)ps->block_bytes);
-    size_t size = (ids ? 1 + varint_size(ids) + ids : 0) +
-                  (values ? 1 + varint_size(values) + values : 0) +
-                  (thread ? 1 + varint_size(thread) + thread : 0) +
-                  (bytes ? 1 + varint_size(bytes) + bytes : 0);
+    if (ps->pid) /* Label{key, num} */
+        pid = 2 + varint_size(keys->pid) + varint_size((uint64_t)ps->pid);
+    size_t size =
+        (ids ? 1 + varint_size(ids) + ids : 0) + (values ? 1 + varint_size(values) + values : 0) +
+        (thread ? 1 + varint_size(thread) + thread : 0) +
+        (bytes ? 1 + varint_size(bytes) + bytes : 0) + (pid ? 1 + varint_size(pid) + pid : 0);
 
     uint8_t *b = field_begin(s, F_SAMPLE, size);
     if (!b)
@@ -364,6 +366,14 @@ static void sample_put(struct sink *s, const struct profile *p, size_t i,
         *b++ = 4 << 3;
         b += varint_put(b, keys->bytes);
     }
+    if (pid) {
+        *b++ = 3 << 3 | 2;
+        b += varint_put(b, pid);
+        *b++ = 1 << 3;
+        b += varint_put(b, keys->pid);
+        *b++ = 3 << 3;
+        b += varint_put(b, (uint64_t)ps->pid);
+    }
 }
 
 /* --- the stream --- */
@@ -375,11 +385,17 @@ static int profile_stream_with(const struct profile *p, struct sink *s,
     /* Label keys this profile may lack; appended after its own strings when missing. */
     size_t next_string = p->n_strings;
     uint32_t k_thread = string_find(p, "thread"), k_bytes = string_find(p, "bytes");
+    uint32_t k_pid = string_find(p, "pid");
     int add_thread = k_thread == PROFILE_NO_INDEX, add_bytes = k_bytes == PROFILE_NO_INDEX;
+    int add_pid = 0;
     if (add_thread)
         k_thread = (uint32_t)next_string++;
     if (add_bytes)
         k_bytes = (uint32_t)next_string++;
+    if (k_pid == PROFILE_NO_INDEX)
+        for (size_t i = 0; i < p->n_samples && !add_pid; i++)
+            if (p->samples[i].pid)
+                add_pid = 1, k_pid = (uint32_t)next_string++;
 
     for (size_t i = 0; i < p->n_sample_types; i++) {
         Memsnap__Pprof__ValueType vt = MEMSNAP__PPROF__VALUE_TYPE__INIT;
@@ -388,7 +404,7 @@ static int profile_stream_with(const struct profile *p, struct sink *s,
         field_message(s, F_SAMPLE_TYPE, &vt.base);
     }
 
-    struct sample_keys keys = {.thread = k_thread, .bytes = k_bytes};
+    struct sample_keys keys = {.thread = k_thread, .bytes = k_bytes, .pid = k_pid};
     for (size_t i = 0; i < p->n_samples && !s->err_errno; i++)
         sample_put(s, p, i, &keys);
 
@@ -441,6 +457,8 @@ static int profile_stream_with(const struct profile *p, struct sink *s,
         field_bytes(s, F_STRING_TABLE, "thread", 6);
     if (add_bytes)
         field_bytes(s, F_STRING_TABLE, "bytes", 5);
+    if (add_pid)
+        field_bytes(s, F_STRING_TABLE, "pid", 3);
     for (size_t i = 0; i < notes->n && !s->err_errno; i++)
         field_bytes(s, F_STRING_TABLE, notes->texts[i], strlen(notes->texts[i]));
 
