@@ -1,17 +1,11 @@
 /*
-<<<<<<< HEAD
- * cmd_stats.c - `memsnap stats FILE`: the recording's facts and the top allocation sites
- * and imports of a profile, as a terminal table (the same report as render --format text,
- * on the profile's default metric).
+ * cmd_stats.c - `memsnap stats FILE`: the recording's facts, "imports in your code" by cost,
+ * and the top allocation sites and imports of a profile, as a terminal table (the same
+ * report as render --format text, on the profile's default metric).
  *
  * A profile whose default metric sums to zero (inuse_space of a worker that exited or freed
  * everything during the window) would show "(none)" in every table: then the report uses the
  * allocation view (alloc_space) and says why in a first line.
-=======
- * cmd_stats.c - `memsnap stats FILE`: the recording's facts, "imports in your code" by cost,
- * and the top allocation sites and imports of a profile, as a terminal table (the same
- * report as render --format text, on the profile's default metric).
->>>>>>> h-render17
  */
 #include <stdio.h>
 #include <string.h>
